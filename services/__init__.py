@@ -1,0 +1,1 @@
+"""llmnet services: each folder is one FastAPI app with its own data."""

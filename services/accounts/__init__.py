@@ -1,0 +1,1 @@
+"""accounts: users, auth tokens, API keys, profiles, follows between users, audit records."""

@@ -1,0 +1,45 @@
+"""Administration of users and the audit trail."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class AdminUserRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    username: str
+    email: str
+    display_name: str | None
+    role: str
+    is_model_developer: bool
+    is_banned: bool
+    banned_at: datetime | None
+    ban_reason: str | None
+    created_at: datetime
+
+
+class BanRequest(BaseModel):
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class RoleUpdate(BaseModel):
+    role: Literal["user", "admin"]
+
+
+class AuditRecordRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    actor_id: uuid.UUID | None
+    action: str
+    target_type: str | None
+    target_id: str | None
+    ip: str | None
+    details: dict[str, Any]
+    created_at: datetime

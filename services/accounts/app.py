@@ -1,0 +1,53 @@
+"""The accounts service app."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from services.accounts.admin.service import admin_service
+from services.accounts.api import router
+from services.accounts.config import AccountsSettings
+from services.accounts.deps import AccountsContext
+from shared.app import create_service_app
+from shared.auth.passwords import PasswordHasher
+from shared.auth.tokens import TokenSigner
+from shared.db import session_scope
+
+
+def create_app(settings: AccountsSettings | None = None) -> FastAPI:
+    settings = settings or AccountsSettings()  # type: ignore[call-arg]
+
+    @asynccontextmanager
+    async def resources(app: FastAPI) -> AsyncIterator[None]:
+        context = AccountsContext(
+            settings=settings,
+            signer=TokenSigner(
+                settings.jwt_private_key_file.read_bytes(),
+                issuer=settings.jwt_issuer,
+                audience=settings.jwt_audience,
+            ),
+            hasher=PasswordHasher(
+                concurrency=settings.password_hash_concurrency,
+                max_length=settings.password_max_length,
+                memory_kib=settings.argon2_memory_kib,
+                time_cost=settings.argon2_time_cost,
+            ),
+            redis=app.state.redis,
+            sessionmaker=app.state.sessionmaker,
+        )
+        app.state.accounts = context
+        async with session_scope(context.sessionmaker) as session:
+            await admin_service.sync_bans(session, context)
+        yield
+
+    return create_service_app(
+        name="accounts",
+        title="llmnet accounts",
+        description="Users, authentication, API keys, profiles and follows.",
+        settings=settings,
+        routers=[router],
+        resources=resources,
+    )

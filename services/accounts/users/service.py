@@ -1,0 +1,152 @@
+"""Profiles and follows between users."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.accounts.models import User, UserFollow
+from services.accounts.users import repository
+from services.accounts.users.schemas import (
+    FollowEntry,
+    FollowState,
+    UserPrivate,
+    UserPublic,
+    UserSummary,
+    UserUpdate,
+)
+from shared.auth.identity import Identity
+from shared.errors import BadRequest, NotFound
+from shared.events import record_event
+from shared.pagination import InvalidCursor, Page, decode_cursor, encode_cursor
+
+
+class UserNotFound(NotFound):
+    code = "user_not_found"
+
+
+class UserService:
+    async def visible_user(
+        self, session: AsyncSession, username: str, viewer: Identity | None
+    ) -> User:
+        """A user by name; banned users exist only for admins."""
+        user = await repository.get_by_username(session, username)
+        if user is None or (user.is_banned and not (viewer and viewer.is_admin)):
+            raise UserNotFound(f"No user named '{username}'.")
+        return user
+
+    async def me(self, session: AsyncSession, user_id: uuid.UUID) -> UserPrivate:
+        user = await repository.get_by_id(session, user_id)
+        if user is None:
+            raise UserNotFound("Your account no longer exists.")
+        followers, following = await repository.follow_counts(session, user.id)
+        return UserPrivate.model_validate(user).model_copy(
+            update={"followers_count": followers, "following_count": following}
+        )
+
+    async def update_me(
+        self, session: AsyncSession, user_id: uuid.UUID, changes: UserUpdate
+    ) -> UserPrivate:
+        user = await repository.get_by_id(session, user_id)
+        if user is None:
+            raise UserNotFound("Your account no longer exists.")
+        for field, value in changes.model_dump(exclude_unset=True).items():
+            if field == "is_model_developer" and value is None:
+                raise BadRequest("is_model_developer must be true or false, not null.")
+            setattr(user, field, str(value) if field == "avatar_url" and value else value)
+        await session.flush()
+        return await self.me(session, user_id)
+
+    async def profile(
+        self, session: AsyncSession, username: str, viewer: Identity | None
+    ) -> UserPublic:
+        user = await self.visible_user(session, username, viewer)
+        followers, following = await repository.follow_counts(session, user.id)
+        followed_by_me = None
+        if viewer is not None:
+            followed_by_me = (
+                await repository.get_follow(session, viewer.user_id, user.id) is not None
+            )
+        return UserPublic.model_validate(user).model_copy(
+            update={
+                "followers_count": followers,
+                "following_count": following,
+                "followed_by_me": followed_by_me,
+            }
+        )
+
+    async def follow(self, session: AsyncSession, viewer: Identity, username: str) -> FollowState:
+        user = await self.visible_user(session, username, viewer)
+        if user.id == viewer.user_id:
+            raise BadRequest("You cannot follow yourself.", code="cannot_follow_self")
+        if await repository.get_follow(session, viewer.user_id, user.id) is None:
+            session.add(UserFollow(follower_id=viewer.user_id, followee_id=user.id))
+            await session.flush()
+            record_event(
+                session,
+                "user.followed",
+                {
+                    "follower_id": str(viewer.user_id),
+                    "follower_username": viewer.username,
+                    "followee_id": str(user.id),
+                    "followee_username": user.username,
+                },
+                source="accounts",
+            )
+        followers, _ = await repository.follow_counts(session, user.id)
+        return FollowState(following=True, followers_count=followers)
+
+    async def unfollow(self, session: AsyncSession, viewer: Identity, username: str) -> FollowState:
+        user = await self.visible_user(session, username, viewer)
+        follow = await repository.get_follow(session, viewer.user_id, user.id)
+        if follow is not None:
+            await session.delete(follow)
+            await session.flush()
+            record_event(
+                session,
+                "user.unfollowed",
+                {"follower_id": str(viewer.user_id), "followee_id": str(user.id)},
+                source="accounts",
+            )
+        followers, _ = await repository.follow_counts(session, user.id)
+        return FollowState(following=False, followers_count=followers)
+
+    async def follow_page(
+        self,
+        session: AsyncSession,
+        username: str,
+        viewer: Identity | None,
+        *,
+        followers: bool,
+        cursor: str | None,
+        limit: int,
+    ) -> Page[FollowEntry]:
+        user = await self.visible_user(session, username, viewer)
+        after = None
+        if cursor:
+            created, other_id = decode_cursor(cursor, 2)
+            try:
+                after = (datetime.fromisoformat(created), uuid.UUID(other_id))
+            except (TypeError, ValueError) as exc:
+                raise InvalidCursor() from exc
+        rows = (
+            await session.execute(
+                repository.follow_page_query(
+                    user.id, followers=followers, after=after, limit=limit + 1
+                )
+            )
+        ).all()
+        items = [
+            FollowEntry(user=UserSummary.model_validate(other), followed_at=followed_at)
+            for other, followed_at in rows[:limit]
+        ]
+        next_cursor = None
+        if len(rows) > limit:
+            last_user, last_at = rows[limit - 1]
+            next_cursor = encode_cursor(last_at.isoformat(), str(last_user.id))
+        return Page[FollowEntry](items=items, next_cursor=next_cursor)
+
+
+user_service = UserService()

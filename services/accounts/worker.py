@@ -1,0 +1,16 @@
+"""arq worker of the accounts service: `arq services.accounts.worker.WorkerSettings`."""
+
+from __future__ import annotations
+
+from arq import cron
+
+from services.accounts.config import AccountsSettings
+from services.accounts.tasks import purge_expired_refresh_tokens
+from shared.jobs import worker_settings
+
+WorkerSettings = worker_settings(
+    AccountsSettings(),  # type: ignore[call-arg]
+    queue_name="llmnet:accounts",
+    functions=[purge_expired_refresh_tokens],
+    cron_jobs=[cron(purge_expired_refresh_tokens, hour={3}, minute={17}, run_at_startup=False)],
+)

@@ -1,0 +1,1 @@
+"""feed: posts by models, replies, likes, follows of models, timelines, notifications."""

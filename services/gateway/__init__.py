@@ -1,0 +1,1 @@
+"""gateway: the public entry. Authenticates, rate-limits and routes to the services."""

@@ -1,0 +1,107 @@
+"""The gateway app: probes, the merged OpenAPI document and Swagger UI, then the proxy."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from starlette.responses import Response
+
+from services.gateway.auth import Authenticator
+from services.gateway.config import GatewaySettings
+from services.gateway.openapi import OpenAPICache
+from services.gateway.proxy import Proxy
+from services.gateway.routing import upstream_urls
+from shared.app import create_service_app
+from shared.errors import LLMNetError
+
+_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+def _upstream_client(base_url: str, settings: GatewaySettings) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        base_url=base_url,
+        timeout=httpx.Timeout(
+            settings.upstream_timeout_seconds, connect=settings.connect_timeout_seconds
+        ),
+        limits=httpx.Limits(
+            max_connections=settings.max_upstream_connections,
+            max_keepalive_connections=settings.max_upstream_connections,
+        ),
+        # The proxy relays the upstream's exact bytes and headers.
+        follow_redirects=False,
+    )
+
+
+def create_app(settings: GatewaySettings | None = None) -> FastAPI:
+    settings = settings or GatewaySettings()  # type: ignore[call-arg]
+
+    @asynccontextmanager
+    async def resources(app: FastAPI) -> AsyncIterator[None]:
+        upstreams = {
+            name: _upstream_client(url, settings) for name, url in upstream_urls(settings).items()
+        }
+        authenticator = Authenticator(settings, upstreams["accounts"], app.state.redis)
+        app.state.proxy = Proxy(settings, upstreams, authenticator, app.state.redis)
+        app.state.authenticator = authenticator
+        app.state.openapi_cache = OpenAPICache(
+            upstreams, ttl_seconds=settings.openapi_cache_seconds
+        )
+        with contextlib.suppress(LLMNetError):
+            await authenticator.load_keys()  # accounts may still be starting: retried lazily
+        try:
+            yield
+        finally:
+            for client in upstreams.values():
+                await client.aclose()
+
+    app = create_service_app(
+        name="gateway",
+        title="llmnet",
+        description="The public entry to the llmnet platform.",
+        settings=settings,
+        resources=resources,
+        uses_database=False,
+        own_docs=False,
+    )
+
+    @app.get("/openapi.json", include_in_schema=False)
+    async def openapi(request: Request) -> JSONResponse:
+        document: dict[str, Any] = await request.app.state.openapi_cache.document()
+        return JSONResponse(document)
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="llmnet API",
+            oauth2_redirect_url="/docs/oauth2-redirect",
+            swagger_ui_parameters={"persistAuthorization": True},
+        )
+
+    @app.get("/docs/oauth2-redirect", include_in_schema=False)
+    async def oauth2_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()
+
+    @app.api_route("/{path:path}", methods=_METHODS, include_in_schema=False)
+    async def proxy(request: Request) -> Response:
+        proxy: Proxy = request.app.state.proxy
+        return await proxy.handle(request)
+
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=_METHODS,
+            allow_headers=["Authorization", "Content-Type", "Last-Event-ID", "X-Request-ID"],
+            expose_headers=["X-Request-ID", "Retry-After"],
+            max_age=600,
+        )
+    return app

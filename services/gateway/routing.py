@@ -1,0 +1,67 @@
+"""Which service serves a path, and which paths anonymous callers may reach."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from services.gateway.config import GatewaySettings
+
+# Public prefixes and their owners (DESIGN.md's table). Longest prefix wins.
+PREFIXES: tuple[tuple[str, str], ...] = (
+    ("/api/v1/auth", "accounts"),
+    ("/api/v1/users", "accounts"),
+    ("/api/v1/admin/users", "accounts"),
+    ("/api/v1/admin/audit", "accounts"),
+    ("/api/v1/models", "models_hub"),
+    ("/api/v1/providers", "models_hub"),
+    ("/api/v1/fine-tunes", "models_hub"),
+    ("/v1", "inference"),
+    ("/api/v1/conversations", "inference"),
+    ("/api/v1/posts", "feed"),
+    ("/api/v1/feed", "feed"),
+    ("/api/v1/notifications", "feed"),
+    ("/api/v1/recommendations", "feed"),
+)
+_BY_LENGTH = sorted(PREFIXES, key=lambda item: len(item[0]), reverse=True)
+
+_ANONYMOUS_POSTS = frozenset(
+    {"/api/v1/auth/register", "/api/v1/auth/login", "/api/v1/auth/refresh"}
+)
+_PRIVATE_READS = (
+    "/v1",
+    "/api/v1/users/me",
+    "/api/v1/admin",
+    "/api/v1/notifications",
+    "/api/v1/conversations",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    prefix: str
+    service: str
+
+
+def match(path: str) -> Route | None:
+    for prefix, service in _BY_LENGTH:
+        if path == prefix or path.startswith(prefix + "/"):
+            return Route(prefix, service)
+    return None
+
+
+def allows_anonymous(method: str, path: str) -> bool:
+    """Public reads and the sign-up/log-in endpoints; everything else needs credentials."""
+    if method == "POST":
+        return path in _ANONYMOUS_POSTS
+    if method in {"GET", "HEAD", "OPTIONS"}:
+        return not any(path == p or path.startswith(p + "/") for p in _PRIVATE_READS)
+    return False
+
+
+def upstream_urls(settings: GatewaySettings) -> dict[str, str]:
+    return {
+        "accounts": settings.accounts_url,
+        "models_hub": settings.models_hub_url,
+        "inference": settings.inference_url,
+        "feed": settings.feed_url,
+    }

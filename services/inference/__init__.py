@@ -1,0 +1,1 @@
+"""inference: model runtime, OpenAI-compatible API, conversations."""

@@ -1,0 +1,1 @@
+"""models_hub: models, versions, uploads, validation, providers, fine-tunes, likes."""

@@ -1,0 +1,112 @@
+"""The `llmnet` command: run the platform, apply migrations, create the first admin.
+
+    llmnet run                      start everything (embedded PostgreSQL/Redis when no URLs)
+    llmnet migrate                  alembic upgrade head on DATABASE_URL
+    llmnet create-admin USERNAME    promote a user, or create one with --email (password asked)
+
+Without DATABASE_URL, `migrate` and `create-admin` use the servers a running `llmnet run`
+recorded in the data directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import os
+import sys
+from pathlib import Path
+
+from shared.settings import REPO_ROOT
+
+
+def _data_dir() -> Path:
+    return Path(os.environ.get("LLMNET_DATA_DIR", REPO_ROOT / ".data"))
+
+
+def _load_platform_env() -> None:
+    """Fill unset variables from the environment a running `llmnet run` recorded."""
+    from shared.launcher import read_platform_env
+
+    for key, value in read_platform_env(_data_dir()).items():
+        os.environ.setdefault(key, value)
+
+
+def _require(name: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        sys.exit(f"llmnet: set {name}, or start the platform with `llmnet run` first.")
+    return value
+
+
+def _migrate() -> int:
+    from shared.db.migrate import upgrade_head
+
+    _load_platform_env()
+    upgrade_head(_require("DATABASE_URL"))
+    print("migrations applied")
+    return 0
+
+
+async def _create_admin(username: str, email: str | None, password: str | None) -> str:
+    from services.accounts.cli import create_or_promote_admin
+    from services.accounts.config import AccountsSettings
+    from shared.db import create_engine, create_sessionmaker, session_scope
+
+    settings = AccountsSettings()  # type: ignore[call-arg]
+    engine = create_engine(settings.database_url, pool_size=1)
+    try:
+        async with session_scope(create_sessionmaker(engine)) as session:
+            result = await create_or_promote_admin(
+                session, settings, username=username, email=email, password=password
+            )
+    finally:
+        await engine.dispose()
+    verb = "created" if result.created else "promoted"
+    return f"{verb} admin '{result.username}'"
+
+
+def _create_admin_command(args: argparse.Namespace) -> int:
+    _load_platform_env()
+    password = None
+    if args.email:
+        password = (
+            sys.stdin.readline().rstrip("\n")
+            if args.password_stdin
+            else getpass.getpass("Password for the new admin: ")
+        )
+    try:
+        print(asyncio.run(_create_admin(args.username, args.email, password)))
+    except ValueError as exc:
+        print(f"llmnet: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="llmnet", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("run", help="start the whole platform")
+    commands.add_parser("migrate", help="apply database migrations")
+    admin = commands.add_parser("create-admin", help="create or promote an administrator")
+    admin.add_argument("username")
+    admin.add_argument("--email", help="create the user with this email if it does not exist")
+    admin.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the new user's password from standard input",
+    )
+    args = parser.parse_args(argv)
+    if args.command == "run":
+        from shared.launcher import run_platform
+
+        return run_platform()
+    if args.command == "migrate":
+        return _migrate()
+    return _create_admin_command(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

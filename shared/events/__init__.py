@@ -1,0 +1,229 @@
+"""Domain events: written to an outbox in the same transaction as the change, relayed to
+Redis Streams, consumed through consumer groups.
+
+Exports: record_event, stream_for, EventRelay, Event, EventConsumer.
+
+Delivery is at least once: a relay that dies between XADD and marking the row publishes that
+event again, so consumers dedupe on `Event.event_id`. Stream ids (`Event.id`) are ordered
+within a stream and serve as SSE event ids for clients that resume with Last-Event-ID.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import weakref
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError, ResponseError
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from shared.db import after_commit, session_scope, utcnow
+from shared.events.models import OutboxEvent
+
+logger = logging.getLogger("llmnet.events")
+
+STREAM_PREFIX = "llmnet:events:"
+# Relays in this process; a commit that wrote events wakes them instead of waiting a poll.
+_relays: weakref.WeakSet[EventRelay] = weakref.WeakSet()
+
+
+def stream_for(event_type: str) -> str:
+    """Events of one domain share a stream: `post.created` and `post.liked` go to `...:post`."""
+    return STREAM_PREFIX + event_type.split(".", 1)[0]
+
+
+async def _wake_relays() -> None:
+    for relay in list(_relays):
+        relay.wake()
+
+
+def record_event(
+    session: AsyncSession, event_type: str, payload: dict[str, Any], *, source: str
+) -> OutboxEvent:
+    """Add an event to the outbox; it is published only if the surrounding transaction commits."""
+    event = OutboxEvent(type=event_type, payload=payload, source=source)
+    session.add(event)
+    after_commit(session, _wake_relays)
+    return event
+
+
+class EventRelay:
+    """Moves committed outbox rows to Redis Streams, in id order, until stopped.
+
+    Several relays (one per service process) may run at once: rows are claimed with
+    SKIP LOCKED. While Redis is away rows stay unpublished and are retried every poll.
+    """
+
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        redis: Redis,
+        *,
+        poll_interval: float = 1.0,
+        batch_size: int = 200,
+        stream_maxlen: int = 100_000,
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self._redis = redis
+        self._poll_interval = poll_interval
+        self._batch_size = batch_size
+        self._stream_maxlen = stream_maxlen
+        self._wakeup = asyncio.Event()
+        _relays.add(self)
+
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    async def publish_pending(self) -> int:
+        """Publish one batch; returns how many events went out."""
+        async with session_scope(self._sessionmaker) as session:
+            rows = (
+                await session.scalars(
+                    select(OutboxEvent)
+                    .where(OutboxEvent.published_at.is_(None))
+                    .order_by(OutboxEvent.id)
+                    .limit(self._batch_size)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            for row in rows:
+                stream_id = await self._redis.xadd(
+                    stream_for(row.type),
+                    {
+                        "type": row.type,
+                        "event_id": str(row.event_id),
+                        "source": row.source,
+                        "occurred_at": row.created_at.isoformat(),
+                        "payload": json.dumps(row.payload),
+                    },
+                    maxlen=self._stream_maxlen,
+                    approximate=True,
+                )
+                row.stream_id = stream_id.decode() if isinstance(stream_id, bytes) else stream_id
+                row.published_at = utcnow()
+            return len(rows)
+
+    async def run(self) -> None:
+        while True:
+            self._wakeup.clear()
+            try:
+                published = await self.publish_pending()
+            except RedisError as exc:
+                logger.warning("event relay: Redis unavailable, will retry: %s", exc)
+                published = 0
+            except Exception:
+                logger.exception("event relay failed, will retry")
+                published = 0
+            if published == self._batch_size:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), self._poll_interval)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    id: str
+    stream: str
+    type: str
+    event_id: str
+    source: str
+    occurred_at: str
+    payload: dict[str, Any]
+
+    @classmethod
+    def from_fields(cls, stream: str, stream_id: str, fields: dict[str, str]) -> Event:
+        return cls(
+            id=stream_id,
+            stream=stream,
+            type=fields["type"],
+            event_id=fields["event_id"],
+            source=fields["source"],
+            occurred_at=fields["occurred_at"],
+            payload=json.loads(fields["payload"]),
+        )
+
+
+Handler = Callable[[Event], Awaitable[None]]
+
+
+class EventConsumer:
+    """Reads streams as a member of a consumer group and acks each event once handled.
+
+    Events a crashed member left unacknowledged are claimed again after `claim_idle_ms`.
+    `redis` must be created with decode_responses=True.
+    """
+
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        group: str,
+        consumer: str,
+        event_types: Sequence[str],
+        handler: Handler,
+        block_ms: int = 1000,
+        claim_idle_ms: int = 60_000,
+    ) -> None:
+        self._redis = redis
+        self._group = group
+        self._consumer = consumer
+        self._streams = sorted({stream_for(t) for t in event_types})
+        self._types = set(event_types)
+        self._handler = handler
+        self._block_ms = block_ms
+        self._claim_idle_ms = claim_idle_ms
+
+    async def ensure_groups(self) -> None:
+        for stream in self._streams:
+            try:
+                await self._redis.xgroup_create(stream, self._group, id="0", mkstream=True)
+            except ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+
+    async def _handle(self, stream: str, entries: list[tuple[str, dict[str, str]]]) -> None:
+        for stream_id, fields in entries:
+            if fields is None:  # trimmed away while pending
+                await self._redis.xack(stream, self._group, stream_id)
+                continue
+            event = Event.from_fields(stream, stream_id, fields)
+            if event.type in self._types:
+                try:
+                    await self._handler(event)
+                except Exception:
+                    # Left pending: claimed again after claim_idle_ms, so nothing is lost.
+                    logger.exception("handler for %s failed on %s", event.type, event.id)
+                    continue
+            await self._redis.xack(stream, self._group, stream_id)
+
+    async def consume_once(self) -> None:
+        for stream in self._streams:
+            claimed = await self._redis.xautoclaim(
+                stream, self._group, self._consumer, self._claim_idle_ms, "0-0", count=100
+            )
+            await self._handle(stream, claimed[1])
+        response = await self._redis.xreadgroup(
+            self._group,
+            self._consumer,
+            dict.fromkeys(self._streams, ">"),
+            count=100,
+            block=self._block_ms,
+        )
+        for stream, entries in response or []:
+            await self._handle(stream, entries)
+
+    async def run(self) -> None:
+        await self.ensure_groups()
+        while True:
+            try:
+                await self.consume_once()
+            except RedisError as exc:
+                logger.warning("event consumer %s: Redis error, retrying: %s", self._group, exc)
+                await asyncio.sleep(1)

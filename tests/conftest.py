@@ -1,0 +1,160 @@
+"""The test platform: a fresh PostgreSQL database migrated by alembic, an isolated Redis
+database, every service served on loopback, and the gateway wired to them.
+
+Tests talk to the gateway over real HTTP, as a client would. Between tests every table is
+truncated and the Redis database flushed, so order never matters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from services.accounts.app import create_app as create_accounts
+from services.accounts.config import AccountsSettings
+from services.feed.app import create_app as create_feed
+from services.feed.config import FeedSettings
+from services.gateway.app import create_app as create_gateway
+from services.gateway.config import GatewaySettings
+from services.inference.app import create_app as create_inference
+from services.inference.config import InferenceSettings
+from services.models_hub.app import create_app as create_models_hub
+from services.models_hub.config import ModelsHubSettings
+from shared.db import Base, create_engine, create_sessionmaker
+from shared.db.migrate import upgrade_head
+from shared.testing import create_database, drop_database, generate_rsa_key, serve_app
+
+ADMIN_DATABASE_URL = os.environ.get(
+    "TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+INTERNAL_TOKEN = "test-internal-token-0123456789"
+
+
+@dataclass
+class Platform:
+    """Everything a test needs to reach the running platform."""
+
+    gateway_url: str
+    service_urls: dict[str, str]
+    common: dict[str, Any]
+    jwt_key_file: Path
+    sessionmaker: async_sessionmaker[AsyncSession]
+    redis: Redis
+    apps: dict[str, Any] = field(default_factory=dict)
+
+    def gateway_settings(self, **overrides: Any) -> GatewaySettings:
+        values: dict[str, Any] = {
+            **self.common,
+            "accounts_url": self.service_urls["accounts"],
+            "models_hub_url": self.service_urls["models_hub"],
+            "inference_url": self.service_urls["inference"],
+            "feed_url": self.service_urls["feed"],
+            "rate_limit_per_minute": 100_000,
+            "anon_rate_limit_per_minute": 100_000,
+        }
+        values.update(overrides)
+        return GatewaySettings(**values)
+
+    @contextlib.asynccontextmanager
+    async def extra_gateway(self, **overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
+        """A second gateway with other settings (low limits, a test upstream), and a client."""
+        async with (
+            serve_app(create_gateway(self.gateway_settings(**overrides))) as url,
+            httpx.AsyncClient(base_url=url, timeout=30) as client,
+        ):
+            yield client
+
+
+@pytest.fixture(scope="session")
+async def database_url() -> AsyncIterator[str]:
+    url = await create_database(ADMIN_DATABASE_URL)
+    await asyncio.to_thread(upgrade_head, url)
+    yield url
+    await drop_database(ADMIN_DATABASE_URL, url)
+
+
+@pytest.fixture(scope="session")
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(database_url, pool_size=2)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+async def platform(
+    database_url: str, engine: AsyncEngine, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Platform]:
+    data_dir = tmp_path_factory.mktemp("data")
+    key_file = generate_rsa_key(data_dir / "jwt.pem")
+    common: dict[str, Any] = {
+        "database_url": database_url,
+        "redis_url": REDIS_URL,
+        "internal_token": INTERNAL_TOKEN,
+        "data_dir": data_dir,
+        "log_json": False,
+        "log_level": "WARNING",
+        "db_pool_size": 5,
+    }
+    redis = Redis.from_url(REDIS_URL, decode_responses=True)
+    await redis.flushdb()
+    factories: dict[str, Callable[[], Any]] = {
+        "accounts": lambda: create_accounts(
+            AccountsSettings(**common, jwt_private_key_file=key_file)
+        ),
+        "models_hub": lambda: create_models_hub(ModelsHubSettings(**common)),
+        "inference": lambda: create_inference(InferenceSettings(**common)),
+        "feed": lambda: create_feed(FeedSettings(**common)),
+    }
+    async with contextlib.AsyncExitStack() as stack:
+        urls: dict[str, str] = {}
+        apps: dict[str, Any] = {}
+        for name, factory in factories.items():
+            apps[name] = factory()
+            urls[name] = await stack.enter_async_context(serve_app(apps[name]))
+        platform = Platform(
+            gateway_url="",
+            service_urls=urls,
+            common=common,
+            jwt_key_file=key_file,
+            sessionmaker=create_sessionmaker(engine),
+            redis=redis,
+            apps=apps,
+        )
+        apps["gateway"] = create_gateway(platform.gateway_settings())
+        platform.gateway_url = await stack.enter_async_context(serve_app(apps["gateway"]))
+        yield platform
+    await redis.aclose()
+
+
+@pytest.fixture(autouse=True)
+async def _clean_state(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    """Empty tables and Redis before each test that uses the platform or the database."""
+    if not {"platform", "engine"} & set(request.fixturenames):
+        yield
+        return
+    engine: AsyncEngine = request.getfixturevalue("engine")
+    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    async with engine.begin() as connection:
+        await connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    redis = Redis.from_url(REDIS_URL)
+    await redis.flushdb()
+    await redis.aclose()
+    yield
+
+
+@pytest.fixture
+async def client(platform: Platform) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=30) as client:
+        yield client
