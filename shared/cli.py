@@ -53,7 +53,7 @@ async def _create_admin(username: str, email: str | None, password: str | None) 
     from services.accounts.config import AccountsSettings
     from shared.db import create_engine, create_sessionmaker, session_scope
 
-    settings = AccountsSettings()  # type: ignore[call-arg]
+    settings = AccountsSettings()
     engine = create_engine(settings.database_url, pool_size=1)
     try:
         async with session_scope(create_sessionmaker(engine)) as session:

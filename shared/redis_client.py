@@ -10,16 +10,17 @@ from redis.asyncio import Redis
 
 def create_redis(url: str) -> Redis:
     # Timeouts keep a stalled Redis from hanging requests; callers translate RedisError.
-    return Redis.from_url(
+    client: Redis = Redis.from_url(
         url,
         decode_responses=True,
         socket_timeout=5,
         socket_connect_timeout=5,
         health_check_interval=30,
     )
+    return client
 
 
-def _redis(request: Request) -> Redis:
+async def _redis(request: Request) -> Redis:
     redis: Redis = request.app.state.redis
     return redis
 

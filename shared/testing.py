@@ -23,12 +23,17 @@ from starlette.types import ASGIApp
 async def serve_app(app: ASGIApp, *, port: int = 0) -> AsyncIterator[str]:
     """Serve `app` over real HTTP on loopback (lifespan included); yields its base URL."""
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on",
-        access_log=False, timeout_graceful_shutdown=5,
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        access_log=False,
+        timeout_graceful_shutdown=5,
     )
     server = uvicorn.Server(config)
     # Tests own the process's signals; uvicorn must not take SIGINT for itself.
-    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():

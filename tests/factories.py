@@ -55,8 +55,9 @@ async def login(
 async def user_session(client: httpx.AsyncClient, username: str | None = None) -> UserSession:
     user = await register(client, username)
     tokens = await login(client, user["username"])
-    return UserSession(user["id"], user["username"], tokens["access_token"],
-                       tokens["refresh_token"])
+    return UserSession(
+        user["id"], user["username"], tokens["access_token"], tokens["refresh_token"]
+    )
 
 
 async def admin_session(client: httpx.AsyncClient, platform: Any) -> UserSession:
@@ -68,8 +69,9 @@ async def admin_session(client: httpx.AsyncClient, platform: Any) -> UserSession
             session, settings, username=user["username"], email=None, password=None
         )
     tokens = await login(client, user["username"])  # the new role is in fresh tokens
-    return UserSession(user["id"], user["username"], tokens["access_token"],
-                       tokens["refresh_token"])
+    return UserSession(
+        user["id"], user["username"], tokens["access_token"], tokens["refresh_token"]
+    )
 
 
 async def api_key(

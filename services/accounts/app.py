@@ -18,7 +18,7 @@ from shared.db import session_scope
 
 
 def create_app(settings: AccountsSettings | None = None) -> FastAPI:
-    settings = settings or AccountsSettings()  # type: ignore[call-arg]
+    settings = settings or AccountsSettings()
 
     @asynccontextmanager
     async def resources(app: FastAPI) -> AsyncIterator[None]:

@@ -27,7 +27,7 @@ class AccountsContext:
     sessionmaker: async_sessionmaker[AsyncSession]
 
 
-def _context(request: Request) -> AccountsContext:
+async def _context(request: Request) -> AccountsContext:
     context: AccountsContext = request.app.state.accounts
     return context
 

@@ -9,7 +9,7 @@ from services.accounts.tasks import purge_expired_refresh_tokens
 from shared.jobs import worker_settings
 
 WorkerSettings = worker_settings(
-    AccountsSettings(),  # type: ignore[call-arg]
+    AccountsSettings(),
     queue_name="llmnet:accounts",
     functions=[purge_expired_refresh_tokens],
     cron_jobs=[cron(purge_expired_refresh_tokens, hour={3}, minute={17}, run_at_startup=False)],

@@ -10,7 +10,7 @@ from shared.app import create_service_app
 
 
 def create_app(settings: FeedSettings | None = None) -> FastAPI:
-    settings = settings or FeedSettings()  # type: ignore[call-arg]
+    settings = settings or FeedSettings()
     return create_service_app(
         name="feed",
         title="llmnet feed",

@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import httpx
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
@@ -18,36 +17,19 @@ from services.gateway.auth import Authenticator
 from services.gateway.config import GatewaySettings
 from services.gateway.openapi import OpenAPICache
 from services.gateway.proxy import Proxy
-from services.gateway.routing import upstream_urls
+from services.gateway.upstreams import close_upstreams, create_upstreams
 from shared.app import create_service_app
 from shared.errors import LLMNetError
 
 _METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
-def _upstream_client(base_url: str, settings: GatewaySettings) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        base_url=base_url,
-        timeout=httpx.Timeout(
-            settings.upstream_timeout_seconds, connect=settings.connect_timeout_seconds
-        ),
-        limits=httpx.Limits(
-            max_connections=settings.max_upstream_connections,
-            max_keepalive_connections=settings.max_upstream_connections,
-        ),
-        # The proxy relays the upstream's exact bytes and headers.
-        follow_redirects=False,
-    )
-
-
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
-    settings = settings or GatewaySettings()  # type: ignore[call-arg]
+    settings = settings or GatewaySettings()
 
     @asynccontextmanager
     async def resources(app: FastAPI) -> AsyncIterator[None]:
-        upstreams = {
-            name: _upstream_client(url, settings) for name, url in upstream_urls(settings).items()
-        }
+        upstreams = create_upstreams(settings)
         authenticator = Authenticator(settings, upstreams["accounts"], app.state.redis)
         app.state.proxy = Proxy(settings, upstreams, authenticator, app.state.redis)
         app.state.authenticator = authenticator
@@ -59,8 +41,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            for client in upstreams.values():
-                await client.aclose()
+            await close_upstreams(upstreams)
 
     app = create_service_app(
         name="gateway",

@@ -8,14 +8,14 @@ check shares one Redis round trip with the rate limiter (see ratelimit.py).
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
-import httpx
+import aiohttp
+from pydantic import BaseModel
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -36,6 +36,17 @@ logger = logging.getLogger("llmnet.gateway.auth")
 _JWKS_REFRESH_INTERVAL = 30.0
 
 
+class ResolvedKey(BaseModel):
+    """What accounts says about an API key (its ResolvedApiKey schema)."""
+
+    key_id: uuid.UUID
+    user_id: uuid.UUID
+    username: str
+    role: str
+    scopes: list[str]
+    expires_at: datetime | None
+
+
 @dataclass(frozen=True, slots=True)
 class Authenticated:
     identity: Identity
@@ -46,7 +57,7 @@ class Authenticated:
 
 class Authenticator:
     def __init__(
-        self, settings: GatewaySettings, accounts: httpx.AsyncClient, redis: Redis
+        self, settings: GatewaySettings, accounts: aiohttp.ClientSession, redis: Redis
     ) -> None:
         self._settings = settings
         self._accounts = accounts
@@ -65,16 +76,17 @@ class Authenticator:
             if time.monotonic() - self._jwks_fetched_at < _JWKS_REFRESH_INTERVAL and self._verifier:
                 return
             try:
-                response = await self._accounts.get("/api/v1/auth/jwks")
-                response.raise_for_status()
-            except httpx.HTTPError as exc:
+                async with self._accounts.get("/api/v1/auth/jwks") as response:
+                    response.raise_for_status()
+                    jwks = await response.json()
+            except (aiohttp.ClientError, TimeoutError) as exc:
                 raise ServiceUnavailable(
                     "Authentication is starting up; try again shortly.",
                     retry_after=2,
                     code="auth_unavailable",
                 ) from exc
             self._verifier = TokenVerifier(
-                response.json(),
+                jwks,
                 issuer=self._settings.jwt_issuer,
                 audience=self._settings.jwt_audience,
             )
@@ -129,54 +141,47 @@ class Authenticator:
         except RedisError as exc:
             raise _redis_unavailable() from exc
         if cached is None:
-            resolved = await self._resolve(key_hash)
+            cached = await self._resolve(key_hash)
             try:
-                await self._redis.set(
-                    cache_key, json.dumps(resolved), ex=self._settings.api_key_cache_seconds
-                )
+                await self._redis.set(cache_key, cached, ex=self._settings.api_key_cache_seconds)
             except RedisError as exc:
                 raise _redis_unavailable() from exc
-        else:
-            resolved = json.loads(cached)
-        expires_at = resolved.get("expires_at_ts")
-        if expires_at is not None and expires_at <= time.time():
+        resolved = ResolvedKey.model_validate_json(cached)
+        if resolved.expires_at is not None and resolved.expires_at <= datetime.now(UTC):
             raise Unauthorized("This API key has expired.", code="api_key_expired")
         identity = Identity(
-            user_id=uuid.UUID(resolved["user_id"]),
-            username=resolved["username"],
-            role=resolved["role"],
-            scopes=frozenset(resolved["scopes"]),
+            user_id=resolved.user_id,
+            username=resolved.username,
+            role=resolved.role,
+            scopes=frozenset(resolved.scopes),
             auth_method="api_key",
-            api_key_id=resolved["key_id"],
+            api_key_id=str(resolved.key_id),
         )
-        return Authenticated(identity, banned_key=banned_user_key(resolved["user_id"]))
+        return Authenticated(identity, banned_key=banned_user_key(str(resolved.user_id)))
 
-    async def _resolve(self, key_hash: str) -> dict[str, object]:
+    async def _resolve(self, key_hash: str) -> str:
+        """The accounts service's answer for a key, as JSON (it is cached as is)."""
         try:
-            response = await self._accounts.post(
+            async with self._accounts.post(
                 "/internal/api-keys/resolve",
                 json={"key_hash": key_hash},
                 headers={INTERNAL_TOKEN_HEADER: self._settings.internal_token},
-            )
-        except httpx.HTTPError as exc:
+            ) as response:
+                status, body = response.status, await response.text()
+        except (aiohttp.ClientError, TimeoutError) as exc:
             raise BadGateway(
                 "Could not check the API key with the accounts service.", code="auth_unavailable"
             ) from exc
-        if response.status_code == 401:
-            error = ErrorBody.model_validate(response.json())
+        if status == 401:
+            error = ErrorBody.model_validate_json(body)
             raise Unauthorized(error.detail, code=error.code)
-        if response.status_code == 403:
-            error = ErrorBody.model_validate(response.json())
+        if status == 403:
+            error = ErrorBody.model_validate_json(body)
             raise Forbidden(error.detail, code=error.code)
-        if response.status_code != 200:
+        if status != 200:
             raise BadGateway(
                 "The accounts service failed to check the API key.", code="auth_unavailable"
             )
-        body: dict[str, object] = response.json()
-        expires = body.get("expires_at")
-        body["expires_at_ts"] = (
-            None if expires is None else datetime.fromisoformat(str(expires)).timestamp()
-        )
         return body
 
 

@@ -13,9 +13,10 @@ import logging
 import time
 from typing import Any
 
-import httpx
+import aiohttp
 
 from services.gateway.routing import match
+from services.gateway.upstreams import Upstreams
 
 logger = logging.getLogger("llmnet.gateway.openapi")
 
@@ -83,20 +84,20 @@ def merge_documents(documents: dict[str, dict[str, Any]], *, title: str) -> dict
 class OpenAPICache:
     """Fetches the services' documents and keeps the merged one for a short while."""
 
-    def __init__(self, upstreams: dict[str, httpx.AsyncClient], *, ttl_seconds: int) -> None:
+    def __init__(self, upstreams: Upstreams, *, ttl_seconds: int) -> None:
         self._upstreams = upstreams
         self._ttl = ttl_seconds
         self._document: dict[str, Any] | None = None
         self._fetched_at = 0.0
         self._lock = asyncio.Lock()
 
-    async def _fetch(self, service: str, client: httpx.AsyncClient) -> dict[str, Any] | None:
+    async def _fetch(self, service: str, session: aiohttp.ClientSession) -> dict[str, Any] | None:
         try:
-            response = await client.get("/openapi.json")
-            response.raise_for_status()
-            document: dict[str, Any] = response.json()
-            return document
-        except httpx.HTTPError as exc:
+            async with session.get("/openapi.json") as response:
+                response.raise_for_status()
+                document: dict[str, Any] = await response.json()
+                return document
+        except (aiohttp.ClientError, TimeoutError) as exc:
             logger.warning("no OpenAPI document from %s: %s", service, exc)
             return None
 

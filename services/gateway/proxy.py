@@ -11,15 +11,17 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 
-import httpx
+import aiohttp
 from redis.asyncio import Redis
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
+from yarl import URL
 
 from services.gateway.auth import Authenticated, Authenticator
 from services.gateway.config import GatewaySettings
 from services.gateway.ratelimit import admit
 from services.gateway.routing import allows_anonymous, match
+from services.gateway.upstreams import Upstreams
 from shared.auth.identity import IDENTITY_HEADERS, INTERNAL_TOKEN_HEADER, identity_headers
 from shared.errors import (
     BadGateway,
@@ -61,6 +63,8 @@ _NOT_FORWARDED = (
     }
 )
 _NOT_RETURNED = _HOP_BY_HOP | {"x-request-id"}
+# aiohttp adds these unless told not to; a proxy sends only what the client sent.
+_NO_AUTO_HEADERS = frozenset({"User-Agent", "Accept", "Accept-Encoding", "Content-Type"})
 _BUFFER_LIMIT = 1 << 20  # bodies up to this size are read whole rather than streamed
 
 
@@ -68,7 +72,7 @@ class Proxy:
     def __init__(
         self,
         settings: GatewaySettings,
-        upstreams: dict[str, httpx.AsyncClient],
+        upstreams: Upstreams,
         authenticator: Authenticator,
         redis: Redis,
     ) -> None:
@@ -118,39 +122,44 @@ class Proxy:
     async def _forward(
         self, request: Request, service: str, auth: Authenticated | None, ip: str
     ) -> Response:
-        client = self._upstreams[service]
-        headers = self._upstream_headers(request, auth, ip)
-        content = await self._request_body(request)
+        session = self._upstreams[service]
         target = request.scope["raw_path"].decode("latin-1")
         if query := request.scope.get("query_string"):
             target += "?" + query.decode("latin-1")
-        upstream_request = client.build_request(
-            request.method, target, headers=headers, content=content
-        )
+        body = await self._request_body(request)
         try:
-            upstream = await client.send(upstream_request, stream=True)
-        except httpx.TimeoutException as exc:
-            raise GatewayTimeout(f"The {service} service did not answer in time.") from exc
-        except httpx.TransportError as exc:
-            raise BadGateway(
-                f"The {service} service is unreachable.", code="upstream_unavailable"
-            ) from exc
-        response_headers = {
-            k: v for k, v in upstream.headers.multi_items() if k.lower() not in _NOT_RETURNED
-        }
-        if _should_stream(upstream):
-            return StreamingResponse(
-                _relay(upstream, service),
-                status_code=upstream.status_code,
-                headers=response_headers,
+            upstream = await session.request(
+                request.method,
+                URL(target, encoded=True),  # forwarded byte for byte, not re-quoted
+                headers=self._upstream_headers(request, auth, ip),
+                data=body,
+                allow_redirects=False,
+                skip_auto_headers=_NO_AUTO_HEADERS,
             )
-        try:
-            body = b"".join([chunk async for chunk in upstream.aiter_raw()])
-        except httpx.HTTPError as exc:
-            raise BadGateway(f"The {service} service broke off its answer.") from exc
-        finally:
-            await upstream.aclose()
-        return Response(body, status_code=upstream.status_code, headers=response_headers)
+        except (aiohttp.ClientError, TimeoutError, PayloadTooLarge) as exc:
+            if isinstance(body, _LimitedBody) and body.exceeded:
+                raise body.error() from exc
+            raise _upstream_error(service, exc) from exc
+        headers = [
+            (k.encode("latin-1"), v.encode("latin-1"))
+            for k, v in upstream.headers.items()
+            if k.lower() not in _NOT_RETURNED
+        ]
+        if _should_stream(upstream):
+            response: Response = StreamingResponse(
+                _relay(upstream, service), status_code=upstream.status
+            )
+        else:
+            try:
+                body = await upstream.read()
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                raise BadGateway(f"The {service} service broke off its answer.") from exc
+            finally:
+                upstream.release()
+            response = Response(body, status_code=upstream.status)
+        # Raw pairs keep repeated headers (Set-Cookie, Link) and the upstream's exact values.
+        response.raw_headers = headers
+        return response
 
     def _upstream_headers(
         self, request: Request, auth: Authenticated | None, ip: str
@@ -168,7 +177,7 @@ class Proxy:
             headers[INTERNAL_TOKEN_HEADER] = self._settings.internal_token
         return headers
 
-    async def _request_body(self, request: Request) -> bytes | AsyncIterator[bytes] | None:
+    async def _request_body(self, request: Request) -> bytes | _LimitedBody | None:
         limit = self._settings.max_body_bytes
         declared = request.headers.get("content-length")
         if declared is not None:
@@ -184,31 +193,59 @@ class Proxy:
                 return await request.body()
         elif "chunked" not in request.headers.get("transfer-encoding", ""):
             return None
-        return _limited(request, limit)
+        return _LimitedBody(request, limit)
 
 
-def _should_stream(upstream: httpx.Response) -> bool:
+def _upstream_error(service: str, exc: BaseException) -> BadGateway | GatewayTimeout:
+    if isinstance(exc, TimeoutError):
+        return GatewayTimeout(f"The {service} service did not answer in time.")
+    return BadGateway(f"The {service} service is unreachable.", code="upstream_unavailable")
+
+
+def _should_stream(upstream: aiohttp.ClientResponse) -> bool:
     if upstream.headers.get("content-type", "").startswith("text/event-stream"):
         return True
-    length = upstream.headers.get("content-length")
-    return length is None or int(length) > _BUFFER_LIMIT
+    length = upstream.content_length
+    return length is None or length > _BUFFER_LIMIT
 
 
-async def _limited(request: Request, limit: int) -> AsyncIterator[bytes]:
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"The request body exceeds {limit} bytes.")
-        yield chunk
+class _LimitedBody:
+    """The request body streamed upstream, cut off past the limit.
 
+    aiohttp wraps errors raised while it sends a body, so the overflow is also remembered here.
+    """
 
-async def _relay(upstream: httpx.Response, service: str) -> AsyncIterator[bytes]:
-    try:
-        async for chunk in upstream.aiter_raw():
+    def __init__(self, request: Request, limit: int) -> None:
+        self._request = request
+        self.limit = limit
+        self.exceeded = False
+
+    def error(self) -> PayloadTooLarge:
+        return PayloadTooLarge(f"The request body exceeds {self.limit} bytes.")
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        size = 0
+        async for chunk in self._request.stream():
+            size += len(chunk)
+            if size > self.limit:
+                self.exceeded = True
+                raise self.error()
             yield chunk
-    except httpx.HTTPError as exc:
+
+
+async def _relay(upstream: aiohttp.ClientResponse, service: str) -> AsyncIterator[bytes]:
+    completed = False
+    try:
+        async for chunk in upstream.content.iter_any():
+            yield chunk
+        completed = True
+    except (aiohttp.ClientError, TimeoutError) as exc:
         # The status line is gone; all we can do is end the stream and say why in the log.
         logger.warning("stream from %s broke off: %s", service, exc)
     finally:
-        await upstream.aclose()
+        # A stream cut short (client gone, cancelled) closes the upstream connection, which is
+        # how the upstream learns to stop; a finished one returns it to the pool.
+        if completed:
+            upstream.release()
+        else:
+            upstream.close()

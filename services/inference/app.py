@@ -10,7 +10,7 @@ from shared.app import create_service_app
 
 
 def create_app(settings: InferenceSettings | None = None) -> FastAPI:
-    settings = settings or InferenceSettings()  # type: ignore[call-arg]
+    settings = settings or InferenceSettings()
     return create_service_app(
         name="inference",
         title="llmnet inference",

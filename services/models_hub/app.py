@@ -10,7 +10,7 @@ from shared.app import create_service_app
 
 
 def create_app(settings: ModelsHubSettings | None = None) -> FastAPI:
-    settings = settings or ModelsHubSettings()  # type: ignore[call-arg]
+    settings = settings or ModelsHubSettings()
     return create_service_app(
         name="models_hub",
         title="llmnet model hub",

@@ -91,7 +91,7 @@ def _trusted(request: Request) -> bool:
     return token is not None and hmac.compare_digest(token.encode(), expected.encode())
 
 
-def get_identity(request: Request) -> Identity | None:
+async def get_identity(request: Request) -> Identity | None:
     user_id = request.headers.get(_USER_ID)
     if user_id is None:
         return None
@@ -107,7 +107,7 @@ def get_identity(request: Request) -> Identity | None:
     )
 
 
-def require_identity(
+async def require_identity(
     request: Request, identity: Annotated[Identity | None, Depends(get_identity)]
 ) -> Identity:
     if identity is None:
@@ -120,13 +120,13 @@ def require_identity(
     return identity
 
 
-def require_admin(identity: Annotated[Identity, Depends(require_identity)]) -> Identity:
+async def require_admin(identity: Annotated[Identity, Depends(require_identity)]) -> Identity:
     if not identity.is_admin:
         raise Forbidden("Administrators only.", code="admin_required")
     return identity
 
 
-def require_internal(request: Request) -> None:
+async def require_internal(request: Request) -> None:
     if not _trusted(request):
         raise Unauthorized("Internal endpoint: callers must present the internal token.")
 

@@ -54,7 +54,7 @@ async def get_follow(
 
 def follow_page_query(
     user_id: uuid.UUID, *, followers: bool, after: tuple[datetime, uuid.UUID] | None, limit: int
-) -> Select[tuple[User, datetime]]:
+) -> Select[User, datetime]:
     """Newest follows first; (created_at, other user's id) is the cursor."""
     own, other = (
         (UserFollow.followee_id, UserFollow.follower_id)

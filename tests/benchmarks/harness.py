@@ -1,0 +1,125 @@
+"""Servers for benchmarks: a throwaway migrated database and services as real processes.
+
+Services run under uvicorn in their own processes, as in production, so that the load
+generator in this process measures HTTP round trips rather than a shared event loop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import statistics
+import sys
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+
+from shared.db.migrate import upgrade_head
+from shared.launcher.supervisor import ProcessSpec, Supervisor
+from shared.testing import create_database, drop_database, generate_rsa_key
+
+ADMIN_DATABASE_URL = os.environ.get(
+    "TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class BenchEnv:
+    env: dict[str, str]
+    urls: dict[str, str]
+
+
+@contextlib.asynccontextmanager
+async def bench_database() -> AsyncIterator[str]:
+    url = await create_database(ADMIN_DATABASE_URL, prefix="llmnet_bench")
+    try:
+        import asyncio
+
+        await asyncio.to_thread(upgrade_head, url)
+        yield url
+    finally:
+        await drop_database(ADMIN_DATABASE_URL, url)
+
+
+@contextlib.contextmanager
+def services(database_url: str, work_dir: Path, names: list[str]) -> Iterator[BenchEnv]:
+    ports = {name: free_port() for name in names}
+    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "REDIS_URL": REDIS_URL,
+        "INTERNAL_TOKEN": "bench-internal-token-0123456789",
+        "LLMNET_DATA_DIR": str(work_dir),
+        "ACCOUNTS_JWT_PRIVATE_KEY_FILE": str(generate_rsa_key(work_dir / "jwt.pem")),
+        "LOG_LEVEL": "WARNING",
+        "GATEWAY_RATE_LIMIT_PER_MINUTE": "10000000",
+        "GATEWAY_ANON_RATE_LIMIT_PER_MINUTE": "10000000",
+        **{f"{name.upper()}_URL": url for name, url in urls.items() if name != "gateway"},
+    }
+    specs = [
+        ProcessSpec(
+            name=name,
+            argv=[
+                sys.executable,
+                "-m",
+                "uvicorn",
+                f"services.{name}.app:create_app",
+                "--factory",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--no-access-log",
+                "--loop",
+                "uvloop",
+                "--http",
+                "httptools",
+                "--log-level",
+                "warning",
+            ],
+            env=env,
+            port=port,
+        )
+        for name, port in ports.items()
+    ]
+    supervisor = Supervisor(specs)
+    supervisor.start()
+    try:
+        supervisor.wait_ready(timeout=120)
+        yield BenchEnv(env=env, urls=urls)
+    finally:
+        supervisor.stop()
+
+
+async def reset_redis_db() -> None:
+    from redis.asyncio import Redis
+
+    redis = Redis.from_url(REDIS_URL)
+    await redis.flushdb()
+    await redis.aclose()
+
+
+async def database_answers() -> bool:
+    try:
+        connection = await asyncpg.connect(ADMIN_DATABASE_URL, timeout=5)
+    except (OSError, asyncpg.PostgresError):
+        return False
+    await connection.close()
+    return True
+
+
+def percentile(samples: list[float], q: float) -> float:
+    if len(samples) < 2:
+        return samples[0] if samples else float("nan")
+    return statistics.quantiles(samples, n=100, method="inclusive")[int(q) - 1]

@@ -1,0 +1,138 @@
+"""Outbox → Redis Streams → consumer groups, including a Redis outage."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+from redis.asyncio import Redis
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from shared.db import create_engine, create_sessionmaker, session_scope
+from shared.db.migrate import upgrade_head
+from shared.events import EventConsumer, EventRelay, record_event
+from shared.events.models import OutboxEvent
+from shared.testing import create_database, drop_database
+from tests.conftest import ADMIN_DATABASE_URL, REDIS_URL
+
+
+@dataclass
+class Outbox:
+    sessionmaker: async_sessionmaker[AsyncSession]
+    redis: Redis
+
+
+@pytest.fixture(scope="module")
+async def outbox_sessionmaker() -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    # A database of its own: the platform's services run relays that would race these tests.
+    url = await create_database(ADMIN_DATABASE_URL, prefix="llmnet_events")
+    await asyncio.to_thread(upgrade_head, url)
+    engine = create_engine(url, pool_size=2)
+    yield create_sessionmaker(engine)
+    await engine.dispose()
+    await drop_database(ADMIN_DATABASE_URL, url)
+
+
+@pytest.fixture
+async def outbox(outbox_sessionmaker) -> AsyncIterator[Outbox]:
+    async with outbox_sessionmaker() as session, session.begin():
+        await session.execute(text("TRUNCATE event_outbox"))
+    redis = Redis.from_url(REDIS_URL, decode_responses=True)
+    await redis.delete("llmnet:events:test")
+    yield Outbox(outbox_sessionmaker, redis)
+    await redis.aclose()
+
+
+async def test_events_are_published_only_after_commit(outbox):
+    relay = EventRelay(outbox.sessionmaker, outbox.redis)
+    try:
+        async with session_scope(outbox.sessionmaker) as session:
+            record_event(session, "test.rolled_back", {"n": 1}, source="tests")
+            raise RuntimeError("abort the transaction")
+    except RuntimeError:
+        pass
+    async with session_scope(outbox.sessionmaker) as session:
+        record_event(session, "test.kept", {"n": 2}, source="tests")
+    assert await relay.publish_pending() == 1
+    entries = await outbox.redis.xrange("llmnet:events:test")
+    assert [fields["type"] for _, fields in entries] == ["test.kept"]
+
+
+async def test_consumer_group_receives_each_event_once_in_order(outbox):
+    async with session_scope(outbox.sessionmaker) as session:
+        for n in range(5):
+            record_event(session, "test.counted", {"n": n}, source="tests")
+    await EventRelay(outbox.sessionmaker, outbox.redis).publish_pending()
+
+    seen: list[int] = []
+
+    async def handler(event) -> None:
+        seen.append(event.payload["n"])
+
+    consumer = EventConsumer(
+        outbox.redis,
+        group="tests",
+        consumer="c1",
+        event_types=["test.counted"],
+        handler=handler,
+        block_ms=100,
+    )
+    await consumer.ensure_groups()
+    await consumer.consume_once()
+    await consumer.consume_once()
+    assert seen == [0, 1, 2, 3, 4]
+    pending = await outbox.redis.xpending("llmnet:events:test", "tests")
+    assert pending["pending"] == 0
+
+
+async def test_a_failed_handler_leaves_the_event_for_a_retry(outbox):
+    async with session_scope(outbox.sessionmaker) as session:
+        record_event(session, "test.flaky", {"n": 1}, source="tests")
+    await EventRelay(outbox.sessionmaker, outbox.redis).publish_pending()
+    calls: list[str] = []
+
+    async def flaky(event) -> None:
+        calls.append(event.id)
+        if len(calls) == 1:
+            raise ValueError("first delivery fails")
+
+    consumer = EventConsumer(
+        outbox.redis,
+        group="flaky",
+        consumer="c1",
+        event_types=["test.flaky"],
+        handler=flaky,
+        block_ms=50,
+        claim_idle_ms=0,
+    )
+    await consumer.ensure_groups()
+    await consumer.consume_once()
+    await consumer.consume_once()  # claims the unacknowledged event again
+    assert len(calls) == 2
+    assert calls[0] == calls[1]
+
+
+async def test_events_survive_a_redis_outage(outbox):
+    dead = Redis.from_url("redis://127.0.0.1:9/0", socket_connect_timeout=0.2)
+    async with session_scope(outbox.sessionmaker) as session:
+        record_event(session, "test.durable", {"n": 7}, source="tests")
+
+    down = EventRelay(outbox.sessionmaker, dead, poll_interval=0.05)
+    task = asyncio.create_task(down.run())
+    await asyncio.sleep(0.3)  # several failed attempts
+    task.cancel()
+    await dead.aclose()
+    async with outbox.sessionmaker() as session:
+        row = await session.scalar(select(OutboxEvent))
+    assert row.published_at is None
+
+    back = EventRelay(outbox.sessionmaker, Redis.from_url(REDIS_URL), poll_interval=0.05)
+    assert await back.publish_pending() == 1
+    entries = await outbox.redis.xrange("llmnet:events:test")
+    assert [f["payload"] for _, f in entries] == ['{"n": 7}']
+    async with outbox.sessionmaker() as session:
+        row = await session.scalar(select(OutboxEvent))
+    assert row.stream_id == entries[0][0]  # usable as an SSE event id

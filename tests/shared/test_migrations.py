@@ -1,0 +1,41 @@
+"""One alembic history: upgrade on an empty database, downgrade to base, upgrade again."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+
+from shared.db.migrate import downgrade_base, upgrade_head
+from shared.testing import create_database, drop_database
+from tests.conftest import ADMIN_DATABASE_URL
+
+
+async def _tables(url: str) -> set[str]:
+    connection = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        rows = await connection.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+    finally:
+        await connection.close()
+    return {row["tablename"] for row in rows}
+
+
+async def test_upgrade_downgrade_upgrade():
+    url = await create_database(ADMIN_DATABASE_URL, prefix="llmnet_migrations")
+    try:
+        await asyncio.to_thread(upgrade_head, url)
+        tables = await _tables(url)
+        assert {
+            "users",
+            "user_follows",
+            "refresh_tokens",
+            "api_keys",
+            "audit_records",
+            "event_outbox",
+        } <= tables
+        await asyncio.to_thread(downgrade_base, url)
+        assert await _tables(url) == {"alembic_version"}
+        await asyncio.to_thread(upgrade_head, url)
+        assert await _tables(url) == tables
+    finally:
+        await drop_database(ADMIN_DATABASE_URL, url)
