@@ -8,6 +8,7 @@ environment serves all processes.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -50,6 +51,21 @@ class CommonSettings(BaseSettings):
     inference_url: str = Field(default="http://127.0.0.1:8003", validation_alias="INFERENCE_URL")
     feed_url: str = Field(default="http://127.0.0.1:8004", validation_alias="FEED_URL")
     db_pool_size: int = Field(default=10, ge=1, validation_alias="DB_POOL_SIZE")
+    storage_backend: Literal["local", "s3"] = Field(
+        default="local",
+        validation_alias="STORAGE_BACKEND",
+        description="Where model files live: local (under LLMNET_DATA_DIR/storage) or s3.",
+    )
+    s3_endpoint: str = Field(
+        default="127.0.0.1:9000",
+        validation_alias="S3_ENDPOINT",
+        description="host:port of the S3/MinIO server.",
+    )
+    s3_access_key: str = Field(default="", validation_alias="S3_ACCESS_KEY")
+    s3_secret_key: str = Field(default="", validation_alias="S3_SECRET_KEY")
+    s3_bucket: str = Field(default="llmnet", validation_alias="S3_BUCKET")
+    s3_secure: bool = Field(default=False, validation_alias="S3_SECURE", description="Use TLS.")
+    s3_region: str | None = Field(default=None, validation_alias="S3_REGION")
 
     @field_validator("database_url")
     @classmethod
