@@ -19,6 +19,8 @@ from shared.db import after_commit, create_engine, create_sessionmaker
 from shared.observability import configure_logging
 from shared.settings import CommonSettings
 
+WorkerHook = Callable[[dict[str, Any]], Awaitable[None]]
+
 
 def redis_settings(url: str) -> RedisSettings:
     return RedisSettings.from_dsn(url)
@@ -44,8 +46,11 @@ def worker_settings(
     functions: Sequence[Callable[..., Awaitable[Any]]] = (),
     cron_jobs: Sequence[CronJob] = (),
     job_timeout: int = 300,
+    startup: WorkerHook | None = None,
+    shutdown: WorkerHook | None = None,
 ) -> dict[str, Any]:
-    """Keyword arguments for an arq worker: its ctx carries `settings` and `sessionmaker`."""
+    """Keyword arguments for an arq worker: its ctx carries `settings`, `sessionmaker` and
+    `redis` (arq's pool); `startup`/`shutdown` add a service's own resources."""
 
     async def on_startup(ctx: dict[str, Any]) -> None:
         configure_logging(settings.log_level, settings.log_json)
@@ -53,8 +58,12 @@ def worker_settings(
         ctx["settings"] = settings
         ctx["engine"] = engine
         ctx["sessionmaker"] = create_sessionmaker(engine)
+        if startup is not None:
+            await startup(ctx)
 
     async def on_shutdown(ctx: dict[str, Any]) -> None:
+        if shutdown is not None:
+            await shutdown(ctx)
         await ctx["engine"].dispose()
 
     return {

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,7 @@ from services.models_hub.app import create_app as create_models_hub
 from services.models_hub.config import ModelsHubSettings
 from shared.db import Base, create_engine, create_sessionmaker
 from shared.db.migrate import upgrade_head
+from shared.secrets_box import SecretBox
 from shared.testing import create_database, drop_database, generate_rsa_key, serve_app
 
 ADMIN_DATABASE_URL = os.environ.get(
@@ -40,6 +42,7 @@ ADMIN_DATABASE_URL = os.environ.get(
 )
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 INTERNAL_TOKEN = "test-internal-token-0123456789"
+SECRET_BOX_KEY = SecretBox.generate_key()
 
 
 @dataclass
@@ -75,6 +78,18 @@ class Platform:
             httpx.AsyncClient(base_url=url, timeout=30) as client,
         ):
             yield client
+
+
+def platform_hub_settings(common: dict[str, Any], **overrides: Any) -> ModelsHubSettings:
+    values = {
+        **common,
+        "secret_keys": SECRET_BOX_KEY,
+        "accounts_url": common.get("accounts_url", "http://127.0.0.1:8001"),
+        "validation_timeout_seconds": 120,
+        "validation_memory_bytes": 4 * 1024**3,
+        **overrides,
+    }
+    return ModelsHubSettings(**values)
 
 
 @pytest.fixture(scope="session")
@@ -113,7 +128,7 @@ async def platform(
         "accounts": lambda: create_accounts(
             AccountsSettings(**common, jwt_private_key_file=key_file)
         ),
-        "models_hub": lambda: create_models_hub(ModelsHubSettings(**common)),
+        "models_hub": lambda: create_models_hub(platform_hub_settings(common)),
         "inference": lambda: create_inference(InferenceSettings(**common)),
         "feed": lambda: create_feed(FeedSettings(**common)),
     }
@@ -123,6 +138,8 @@ async def platform(
         for name, factory in factories.items():
             apps[name] = factory()
             urls[name] = await stack.enter_async_context(serve_app(apps[name]))
+            if name == "accounts":  # the services that follow ask accounts about users
+                common["accounts_url"] = urls["accounts"]
         platform = Platform(
             gateway_url="",
             service_urls=urls,
@@ -140,7 +157,7 @@ async def platform(
 
 @pytest.fixture(autouse=True)
 async def _clean_state(request: pytest.FixtureRequest) -> AsyncIterator[None]:
-    """Empty tables and Redis before each test that uses the platform or the database."""
+    """Empty tables, Redis and storage before each test that uses the platform or database."""
     if not {"platform", "engine"} & set(request.fixturenames):
         yield
         return
@@ -151,6 +168,9 @@ async def _clean_state(request: pytest.FixtureRequest) -> AsyncIterator[None]:
     redis = Redis.from_url(REDIS_URL)
     await redis.flushdb()
     await redis.aclose()
+    if "platform" in request.fixturenames:
+        platform: Platform = request.getfixturevalue("platform")
+        shutil.rmtree(platform.common["data_dir"] / "storage", ignore_errors=True)
     yield
 
 

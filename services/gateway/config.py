@@ -24,6 +24,12 @@ class GatewaySettings(CommonSettings):
         ge=1024,
         description="Largest request body accepted (413 past it).",
     )
+    max_upload_bytes: int = Field(
+        default=2 * 1024**3 + 16 * 1024**2,
+        ge=1024,
+        description="Largest model upload body (POST /api/v1/models/{id}/versions); the model "
+        "hub enforces its own, exact cap.",
+    )
     connect_timeout_seconds: float = Field(default=5.0, gt=0)
     upstream_timeout_seconds: float = Field(
         default=300.0,

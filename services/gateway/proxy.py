@@ -20,7 +20,7 @@ from yarl import URL
 from services.gateway.auth import Authenticated, Authenticator
 from services.gateway.config import GatewaySettings
 from services.gateway.ratelimit import admit
-from services.gateway.routing import allows_anonymous, match
+from services.gateway.routing import allows_anonymous, is_upload, match
 from services.gateway.upstreams import Upstreams
 from shared.auth.identity import IDENTITY_HEADERS, INTERNAL_TOKEN_HEADER, identity_headers
 from shared.errors import (
@@ -178,7 +178,11 @@ class Proxy:
         return headers
 
     async def _request_body(self, request: Request) -> bytes | _LimitedBody | None:
-        limit = self._settings.max_body_bytes
+        limit = (
+            self._settings.max_upload_bytes
+            if is_upload(request.method, request.url.path)
+            else self._settings.max_body_bytes
+        )
         declared = request.headers.get("content-length")
         if declared is not None:
             try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from services.gateway.config import GatewaySettings
@@ -34,6 +35,14 @@ _PRIVATE_READS = (
     "/api/v1/notifications",
     "/api/v1/conversations",
 )
+
+
+_UPLOAD = re.compile(r"^/api/v1/models/[^/]+/versions/?$")
+
+
+def is_upload(method: str, path: str) -> bool:
+    """Model version uploads: the one request whose body may be gigabytes."""
+    return method == "POST" and _UPLOAD.match(path) is not None
 
 
 @dataclass(frozen=True, slots=True)

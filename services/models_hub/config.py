@@ -1,13 +1,54 @@
-"""Settings of the models_hub service (env prefix MODELS_HUB_, plus the common fields)."""
+"""Settings of the model hub (env prefix MODELS_HUB_, plus the common fields)."""
 
 from __future__ import annotations
 
-from pydantic_settings import SettingsConfigDict
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from shared.settings import CommonSettings
+
+GIB = 1024**3
 
 
 class ModelsHubSettings(CommonSettings):
     model_config = SettingsConfigDict(
         env_prefix="MODELS_HUB_", extra="ignore", populate_by_name=True
     )
+
+    secret_keys: str = Field(
+        description="Comma-separated Fernet keys encrypting provider API keys at rest; the "
+        "first encrypts, all decrypt (rotation)."
+    )
+    max_models_per_user: int = Field(default=50, ge=1)
+    max_uploads_per_day: int = Field(default=20, ge=1, description="Versions per user per 24 h.")
+    max_upload_bytes: int = Field(default=2 * GIB, ge=1024, description="One upload, all files.")
+    max_extracted_bytes: int = Field(
+        default=4 * GIB, ge=1024, description="Bytes an uploaded archive may unpack to."
+    )
+    max_archive_members: int = Field(default=1000, ge=1)
+    max_json_file_bytes: int = Field(
+        default=64 * 1024 * 1024, ge=1024, description="Largest config/tokenizer JSON file."
+    )
+    validation_timeout_seconds: float = Field(default=600, gt=0)
+    validation_memory_bytes: int = Field(default=8 * GIB, ge=256 * 1024 * 1024)
+    validation_cpu_seconds: int = Field(default=1800, ge=1)
+    validation_threads: int = Field(default=2, ge=1)
+    validation_max_attempts: int = Field(default=3, ge=1)
+    stale_upload_seconds: int = Field(
+        default=6 * 3600, ge=60, description="An upload unfinished this long is failed."
+    )
+    outbound_allow: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated hosts, host:port, IPs or CIDRs that provider URLs may "
+        "reach although private or loopback.",
+    )
+    provider_timeout_seconds: float = Field(default=30, gt=0)
+
+    @field_validator("outbound_allow", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value

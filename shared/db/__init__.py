@@ -42,6 +42,9 @@ AfterCommit = Callable[[], Awaitable[None]]
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    # Server-generated values (created_at, onupdate timestamps) come back with RETURNING on
+    # flush; otherwise they expire and reading them would be a lazy load, forbidden under async.
+    __mapper_args__ = {"eager_defaults": True}
 
 
 def utcnow() -> datetime:

@@ -47,6 +47,7 @@ _RECORDED = (
     "REDIS_URL",
     "INTERNAL_TOKEN",
     "ACCOUNTS_JWT_PRIVATE_KEY_FILE",
+    "MODELS_HUB_SECRET_KEYS",
     "LLMNET_DATA_DIR",
     "ACCOUNTS_URL",
     "MODELS_HUB_URL",
@@ -142,6 +143,8 @@ def run_platform(data_dir: Path | None = None) -> int:
             env["INTERNAL_TOKEN"] = dev_secrets.internal_token
         if not env.get("ACCOUNTS_JWT_PRIVATE_KEY_FILE"):
             env["ACCOUNTS_JWT_PRIVATE_KEY_FILE"] = str(dev_secrets.jwt_private_key_file)
+        if not env.get("MODELS_HUB_SECRET_KEYS"):
+            env["MODELS_HUB_SECRET_KEYS"] = dev_secrets.secret_box_key
         env.update(service_url_env(env))
 
         _say("applying database migrations")

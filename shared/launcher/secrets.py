@@ -2,7 +2,8 @@
 
 Exports:
     ensure_dev_secrets(data_dir) -> DevSecrets
-    DevSecrets: ``jwt_private_key_file`` (RSA-2048 PEM, mode 0600) and ``internal_token``.
+    DevSecrets: ``jwt_private_key_file`` (RSA-2048 PEM, mode 0600), ``internal_token`` and
+        ``secret_box_key`` (a Fernet key encrypting provider API keys at rest).
 
 Reuse matters: a fresh JWT key on every start would log every user out, and a fresh
 internal token would break services left running from a previous launch.
@@ -18,7 +19,11 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from shared.secrets_box import SecretBox
+
 __all__ = ["INTERNAL_TOKEN_NAME", "JWT_PRIVATE_KEY_NAME", "DevSecrets", "ensure_dev_secrets"]
+
+SECRET_BOX_KEY_NAME = "secret_box_key"
 
 JWT_PRIVATE_KEY_NAME = "jwt_private_key.pem"
 INTERNAL_TOKEN_NAME = "internal_token"
@@ -28,6 +33,7 @@ INTERNAL_TOKEN_NAME = "internal_token"
 class DevSecrets:
     jwt_private_key_file: Path
     internal_token: str
+    secret_box_key: str
 
 
 def _write_private(path: Path, content: bytes) -> None:
@@ -73,4 +79,13 @@ def ensure_dev_secrets(data_dir: Path) -> DevSecrets:
         _write_private(token_file, token.encode() + b"\n")
     token_file.chmod(0o600)
 
-    return DevSecrets(jwt_private_key_file=key_file.resolve(), internal_token=token)
+    box_file = data_dir / SECRET_BOX_KEY_NAME
+    box_key = box_file.read_text().strip() if box_file.is_file() else ""
+    if not box_key:
+        # A new key would make every stored provider key undecryptable: create it once.
+        box_key = SecretBox.generate_key()
+        _write_private(box_file, box_key.encode() + b"\n")
+
+    return DevSecrets(
+        jwt_private_key_file=key_file.resolve(), internal_token=token, secret_box_key=box_key
+    )

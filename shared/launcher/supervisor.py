@@ -53,6 +53,7 @@ HTTP_SERVICES: tuple[tuple[str, str, int, str | None], ...] = (
 )
 WORKERS: tuple[tuple[str, str], ...] = (
     ("accounts-worker", "services.accounts.worker.WorkerSettings"),
+    ("models-hub-worker", "services.models_hub.worker.WorkerSettings"),
 )
 
 

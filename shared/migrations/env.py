@@ -15,7 +15,11 @@ from shared.db import Base
 from shared.settings import CommonSettings
 
 # Every module that defines tables: autogenerate must see the whole schema.
-TABLE_MODULES = ("shared.events.models", "services.accounts.models")
+TABLE_MODULES = (
+    "shared.events.models",
+    "services.accounts.models",
+    "services.models_hub.models",
+)
 for module in TABLE_MODULES:
     importlib.import_module(module)
 

@@ -41,7 +41,9 @@ class LocalStorage:
                     await out.write(chunk)
             await anyio.to_thread.run_sync(os.replace, partial, target)
         except BaseException:
-            await anyio.Path(partial).unlink(missing_ok=True)
+            # Shielded: a cancelled upload must still remove its partial file.
+            with anyio.CancelScope(shield=True):
+                await anyio.Path(partial).unlink(missing_ok=True)
             raise
         return StoredObject(key=key, size=size, sha256=digest.hexdigest())
 

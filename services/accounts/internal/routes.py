@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import uuid
+
 from fastapi import APIRouter
 
 from services.accounts.api_keys.schemas import ResolveApiKey, ResolvedApiKey
 from services.accounts.api_keys.service import api_key_service
 from services.accounts.deps import ContextDep
+from services.accounts.users import repository as users
+from services.accounts.users.schemas import InternalUser
+from services.accounts.users.service import UserNotFound
 from shared.auth.identity import InternalCaller
 from shared.db import SessionDep
 
@@ -18,3 +23,19 @@ async def resolve_api_key(
     body: ResolveApiKey, session: SessionDep, ctx: ContextDep
 ) -> ResolvedApiKey:
     return await api_key_service.resolve(session, ctx, body.key_hash)
+
+
+@router.get("/users/by-name/{username}", response_model=InternalUser)
+async def user_by_name(username: str, session: SessionDep) -> InternalUser:
+    user = await users.get_by_username(session, username)
+    if user is None:
+        raise UserNotFound(f"No user named '{username}'.")
+    return InternalUser.model_validate(user)
+
+
+@router.get("/users/{user_id}", response_model=InternalUser)
+async def user_by_id(user_id: uuid.UUID, session: SessionDep) -> InternalUser:
+    user = await users.get_by_id(session, user_id)
+    if user is None:
+        raise UserNotFound("No such user.")
+    return InternalUser.model_validate(user)

@@ -58,3 +58,15 @@ class FollowEntry(BaseModel):
 class FollowState(BaseModel):
     following: bool
     followers_count: int
+
+
+class InternalUser(BaseModel):
+    """What other services may learn about a user (internal API)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    username: str
+    role: str
+    is_model_developer: bool
+    is_banned: bool

@@ -1,0 +1,154 @@
+"""Tables owned by the model hub."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from shared.db import Base
+
+
+def _now_column() -> Mapped[datetime]:
+    return mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Provider(Base):
+    """An external OpenAI-compatible endpoint a user registered."""
+
+    __tablename__ = "providers"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    owner_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    base_url: Mapped[str] = mapped_column(String(2048))
+    api_key_encrypted: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _now_column()
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
+class Model(Base):
+    __tablename__ = "models"
+    __table_args__ = (
+        UniqueConstraint("owner_id", "slug"),
+        Index("ix_models_tags", "tags", postgresql_using="gin"),
+        Index("ix_models_created_at_id", "created_at", "id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    owner_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    # Usernames never change, so the public reference `<owner>/<slug>` is stable.
+    owner_username: Mapped[str] = mapped_column(String(32))
+    slug: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(100))
+    description: Mapped[str] = mapped_column(String(1000), default="")
+    card: Mapped[str] = mapped_column(Text, default="")
+    tags: Mapped[list[str]] = mapped_column(ARRAY(String(32)), default=list)
+    license: Mapped[str | None] = mapped_column(String(64))
+    visibility: Mapped[str] = mapped_column(String(10), default="public")
+    source: Mapped[str] = mapped_column(String(10), default="upload")
+    # Derived from the versions (see catalog.service.refresh_status), kept for filtering.
+    status: Mapped[str] = mapped_column(String(12), default="empty", index=True)
+    default_params: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    system_prompt: Mapped[str | None] = mapped_column(Text)
+    active_version_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("model_versions.id", ondelete="SET NULL", use_alter=True)
+    )
+    provider_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("providers.id", ondelete="CASCADE"), index=True
+    )
+    remote_model: Mapped[str | None] = mapped_column(String(200))
+    likes_count: Mapped[int] = mapped_column(Integer, default=0)
+    usage_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    tokens_generated: Mapped[int] = mapped_column(BigInteger, default=0)
+    avg_latency_ms: Mapped[float | None] = mapped_column(Float)
+    p95_latency_ms: Mapped[float | None] = mapped_column(Float)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = _now_column()
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
+class ModelVersion(Base):
+    __tablename__ = "model_versions"
+    __table_args__ = (
+        UniqueConstraint("model_id", "number"),
+        Index("ix_model_versions_status", "status"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    model_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("models.id", ondelete="CASCADE"), index=True
+    )
+    # Denormalised for the daily upload quota, counted without a join.
+    owner_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(12), default="uploading")
+    error: Mapped[str | None] = mapped_column(Text)
+    format: Mapped[str | None] = mapped_column(String(12))
+    files: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list)
+    total_size: Mapped[int] = mapped_column(BigInteger, default=0)
+    details: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    servable_prefix: Mapped[str | None] = mapped_column(String(300))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = _now_column()
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+    validation_started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    validated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ModelAccessGrant(Base):
+    """A named user's right to use (or manage) a model they do not own."""
+
+    __tablename__ = "model_access_grants"
+
+    model_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("models.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[uuid.UUID] = mapped_column(primary_key=True, index=True)
+    username: Mapped[str] = mapped_column(String(32))
+    level: Mapped[str] = mapped_column(String(10))
+    created_at: Mapped[datetime] = _now_column()
+
+
+class ModelLike(Base):
+    __tablename__ = "model_likes"
+
+    model_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("models.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[uuid.UUID] = mapped_column(primary_key=True, index=True)
+    created_at: Mapped[datetime] = _now_column()
+
+
+class ModelUsageSample(Base):
+    """Recent response times per model; p95 is computed over the latest samples."""
+
+    __tablename__ = "model_usage_samples"
+    __table_args__ = (Index("ix_model_usage_samples_model_id_id", "model_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    model_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
+    latency_ms: Mapped[float] = mapped_column(Float)
+    tokens: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = _now_column()

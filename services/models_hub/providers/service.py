@@ -1,0 +1,188 @@
+"""Registering external providers, their models, and testing the connection."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.models_hub.catalog.schemas import ModelCreate
+from services.models_hub.catalog.service import catalog_service, slugify
+from services.models_hub.deps import HubContext
+from services.models_hub.models import Model, Provider
+from services.models_hub.providers.schemas import (
+    ConnectionTest,
+    ProviderCreate,
+    ProviderRead,
+    ProviderUpdate,
+    RemoteModelCreate,
+)
+from shared.auth.identity import Identity
+from shared.errors import NotFound
+from shared.outbound import check_outbound_url
+
+
+class ProviderNotFound(NotFound):
+    code = "provider_not_found"
+
+
+class ProviderService:
+    async def _owned(
+        self, session: AsyncSession, provider_id: uuid.UUID, viewer: Identity
+    ) -> Provider:
+        provider = await session.get(Provider, provider_id)
+        # Someone else's provider does not exist for you (admins see all).
+        if provider is None or (provider.owner_id != viewer.user_id and not viewer.is_admin):
+            raise ProviderNotFound("No such provider among yours.")
+        return provider
+
+    async def _read(self, session: AsyncSession, provider: Provider) -> ProviderRead:
+        model_ids = list(
+            await session.scalars(select(Model.id).where(Model.provider_id == provider.id))
+        )
+        return ProviderRead(
+            id=provider.id,
+            name=provider.name,
+            base_url=provider.base_url,
+            has_api_key=provider.api_key_encrypted is not None,
+            model_ids=model_ids,
+            created_at=provider.created_at,
+            updated_at=provider.updated_at,
+        )
+
+    async def create(
+        self, session: AsyncSession, ctx: HubContext, viewer: Identity, data: ProviderCreate
+    ) -> ProviderRead:
+        await catalog_service.ensure_can_create(session, ctx, viewer)
+        base_url = await check_outbound_url(data.base_url, allow=ctx.settings.outbound_allow)
+        provider = Provider(
+            owner_id=viewer.user_id,
+            name=data.name,
+            base_url=base_url,
+            api_key_encrypted=ctx.secrets.encrypt(data.api_key) if data.api_key else None,
+        )
+        session.add(provider)
+        await session.flush()
+        for remote in data.models:
+            await self._add_model(session, ctx, viewer, provider, remote)
+        await session.refresh(provider)
+        return await self._read(session, provider)
+
+    async def _add_model(
+        self,
+        session: AsyncSession,
+        ctx: HubContext,
+        viewer: Identity,
+        provider: Provider,
+        remote: RemoteModelCreate,
+    ) -> Model:
+        name = remote.name or remote.remote_model
+        return await catalog_service.create(
+            session,
+            ctx,
+            viewer,
+            ModelCreate(
+                name=name,
+                slug=remote.slug or slugify(name),
+                description=remote.description,
+                visibility=remote.visibility,
+            ),
+            source="remote",
+            provider_id=provider.id,
+            remote_model=remote.remote_model,
+        )
+
+    async def add_model(
+        self,
+        session: AsyncSession,
+        ctx: HubContext,
+        viewer: Identity,
+        provider_id: uuid.UUID,
+        remote: RemoteModelCreate,
+    ) -> Model:
+        provider = await self._owned(session, provider_id, viewer)
+        return await self._add_model(session, ctx, viewer, provider, remote)
+
+    async def list(self, session: AsyncSession, viewer: Identity) -> list[ProviderRead]:
+        providers = await session.scalars(
+            select(Provider).where(Provider.owner_id == viewer.user_id).order_by(Provider.name)
+        )
+        return [await self._read(session, p) for p in providers]
+
+    async def get(
+        self, session: AsyncSession, provider_id: uuid.UUID, viewer: Identity
+    ) -> ProviderRead:
+        return await self._read(session, await self._owned(session, provider_id, viewer))
+
+    async def update(
+        self,
+        session: AsyncSession,
+        ctx: HubContext,
+        provider_id: uuid.UUID,
+        viewer: Identity,
+        data: ProviderUpdate,
+    ) -> ProviderRead:
+        provider = await self._owned(session, provider_id, viewer)
+        changes = data.model_dump(exclude_unset=True)
+        if changes.get("name"):
+            provider.name = changes["name"]
+        if changes.get("base_url"):
+            provider.base_url = await check_outbound_url(
+                changes["base_url"], allow=ctx.settings.outbound_allow
+            )
+        if "api_key" in changes:
+            key = changes["api_key"]
+            provider.api_key_encrypted = ctx.secrets.encrypt(key) if key else None
+        await session.flush()
+        await session.refresh(provider)
+        return await self._read(session, provider)
+
+    async def delete(self, session: AsyncSession, provider_id: uuid.UUID, viewer: Identity) -> None:
+        provider = await self._owned(session, provider_id, viewer)
+        await session.delete(provider)  # its models go with it (ON DELETE CASCADE)
+
+    async def test_connection(
+        self, session: AsyncSession, ctx: HubContext, provider_id: uuid.UUID, viewer: Identity
+    ) -> ConnectionTest:
+        provider = await self._owned(session, provider_id, viewer)
+        # Checked again now: the name may resolve elsewhere than when it was registered.
+        base_url = await check_outbound_url(provider.base_url, allow=ctx.settings.outbound_allow)
+        headers = {}
+        if provider.api_key_encrypted:
+            headers["Authorization"] = f"Bearer {ctx.secrets.decrypt(provider.api_key_encrypted)}"
+        try:
+            async with httpx.AsyncClient(
+                timeout=ctx.settings.provider_timeout_seconds,
+                follow_redirects=False,
+                trust_env=False,
+            ) as client:
+                response = await client.get(f"{base_url}/models", headers=headers)
+        except httpx.TimeoutException:
+            return ConnectionTest(ok=False, error="The provider did not answer in time.")
+        except httpx.HTTPError as exc:
+            return ConnectionTest(ok=False, error=f"Could not reach the provider: {exc}.")
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if response.status_code != 200:
+            message = None
+            if isinstance(body, dict) and isinstance(body.get("error"), dict):
+                message = body["error"].get("message")
+            return ConnectionTest(
+                ok=False,
+                status_code=response.status_code,
+                error=message or f"The provider answered HTTP {response.status_code}.",
+                details=body if isinstance(body, dict) else None,
+            )
+        models = [
+            str(item.get("id"))
+            for item in (body.get("data", []) if isinstance(body, dict) else [])
+            if isinstance(item, dict) and item.get("id")
+        ]
+        return ConnectionTest(ok=True, models=models, status_code=200)
+
+
+provider_service = ProviderService()

@@ -1,0 +1,36 @@
+"""Model versions as clients see them."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class VersionFile(BaseModel):
+    name: str
+    size: int
+    sha256: str
+    kind: str
+
+
+class VersionRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    model_id: uuid.UUID
+    number: int
+    status: str = Field(description="uploading, validating, ready or failed.")
+    error: str | None = Field(description="Why validation failed, and what to do about it.")
+    format: str | None
+    files: list[VersionFile]
+    total_size: int
+    details: dict[str, Any] = Field(
+        description="What validation found: architecture, parameter_count, dtype, "
+        "context_length, vocab_size, has_chat_template, load_seconds, tokens_per_second."
+    )
+    is_active: bool = False
+    created_at: datetime
+    validated_at: datetime | None

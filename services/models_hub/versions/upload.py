@@ -1,0 +1,332 @@
+"""Receiving a version's files: streamed to storage, recognised by content, checked, capped.
+
+A version arrives as separate files in one multipart request, as one .gguf, or as one
+archive (.tar, .tar.gz, .zip) of a model folder. Archives are spooled to a temporary file
+(zip needs random access) and read member by member by this code, never `extractall`: only
+regular files with clean relative names are taken, links and devices are refused, and both
+the member count and the bytes actually unpacked are capped.
+"""
+
+from __future__ import annotations
+
+import re
+import tarfile
+import tempfile
+import zipfile
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import anyio
+
+from services.models_hub.versions.formats import (
+    ARCHIVES,
+    SNIFF_BYTES,
+    FileKind,
+    FileRefused,
+    SafetensorsCheck,
+    check_gguf_head,
+    check_json_file,
+    classify,
+)
+from shared.errors import PayloadTooLarge, UnprocessableEntity
+from shared.storage import Storage
+
+CHUNK = 1 << 20
+_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
+
+
+class ArchiveRefused(UnprocessableEntity):
+    code = "archive_refused"
+
+
+class IncompleteModel(UnprocessableEntity):
+    code = "incomplete_model"
+
+
+class ChecksumMismatch(UnprocessableEntity):
+    code = "checksum_mismatch"
+
+
+@dataclass(frozen=True, slots=True)
+class UploadLimits:
+    max_bytes: int
+    max_extracted_bytes: int
+    max_members: int
+    max_json_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredFile:
+    name: str
+    size: int
+    sha256: str
+    kind: FileKind
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "size": self.size, "sha256": self.sha256, "kind": self.kind}
+
+
+def clean_name(raw: str, *, where: str) -> str:
+    name = raw.replace("\\", "/")
+    while name.startswith("./"):
+        name = name[2:]
+    segments = name.split("/")
+    if name.startswith("/") or any(s in ("", ".", "..") for s in segments):
+        raise ArchiveRefused(f"{where} '{raw}' has an unsafe path (absolute or with '..').")
+    for segment in segments:
+        if not _SEGMENT.match(segment):
+            raise FileRefused(
+                f"{where} '{raw}': names may use letters, digits, '.', '_' and '-' only."
+            )
+    return name
+
+
+class VersionFiles:
+    """One version's files on their way into storage under `prefix`."""
+
+    def __init__(self, storage: Storage, prefix: str, limits: UploadLimits, tmp_dir: Path) -> None:
+        self._storage = storage
+        self._prefix = prefix
+        self._limits = limits
+        self._tmp_dir = tmp_dir
+        self.files: dict[str, StoredFile] = {}
+        self.uploaded_bytes = 0
+        self.extracted_bytes = 0
+        self.archive = False
+
+    # -- budgets ------------------------------------------------------------------------
+    def _count_upload(self, size: int) -> None:
+        self.uploaded_bytes += size
+        if self.uploaded_bytes > self._limits.max_bytes:
+            raise PayloadTooLarge(
+                f"The upload is larger than {self._limits.max_bytes} bytes, the most allowed."
+            )
+
+    def _count_extracted(self, size: int) -> None:
+        self.extracted_bytes += size
+        if self.extracted_bytes > self._limits.max_extracted_bytes:
+            raise ArchiveRefused(
+                f"The archive unpacks to more than {self._limits.max_extracted_bytes} bytes."
+            )
+
+    # -- files --------------------------------------------------------------------------
+    async def add_upload(self, filename: str, chunks: AsyncIterator[bytes]) -> None:
+        """A file part of the multipart request (a model file, a .gguf or an archive)."""
+        if "/" in filename or "\\" in filename:
+            raise FileRefused(
+                f"File '{filename}': send plain file names without folders (to upload a "
+                "folder, send an archive of it)."
+            )
+        name = clean_name(filename, where="File")
+        head, rest = await _head(chunks)
+        kind = classify(name, head)
+        if kind in ARCHIVES:
+            if self.files or self.archive:
+                raise ArchiveRefused("Upload an archive on its own, not with other files.")
+            self.archive = True
+            await self._extract(name, kind, _prepend(head, rest))
+            return
+        if self.archive:
+            raise ArchiveRefused("Upload an archive on its own, not with other files.")
+        await self._store(name, kind, head, rest, self._count_upload)
+
+    async def _store(
+        self,
+        name: str,
+        kind: FileKind,
+        head: bytes,
+        rest: AsyncIterator[bytes],
+        count: Callable[[int], None],
+    ) -> None:
+        if name in self.files:
+            raise FileRefused(f"'{name}' was sent twice.")
+        checker = SafetensorsCheck(name) if kind == FileKind.SAFETENSORS else None
+        json_buffer = bytearray() if kind == FileKind.JSON else None
+        if kind == FileKind.GGUF:
+            check_gguf_head(name, head)
+
+        async def checked() -> AsyncIterator[bytes]:
+            async for chunk in _prepend(head, rest):
+                count(len(chunk))
+                if checker is not None:
+                    checker.feed(chunk)
+                if json_buffer is not None:
+                    json_buffer.extend(chunk)
+                    if len(json_buffer) > self._limits.max_json_bytes:
+                        raise FileRefused(f"'{name}' is larger than a JSON file may be.")
+                yield chunk
+
+        stored = await self._storage.put(f"{self._prefix}/{name}", checked())
+        if checker is not None:
+            checker.finish(stored.size)
+        if json_buffer is not None:
+            check_json_file(name, bytes(json_buffer))
+        self.files[name] = StoredFile(name, stored.size, stored.sha256, kind)
+
+    # -- archives -----------------------------------------------------------------------
+    async def _extract(self, name: str, kind: FileKind, chunks: AsyncIterator[bytes]) -> None:
+        with tempfile.TemporaryDirectory(dir=self._tmp_dir) as tmp:
+            path = Path(tmp) / "archive"
+            async with await anyio.open_file(path, "wb") as spool:
+                async for chunk in chunks:
+                    self._count_upload(len(chunk))
+                    await spool.write(chunk)
+            members = _zip_members(path) if kind == FileKind.ZIP else _tar_members(path)
+            top: str | None = None
+            count = 0
+            async for member_name, is_file, opener in members:
+                count += 1
+                if count > self._limits.max_members:
+                    raise ArchiveRefused(
+                        f"The archive has more than {self._limits.max_members} members."
+                    )
+                raw = member_name.rstrip("/")
+                if not is_file or not raw:
+                    continue
+                segments = raw.replace("\\", "/").split("/")
+                hidden = any(s.startswith(".") and s not in (".", "..") for s in segments)
+                if (hidden or "__MACOSX" in segments) and ".." not in segments:
+                    continue  # editor and OS droppings (.gitattributes, __MACOSX/)
+                member = clean_name(raw, where="Archive member")
+                member, top = _strip_top(member, top)
+                stream = opener()
+                head, rest = await _head(_read_sync(stream))
+                member_kind = classify(member, head)
+                if member_kind in ARCHIVES:
+                    raise ArchiveRefused(f"'{member}': archives inside archives are not accepted.")
+                await self._store(member, member_kind, head, rest, self._count_extracted)
+        if not self.files:
+            raise ArchiveRefused(f"'{name}' contains no model files.")
+
+    # -- the whole ------------------------------------------------------------------------
+    def verify_checksums(self, expected: dict[str, str]) -> None:
+        for name, digest in expected.items():
+            stored = self.files.get(name)
+            if stored is None:
+                raise ChecksumMismatch(
+                    f"A checksum was given for '{name}', which was not uploaded."
+                )
+            if stored.sha256 != digest.lower():
+                raise ChecksumMismatch(
+                    f"'{name}' arrived with SHA-256 {stored.sha256}, not {digest}: the upload "
+                    "was corrupted on the way. Upload it again."
+                )
+
+    def model_format(self) -> str:
+        """'gguf' or 'safetensors', once the set of files is complete."""
+        kinds = {f.kind for f in self.files.values()}
+        names = set(self.files)
+        if FileKind.GGUF in kinds:
+            ggufs = [n for n, f in self.files.items() if f.kind == FileKind.GGUF]
+            if len(ggufs) > 1 or FileKind.SAFETENSORS in kinds:
+                raise IncompleteModel("Upload one .gguf file, or safetensors weights; not both.")
+            return "gguf"
+        missing = []
+        if "config.json" not in names:
+            missing.append("config.json")
+        if FileKind.SAFETENSORS not in kinds:
+            missing.append("weights as *.safetensors")
+        has_tokenizer = (
+            "tokenizer.json" in names
+            or any(f.kind == FileKind.SENTENCEPIECE for f in self.files.values())
+            or {"vocab.json", "merges.txt"} <= names
+        )
+        if not has_tokenizer:
+            missing.append(
+                "a tokenizer (tokenizer.json, tokenizer.model, or vocab.json with merges.txt)"
+            )
+        if missing:
+            raise IncompleteModel("The model is incomplete: add " + "; ".join(missing) + ".")
+        return "safetensors"
+
+
+def _strip_top(member: str, top: str | None) -> tuple[str, str | None]:
+    """Files may sit at the archive's root or in one top-level folder, which is dropped."""
+    first, _, rest = member.partition("/")
+    if top is None:
+        top = first if rest else ""
+    if top:
+        if first != top or not rest:
+            raise ArchiveRefused(
+                "Put the model's files at the archive's root or inside one top-level folder."
+            )
+        return rest, top
+    return member, top
+
+
+async def _head(chunks: AsyncIterator[bytes]) -> tuple[bytes, AsyncIterator[bytes]]:
+    head = bytearray()
+    async for chunk in chunks:
+        head += chunk
+        if len(head) >= SNIFF_BYTES:
+            break
+    return bytes(head), chunks
+
+
+async def _prepend(head: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    if head:
+        yield head
+    async for chunk in rest:
+        yield chunk
+
+
+async def _read_sync(stream: IO[bytes]) -> AsyncIterator[bytes]:
+    try:
+        while chunk := await anyio.to_thread.run_sync(stream.read, CHUNK):
+            yield chunk
+    finally:
+        stream.close()
+
+
+Member = tuple[str, bool, Callable[[], IO[bytes]]]
+
+
+async def _tar_members(path: Path) -> AsyncIterator[Member]:
+    try:
+        archive = await anyio.to_thread.run_sync(tarfile.open, path, "r:*")
+    except tarfile.TarError as exc:
+        raise ArchiveRefused(f"The archive cannot be read: {exc}.") from exc
+    with archive:
+        while True:
+            try:
+                info = await anyio.to_thread.run_sync(archive.next)
+            except tarfile.TarError as exc:
+                raise ArchiveRefused(f"The archive is corrupt: {exc}.") from exc
+            if info is None:
+                return
+            if not (info.isreg() or info.isdir()):
+                raise ArchiveRefused(
+                    f"Archive member '{info.name}' is a link or device; only regular files "
+                    "are accepted."
+                )
+
+            def opener(member: tarfile.TarInfo = info) -> IO[bytes]:
+                stream = archive.extractfile(member)
+                assert stream is not None  # regular files always have content
+                return stream
+
+            yield info.name, info.isreg(), opener
+
+
+async def _zip_members(path: Path) -> AsyncIterator[Member]:
+    try:
+        archive = await anyio.to_thread.run_sync(zipfile.ZipFile, path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise ArchiveRefused(f"The zip archive cannot be read: {exc}.") from exc
+    with archive:
+        for info in archive.infolist():
+            mode = info.external_attr >> 16
+            if mode and (mode & 0o170000) not in (0o100000, 0o040000, 0):
+                raise ArchiveRefused(
+                    f"Archive member '{info.filename}' is a link or device; only regular files "
+                    "are accepted."
+                )
+            if info.flag_bits & 0x1:
+                raise ArchiveRefused(f"Archive member '{info.filename}' is encrypted.")
+            yield (
+                info.filename,
+                not info.is_dir(),
+                lambda member=info: archive.open(member),  # type: ignore[misc]
+            )

@@ -1,0 +1,61 @@
+"""arq worker of the model hub: `arq services.models_hub.worker.WorkerSettings`.
+
+It validates uploads (queue `llmnet:validation`; in production it runs on the inference
+node pool, where models load the way they will be served), sweeps stale versions every
+minute, and consumes `model.usage` events into the models' statistics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+from arq import cron
+
+from services.models_hub.config import ModelsHubSettings
+from services.models_hub.resources import build_context, close_context
+from services.models_hub.usage.consumer import usage_consumer
+from services.models_hub.usage.service import prune_samples
+from services.models_hub.versions.service import VALIDATION_QUEUE
+from services.models_hub.versions.tasks import sweep_versions, validate_version
+from shared.db import session_scope
+from shared.jobs import worker_settings
+from shared.redis_client import create_redis
+
+
+async def sweep(ctx: dict[str, Any]) -> dict[str, int]:
+    result = await sweep_versions(ctx)
+    async with session_scope(ctx["sessionmaker"]) as session:
+        result["pruned_samples"] = await prune_samples(session)
+    return result
+
+
+async def startup(ctx: dict[str, Any]) -> None:
+    settings: ModelsHubSettings = ctx["settings"]
+    ctx["hub"] = await build_context(settings, ctx["sessionmaker"], jobs=ctx["redis"])
+    ctx["events_redis"] = create_redis(settings.redis_url)
+    ctx["usage_task"] = asyncio.create_task(usage_consumer(ctx).run(), name="usage-consumer")
+
+
+async def shutdown(ctx: dict[str, Any]) -> None:
+    ctx["usage_task"].cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await ctx["usage_task"]
+    await ctx["events_redis"].aclose()
+    await close_context(ctx["hub"], close_jobs=False)
+
+
+def settings_for(settings: ModelsHubSettings) -> dict[str, Any]:
+    return worker_settings(
+        settings,
+        queue_name=VALIDATION_QUEUE,
+        functions=[validate_version, sweep],
+        cron_jobs=[cron(sweep, second={0}, run_at_startup=True)],
+        job_timeout=int(settings.validation_timeout_seconds) + 600,
+        startup=startup,
+        shutdown=shutdown,
+    )
+
+
+WorkerSettings = settings_for(ModelsHubSettings())
