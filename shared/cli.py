@@ -3,6 +3,7 @@
     llmnet run                      start everything (embedded PostgreSQL/Redis when no URLs)
     llmnet migrate                  alembic upgrade head on DATABASE_URL
     llmnet create-admin USERNAME    promote a user, or create one with --email (password asked)
+    llmnet seed                     add the public demo model (idempotent; `run` does it too)
 
 Without DATABASE_URL, `migrate` and `create-admin` use the servers a running `llmnet run`
 recorded in the data directory.
@@ -66,6 +67,35 @@ async def _create_admin(username: str, email: str | None, password: str | None) 
     return f"{verb} admin '{result.username}'"
 
 
+async def _seed() -> str:
+    from services.accounts.cli import ensure_system_user
+    from services.models_hub.config import ModelsHubSettings
+    from services.models_hub.resources import build_context, close_context
+    from services.models_hub.seed import seed_demo_model
+    from shared.db import create_engine, create_sessionmaker, session_scope
+
+    settings = ModelsHubSettings()
+    engine = create_engine(settings.database_url, pool_size=1)
+    sessionmaker = create_sessionmaker(engine)
+    try:
+        async with session_scope(sessionmaker) as session:
+            owner = await ensure_system_user(session)
+            owner_id, owner_name = owner.id, owner.username
+        context = await build_context(settings, sessionmaker)
+        try:
+            return await seed_demo_model(context, owner_id, owner_name)
+        finally:
+            await close_context(context)
+    finally:
+        await engine.dispose()
+
+
+def _seed_command() -> int:
+    _load_platform_env()
+    print(f"demo model: {asyncio.run(_seed())}")
+    return 0
+
+
 def _create_admin_command(args: argparse.Namespace) -> int:
     _load_platform_env()
     password = None
@@ -90,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("run", help="start the whole platform")
     commands.add_parser("migrate", help="apply database migrations")
+    commands.add_parser("seed", help="add the public demo model")
     admin = commands.add_parser("create-admin", help="create or promote an administrator")
     admin.add_argument("username")
     admin.add_argument("--email", help="create the user with this email if it does not exist")
@@ -105,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_platform()
     if args.command == "migrate":
         return _migrate()
+    if args.command == "seed":
+        return _seed_command()
     return _create_admin_command(args)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -71,3 +72,33 @@ async def create_or_promote_admin(
         details={"role": "admin", "via": "cli"},
     )
     return AdminResult(user.username, created=True)
+
+
+SYSTEM_USERNAME = "llmnet"
+
+
+async def ensure_system_user(session: AsyncSession) -> User:
+    """The platform's own account, which owns the demo model. It cannot log in: its password
+    hash is of a random secret nobody knows."""
+    user = await users.get_by_username(session, SYSTEM_USERNAME)
+    if user is None:
+        hasher = PasswordHasher()
+        user = User(
+            username=SYSTEM_USERNAME,
+            email="system@llmnet.invalid",
+            display_name="llmnet",
+            bio="The platform's own account.",
+            is_model_developer=True,
+            password_hash=await hasher.hash(secrets.token_urlsafe(48)),
+        )
+        session.add(user)
+        await session.flush()
+        record_audit(
+            session,
+            "user.registered",
+            actor_id=None,
+            target_type="user",
+            target_id=user.id,
+            details={"via": "seed"},
+        )
+    return user

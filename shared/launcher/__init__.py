@@ -17,6 +17,7 @@ import contextlib
 import json
 import os
 import signal
+import subprocess
 import sys
 import threading
 from collections.abc import Iterator
@@ -106,6 +107,16 @@ def _migrate(database_url: str) -> None:
     upgrade_head(database_url)
 
 
+def _seed(env: dict[str, str]) -> None:
+    # Its own process, with exactly the environment the services get.
+    _say("seeding the demo model")
+    result = subprocess.run(
+        [sys.executable, "-m", "shared.cli", "seed"], env=env, timeout=600, check=False
+    )
+    if result.returncode != 0:
+        _say("seeding the demo model failed; the platform starts without it")
+
+
 def _print_banner(env: dict[str, str]) -> None:
     urls = service_urls(env)
     rows = [("gateway", urls["gateway"]), ("swagger ui", f"{urls['gateway']}/docs")]
@@ -150,6 +161,7 @@ def run_platform(data_dir: Path | None = None) -> int:
         _say("applying database migrations")
         _migrate(env["DATABASE_URL"])
 
+        _seed(env)
         recorded = _record_platform_env(data_dir, env)
         supervisor = Supervisor(service_specs(env))
         supervisor.start()

@@ -19,6 +19,7 @@ import asyncpg
 
 from shared.db.migrate import upgrade_head
 from shared.launcher.supervisor import ProcessSpec, Supervisor
+from shared.secrets_box import SecretBox
 from shared.testing import create_database, drop_database, generate_rsa_key
 
 ADMIN_DATABASE_URL = os.environ.get(
@@ -37,6 +38,7 @@ def free_port() -> int:
 class BenchEnv:
     env: dict[str, str]
     urls: dict[str, str]
+    pids: dict[str, int]
 
 
 @contextlib.asynccontextmanager
@@ -62,6 +64,7 @@ def services(database_url: str, work_dir: Path, names: list[str]) -> Iterator[Be
         "INTERNAL_TOKEN": "bench-internal-token-0123456789",
         "LLMNET_DATA_DIR": str(work_dir),
         "ACCOUNTS_JWT_PRIVATE_KEY_FILE": str(generate_rsa_key(work_dir / "jwt.pem")),
+        "MODELS_HUB_SECRET_KEYS": SecretBox.generate_key(),
         "LOG_LEVEL": "WARNING",
         "GATEWAY_RATE_LIMIT_PER_MINUTE": "10000000",
         "GATEWAY_ANON_RATE_LIMIT_PER_MINUTE": "10000000",
@@ -97,7 +100,8 @@ def services(database_url: str, work_dir: Path, names: list[str]) -> Iterator[Be
     supervisor.start()
     try:
         supervisor.wait_ready(timeout=120)
-        yield BenchEnv(env=env, urls=urls)
+        pids = {name: process.pid for name, process in supervisor.processes.items()}
+        yield BenchEnv(env=env, urls=urls, pids=pids)
     finally:
         supervisor.stop()
 
