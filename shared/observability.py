@@ -80,6 +80,12 @@ def configure_logging(level: str = "INFO", as_json: bool = True) -> None:
     root.setLevel(level.upper())
     # Our middleware writes the access log (with request ids); uvicorn's would duplicate it.
     logging.getLogger("uvicorn.access").disabled = True
+    # uvicorn and arq install handlers of their own; routed through ours, every line has one
+    # format and none is printed twice.
+    for name in ("uvicorn", "uvicorn.error", "arq"):
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.propagate = True
     # httpx logs every request at INFO; the gateway's access log already covers them.
     logging.getLogger("httpx").setLevel(logging.WARNING)
 

@@ -58,4 +58,8 @@ def settings_for(settings: ModelsHubSettings) -> dict[str, Any]:
     )
 
 
-WorkerSettings = settings_for(ModelsHubSettings())
+def __getattr__(name: str) -> Any:
+    # `arq services.models_hub.worker.WorkerSettings` reads the environment only when run.
+    if name == "WorkerSettings":
+        return settings_for(ModelsHubSettings())
+    raise AttributeError(name)

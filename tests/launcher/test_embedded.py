@@ -221,6 +221,7 @@ def test_service_specs_follow_host_and_port_base() -> None:
         "feed",
         "gateway",
         "accounts-worker",
+        "models-hub-worker",
     ]
     assert specs["gateway"].port == 9000
     assert specs["feed"].port == 9004

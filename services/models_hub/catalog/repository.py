@@ -83,7 +83,7 @@ def list_query(
     tag: str | None,
     status: str | None,
     source: str | None,
-) -> Select[tuple[Model]]:
+) -> Select[Model]:
     """Models the viewer may see in listings: public ones, plus their own (admins: all)."""
     query = select(Model)
     if viewer is None:
@@ -111,8 +111,8 @@ def list_query(
 
 
 def keyset(
-    query: Select[tuple[Model]], sort: ModelSort, after: tuple[Any, uuid.UUID] | None, limit: int
-) -> Select[tuple[Model]]:
+    query: Select[Model], sort: ModelSort, after: tuple[Any, uuid.UUID] | None, limit: int
+) -> Select[Model]:
     column = SORT_COLUMNS[sort]
     if after is not None:
         value, last_id = after
@@ -120,6 +120,6 @@ def keyset(
     return query.order_by(column.desc(), Model.id.desc()).limit(limit)
 
 
-def trending(query: Select[tuple[Model]], offset: int, limit: int) -> Select[tuple[Model]]:
+def trending(query: Select[Model], offset: int, limit: int) -> Select[Model]:
     # Scores drift with time, so trending pages by position rather than by score.
     return query.order_by(_trending_score().desc(), Model.id.desc()).offset(offset).limit(limit)

@@ -1,0 +1,734 @@
+"""Offline checks of the deployment files.
+
+* deploy/k8s/*.yaml: schema validation (kubernetes_validate, strict) and the cross-references
+  that schema validation cannot see (selectors, ports, ConfigMap/Secret names, kustomization).
+* deploy/docker-compose.yml: structure, commands, dependencies, healthchecks, ports, secrets.
+* deploy/Dockerfile and .dockerignore: the image contract.
+
+No network, no Docker, no cluster: plain, fast, synchronous tests.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import kubernetes_validate
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY_DIR = ROOT / "deploy"
+K8S_DIR = DEPLOY_DIR / "k8s"
+KUSTOMIZATION = K8S_DIR / "kustomization.yaml"
+COMPOSE_FILE = DEPLOY_DIR / "docker-compose.yml"
+DOCKERFILE = DEPLOY_DIR / "Dockerfile"
+DOCKERIGNORE = ROOT / ".dockerignore"
+
+IMAGE = "llmnet:latest"
+NAMESPACE = "llmnet"
+
+# Platform contract: service -> (ASGI factory, port). Names are the docker-compose ones.
+SERVICES: dict[str, tuple[str, int]] = {
+    "gateway": ("services.gateway.app:create_app", 8000),
+    "accounts": ("services.accounts.app:create_app", 8001),
+    "models_hub": ("services.models_hub.app:create_app", 8002),
+    "inference": ("services.inference.app:create_app", 8003),
+    "feed": ("services.feed.app:create_app", 8004),
+}
+PUBLIC_SERVICE = "gateway"
+# Worker name (compose service == k8s Deployment) -> arq WorkerSettings.
+WORKERS: dict[str, str] = {
+    "accounts-worker": "services.accounts.worker.WorkerSettings",
+    "models-hub-worker": "services.models_hub.worker.WorkerSettings",
+}
+# Which settings module a worker belongs to (it gets that service's extra environment).
+WORKER_OF = {"accounts-worker": "accounts", "models-hub-worker": "models_hub"}
+
+COMMON_ENV = {
+    "DATABASE_URL",
+    "REDIS_URL",
+    "LLMNET_DATA_DIR",
+    "LOG_LEVEL",
+    "INTERNAL_TOKEN",
+    "JWT_ISSUER",
+    "JWT_AUDIENCE",
+    "ACCOUNTS_URL",
+    "MODELS_HUB_URL",
+    "INFERENCE_URL",
+    "FEED_URL",
+}
+URL_ENV = {
+    "ACCOUNTS_URL": "accounts",
+    "MODELS_HUB_URL": "models_hub",
+    "INFERENCE_URL": "inference",
+    "FEED_URL": "feed",
+}
+GATEWAY_ENV = {
+    "GATEWAY_RATE_LIMIT_PER_MINUTE",
+    "GATEWAY_ANON_RATE_LIMIT_PER_MINUTE",
+    "GATEWAY_MAX_BODY_BYTES",
+    "GATEWAY_CORS_ORIGINS",
+}
+STORAGE_ENV = {"STORAGE_BACKEND", "S3_ENDPOINT", "S3_ACCESS_KEY", "S3_SECRET_KEY", "S3_BUCKET"}
+JWT_KEY_ENV = "ACCOUNTS_JWT_PRIVATE_KEY_FILE"
+JWT_SECRET_KEY = "jwt-private-key.pem"
+JWT_SECRET_FILE = "./secrets/jwt-private-key.pem"
+
+WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"}
+
+
+def k8s_name(service: str) -> str:
+    """Kubernetes object names are DNS labels: models_hub -> models-hub."""
+    return service.replace("_", "-")
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def manifest_files() -> list[Path]:
+    return sorted(p for p in K8S_DIR.glob("*.yaml") if p != KUSTOMIZATION)
+
+
+def load_documents(path: Path) -> list[dict[str, Any]]:
+    docs = [doc for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")) if doc is not None]
+    for doc in docs:
+        assert isinstance(doc, dict), f"{path.name}: a document is not a mapping"
+    return docs
+
+
+@pytest.fixture(scope="module")
+def k8s_docs() -> list[dict[str, Any]]:
+    docs = [doc for path in manifest_files() for doc in load_documents(path)]
+    assert docs, f"no manifests in {K8S_DIR}"
+    return docs
+
+
+def of_kind(docs: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = {}
+    for doc in docs:
+        if doc.get("kind") == kind:
+            name = doc["metadata"]["name"]
+            assert name not in found, f"duplicate {kind}/{name}"
+            found[name] = doc
+    return found
+
+
+def ident(doc: dict[str, Any]) -> str:
+    return f"{doc['kind']}/{doc['metadata']['name']}"
+
+
+def workloads(docs: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    for doc in docs:
+        if doc.get("kind") in WORKLOAD_KINDS:
+            yield doc
+
+
+def pod_spec(doc: dict[str, Any]) -> dict[str, Any]:
+    return doc["spec"]["template"]["spec"]
+
+
+def containers(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    return [*spec.get("initContainers", []), *spec.get("containers", [])]
+
+
+def matches(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
+
+
+def container_env(docs: list[dict[str, Any]], container: dict[str, Any]) -> dict[str, str | None]:
+    """Environment of a container: envFrom ConfigMaps/Secrets, then env (values or None)."""
+    configmaps = of_kind(docs, "ConfigMap")
+    secrets = of_kind(docs, "Secret")
+    env: dict[str, str | None] = {}
+    for source in container.get("envFrom", []):
+        if "configMapRef" in source:
+            env.update(configmaps[source["configMapRef"]["name"]].get("data", {}))
+        if "secretRef" in source:
+            secret = secrets[source["secretRef"]["name"]]
+            env.update({key: None for key in secret.get("data", {})})
+            env.update(secret.get("stringData", {}))
+    for var in container.get("env", []):
+        env[var["name"]] = var.get("value")
+    return env
+
+
+def service_port(service: dict[str, Any], port: int | str) -> dict[str, Any] | None:
+    for entry in service["spec"].get("ports", []):
+        if port in (entry.get("name"), entry.get("port")):
+            return entry
+    return None
+
+
+# --------------------------------------------------------------------------- k8s: schemas
+
+
+@pytest.mark.parametrize("path", manifest_files(), ids=lambda p: p.name)
+def test_manifest_validates_against_kubernetes_schema(path: Path) -> None:
+    version = kubernetes_validate.latest_version()
+    docs = load_documents(path)
+    assert docs, f"{path.name} is empty"
+    for doc in docs:
+        try:
+            kubernetes_validate.validate(doc, version, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            where = ".".join(str(p) for p in exc.path)
+            pytest.fail(f"{path.name}: {ident(doc)} invalid at {where}: {exc.message}")
+        except kubernetes_validate.SchemaNotFoundError as exc:
+            pytest.fail(f"{path.name}: {exc.message}")
+
+
+def test_expected_manifest_files_exist() -> None:
+    names = {p.name for p in manifest_files()}
+    assert names, "deploy/k8s has no manifests"
+    assert KUSTOMIZATION.is_file()
+
+
+# --------------------------------------------------------------------------- k8s: contract
+
+
+def test_namespace_declared_and_used(k8s_docs: list[dict[str, Any]]) -> None:
+    assert NAMESPACE in of_kind(k8s_docs, "Namespace")
+    for doc in k8s_docs:
+        if doc["kind"] == "Namespace":
+            continue
+        assert doc["metadata"].get("namespace") == NAMESPACE, f"{ident(doc)} not in {NAMESPACE}"
+
+
+def test_every_service_has_deployment_and_service(k8s_docs: list[dict[str, Any]]) -> None:
+    deployments = of_kind(k8s_docs, "Deployment")
+    services = of_kind(k8s_docs, "Service")
+    for service, (factory, port) in SERVICES.items():
+        name = k8s_name(service)
+        assert name in deployments, f"no Deployment {name}"
+        assert name in services, f"no Service {name}"
+        assert service_port(services[name], port) is not None, f"Service {name} lacks port {port}"
+        (container,) = pod_spec(deployments[name])["containers"]
+        command = [*container.get("command", []), *container.get("args", [])]
+        assert command[:3] == ["uvicorn", factory, "--factory"], f"{name}: {command}"
+        assert command[command.index("--port") + 1] == str(port), f"{name}: {command}"
+        assert command[command.index("--host") + 1] == "0.0.0.0", f"{name}: {command}"
+        assert [p["containerPort"] for p in container["ports"]] == [port], name
+    public = [
+        name
+        for name, svc in services.items()
+        if svc["spec"].get("type", "ClusterIP") != "ClusterIP"
+    ]
+    assert public == [], f"only the Ingress is public; these Services are not ClusterIP: {public}"
+
+
+def test_worker_deployments(k8s_docs: list[dict[str, Any]]) -> None:
+    deployments = of_kind(k8s_docs, "Deployment")
+    for worker, settings in WORKERS.items():
+        assert worker in deployments, f"no Deployment {worker}"
+        (container,) = pod_spec(deployments[worker])["containers"]
+        command = [*container.get("command", []), *container.get("args", [])]
+        assert command == ["arq", settings]
+        assert "ports" not in container, f"{worker} serves no HTTP"
+
+
+def test_migration_job(k8s_docs: list[dict[str, Any]]) -> None:
+    jobs = of_kind(k8s_docs, "Job")
+    commands = [
+        [*c.get("command", []), *c.get("args", [])]
+        for job in jobs.values()
+        for c in pod_spec(job)["containers"]
+    ]
+    assert ["llmnet", "migrate"] in commands, commands
+    for job in jobs.values():
+        assert pod_spec(job)["restartPolicy"] in {"Never", "OnFailure"}
+
+
+def test_containers_use_the_image(k8s_docs: list[dict[str, Any]]) -> None:
+    for doc in workloads(k8s_docs):
+        for container in containers(pod_spec(doc)):
+            assert container["image"] == IMAGE, f"{ident(doc)}: {container['image']}"
+
+
+def test_probes_resources_and_security(k8s_docs: list[dict[str, Any]]) -> None:
+    service_names = {k8s_name(s) for s in SERVICES}
+    for doc in workloads(k8s_docs):
+        spec = pod_spec(doc)
+        pod_security = spec.get("securityContext", {})
+        for container in spec["containers"]:
+            where = f"{ident(doc)}/{container['name']}"
+            security = {**pod_security, **container.get("securityContext", {})}
+            assert security.get("runAsNonRoot") is True, where
+            assert security.get("runAsUser", 1) != 0, where
+            assert security.get("allowPrivilegeEscalation") is False, where
+            resources = container.get("resources", {})
+            for section in ("requests", "limits"):
+                assert {"cpu", "memory"} <= set(resources.get(section, {})), f"{where} {section}"
+            if doc["metadata"]["name"] not in service_names:
+                continue
+            port_names = {p.get("name") for p in container["ports"]} | {
+                p["containerPort"] for p in container["ports"]
+            }
+            for probe, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")):
+                http = container.get(probe, {}).get("httpGet")
+                assert http is not None, f"{where} has no HTTP {probe}"
+                assert http["path"] == path, f"{where} {probe}"
+                assert http["port"] in port_names, f"{where} {probe} port {http['port']}"
+
+
+def test_read_only_root_keeps_data_and_tmp_writable(k8s_docs: list[dict[str, Any]]) -> None:
+    for doc in workloads(k8s_docs):
+        for container in pod_spec(doc)["containers"]:
+            if not container.get("securityContext", {}).get("readOnlyRootFilesystem"):
+                continue
+            data_dir = container_env(k8s_docs, container).get("LLMNET_DATA_DIR")
+            mounts = {m["mountPath"].rstrip("/") for m in container.get("volumeMounts", [])}
+            for path in ("/tmp", data_dir):  # noqa: S108 - a mount path, not a temp file
+                assert path in mounts, f"{ident(doc)}: read-only root and nothing at {path}"
+
+
+def test_inference_requests_a_gpu(k8s_docs: list[dict[str, Any]]) -> None:
+    deployment = of_kind(k8s_docs, "Deployment")[k8s_name("inference")]
+    (container,) = pod_spec(deployment)["containers"]
+    assert str(container["resources"]["limits"].get("nvidia.com/gpu")) == "1"
+    assert container_env(k8s_docs, container).get("INFERENCE_DEVICE") == "cuda:0"
+
+
+def test_containers_get_the_environment(k8s_docs: list[dict[str, Any]]) -> None:
+    for doc in workloads(k8s_docs):
+        name = doc["metadata"]["name"]
+        for container in pod_spec(doc)["containers"]:
+            env = container_env(k8s_docs, container)
+            missing = COMMON_ENV - set(env)
+            assert not missing, f"{ident(doc)} lacks {sorted(missing)}"
+            if name == k8s_name(PUBLIC_SERVICE):
+                assert set(env) >= GATEWAY_ENV, f"{ident(doc)} lacks gateway settings"
+            if name in {k8s_name("models_hub"), k8s_name("inference")}:
+                assert set(env) >= STORAGE_ENV, f"{ident(doc)} lacks storage settings"
+
+
+def test_service_urls_point_at_services(k8s_docs: list[dict[str, Any]]) -> None:
+    services = of_kind(k8s_docs, "Service")
+    for configmap in of_kind(k8s_docs, "ConfigMap").values():
+        for var, service in URL_ENV.items():
+            if var not in configmap.get("data", {}):
+                continue
+            url = urlsplit(configmap["data"][var])
+            name, port = k8s_name(service), SERVICES[service][1]
+            assert (url.scheme, url.hostname, url.port) == ("http", name, port), (var, url)
+            assert url.hostname in services, f"{var}: no Service {url.hostname}"
+            assert service_port(services[name], port) is not None, f"{var}: port {port}"
+
+
+def test_secrets_are_placeholders(k8s_docs: list[dict[str, Any]]) -> None:
+    secrets = of_kind(k8s_docs, "Secret")
+    keys = {key for s in secrets.values() for key in (*s.get("stringData", {}), *s.get("data", {}))}
+    assert {"INTERNAL_TOKEN", "DATABASE_URL", JWT_SECRET_KEY} <= keys
+    for secret in secrets.values():
+        for key, value in secret.get("stringData", {}).items():
+            assert "REPLACE_ME" in value, f"Secret {secret['metadata']['name']}/{key}"
+
+
+def test_jwt_key_is_mounted_from_secret(k8s_docs: list[dict[str, Any]]) -> None:
+    deployments = of_kind(k8s_docs, "Deployment")
+    users = [k8s_name("accounts")] + [w for w, s in WORKER_OF.items() if s == "accounts"]
+    secrets = of_kind(k8s_docs, "Secret")
+    for name in users:
+        spec = pod_spec(deployments[name])
+        volumes = {v["name"]: v for v in spec.get("volumes", [])}
+        (container,) = spec["containers"]
+        key_path = container_env(k8s_docs, container).get(JWT_KEY_ENV)
+        assert key_path, f"{name}: {JWT_KEY_ENV} unset"
+        for mount in container.get("volumeMounts", []):
+            directory = mount["mountPath"].rstrip("/") + "/"
+            if key_path.startswith(directory):
+                source = volumes[mount["name"]].get("secret")
+                assert source, f"{name}: {key_path} is not on a Secret volume"
+                relative = key_path[len(directory) :]
+                items = source.get("items")
+                if items:
+                    key = next((i["key"] for i in items if i["path"] == relative), None)
+                else:
+                    key = relative
+                assert key == JWT_SECRET_KEY, f"{name}: {key_path} maps to key {key}"
+                secret = secrets[source["secretName"]]
+                assert key in {*secret.get("stringData", {}), *secret.get("data", {})}
+                break
+        else:
+            pytest.fail(f"{name}: nothing is mounted at {key_path}")
+
+
+# --------------------------------------------------------------------------- k8s: references
+
+
+def test_deployment_selectors_match_pod_labels(k8s_docs: list[dict[str, Any]]) -> None:
+    deployments = of_kind(k8s_docs, "Deployment")
+    assert deployments
+    for name, deployment in deployments.items():
+        selector = deployment["spec"]["selector"]
+        assert "matchExpressions" not in selector, f"{name}: use matchLabels"
+        match_labels = selector.get("matchLabels", {})
+        labels = deployment["spec"]["template"]["metadata"].get("labels", {})
+        assert matches(match_labels, labels), f"Deployment {name}: {match_labels} vs {labels}"
+
+
+def test_deployment_selectors_do_not_overlap(k8s_docs: list[dict[str, Any]]) -> None:
+    deployments = of_kind(k8s_docs, "Deployment")
+    for name, deployment in deployments.items():
+        selector = deployment["spec"]["selector"].get("matchLabels", {})
+        for other, other_deployment in deployments.items():
+            labels = other_deployment["spec"]["template"]["metadata"].get("labels", {})
+            if other != name:
+                assert not matches(selector, labels), f"Deployment {name} also selects {other}"
+
+
+def test_services_select_one_deployment_and_a_declared_port(
+    k8s_docs: list[dict[str, Any]],
+) -> None:
+    deployments = of_kind(k8s_docs, "Deployment")
+    services = of_kind(k8s_docs, "Service")
+    assert services
+    for name, service in services.items():
+        selector = service["spec"].get("selector", {})
+        selected = [
+            d
+            for d in deployments.values()
+            if matches(selector, d["spec"]["template"]["metadata"].get("labels", {}))
+        ]
+        assert len(selected) == 1, f"Service {name} selects {[ident(d) for d in selected]}"
+        ports = [p for c in pod_spec(selected[0])["containers"] for p in c.get("ports", [])]
+        for entry in service["spec"]["ports"]:
+            target = entry.get("targetPort", entry["port"])
+            key = "name" if isinstance(target, str) else "containerPort"
+            assert any(p.get(key) == target for p in ports), (
+                f"Service {name} targets {target!r}, not a containerPort of {ident(selected[0])}"
+            )
+
+
+def test_ingress_backends_exist(k8s_docs: list[dict[str, Any]]) -> None:
+    ingresses = of_kind(k8s_docs, "Ingress")
+    services = of_kind(k8s_docs, "Service")
+    assert ingresses, "no Ingress"
+    backends_seen = set()
+    for name, ingress in ingresses.items():
+        backends = (
+            [ingress["spec"]["defaultBackend"]] if "defaultBackend" in ingress["spec"] else []
+        )
+        for rule in ingress["spec"].get("rules", []):
+            for path in rule.get("http", {}).get("paths", []):
+                assert path["pathType"] in {"Exact", "Prefix", "ImplementationSpecific"}, path
+                backends.append(path["backend"])
+        assert backends, f"Ingress {name} routes nowhere"
+        for backend in backends:
+            target = backend["service"]
+            assert target["name"] in services, f"Ingress {name}: no Service {target['name']}"
+            port = target["port"].get("name", target["port"].get("number"))
+            assert service_port(services[target["name"]], port) is not None, (
+                f"Ingress {name}: Service {target['name']} has no port {port!r}"
+            )
+            backends_seen.add(target["name"])
+    assert backends_seen == {k8s_name(PUBLIC_SERVICE)}, backends_seen
+
+
+def test_config_and_secret_references_exist(k8s_docs: list[dict[str, Any]]) -> None:
+    configmaps = of_kind(k8s_docs, "ConfigMap")
+    secrets = of_kind(k8s_docs, "Secret")
+
+    def keys(doc: dict[str, Any]) -> set[str]:
+        return {*doc.get("data", {}), *doc.get("stringData", {}), *doc.get("binaryData", {})}
+
+    for doc in workloads(k8s_docs):
+        spec = pod_spec(doc)
+        for container in containers(spec):
+            where = f"{ident(doc)}/{container['name']}"
+            for source in container.get("envFrom", []):
+                if "configMapRef" in source:
+                    ref = source["configMapRef"]["name"]
+                    assert ref in configmaps, f"{where}: no ConfigMap {ref}"
+                if "secretRef" in source:
+                    ref = source["secretRef"]["name"]
+                    assert ref in secrets, f"{where}: no Secret {ref}"
+            for var in container.get("env", []):
+                value_from = var.get("valueFrom", {})
+                if "configMapKeyRef" in value_from:
+                    ref = value_from["configMapKeyRef"]
+                    assert ref["name"] in configmaps, f"{where}: no ConfigMap {ref['name']}"
+                    assert ref["key"] in keys(configmaps[ref["name"]]), f"{where}: {ref}"
+                if "secretKeyRef" in value_from:
+                    ref = value_from["secretKeyRef"]
+                    assert ref["name"] in secrets, f"{where}: no Secret {ref['name']}"
+                    assert ref["key"] in keys(secrets[ref["name"]]), f"{where}: {ref}"
+        for volume in spec.get("volumes", []):
+            where = f"{ident(doc)} volume {volume['name']}"
+            if "secret" in volume:
+                ref = volume["secret"]["secretName"]
+                assert ref in secrets, f"{where}: no Secret {ref}"
+                for item in volume["secret"].get("items", []):
+                    assert item["key"] in keys(secrets[ref]), f"{where}: no key {item['key']}"
+            if "configMap" in volume:
+                ref = volume["configMap"]["name"]
+                assert ref in configmaps, f"{where}: no ConfigMap {ref}"
+                for item in volume["configMap"].get("items", []):
+                    assert item["key"] in keys(configmaps[ref]), f"{where}: no key {item['key']}"
+
+
+def test_volume_mounts_name_pod_volumes(k8s_docs: list[dict[str, Any]]) -> None:
+    for doc in workloads(k8s_docs):
+        spec = pod_spec(doc)
+        volumes = {v["name"] for v in spec.get("volumes", [])}
+        for container in containers(spec):
+            for mount in container.get("volumeMounts", []):
+                assert mount["name"] in volumes, f"{ident(doc)}: no volume {mount['name']}"
+
+
+def test_kustomization_lists_every_manifest() -> None:
+    kustomization = yaml.safe_load(KUSTOMIZATION.read_text(encoding="utf-8"))
+    assert kustomization["apiVersion"] == "kustomize.config.k8s.io/v1beta1"
+    assert kustomization["kind"] == "Kustomization"
+    resources = kustomization.get("resources", [])
+    assert len(resources) == len(set(resources)), f"duplicates in {resources}"
+    assert set(resources) == {p.name for p in manifest_files()}
+    assert kustomization.get("namespace", NAMESPACE) == NAMESPACE
+
+
+# --------------------------------------------------------------------------- docker-compose
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    data = yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))
+    assert isinstance(data, dict)
+    assert isinstance(data.get("services"), dict)
+    return data
+
+
+def compose_command(service: dict[str, Any]) -> list[str]:
+    command = service.get("command", [])
+    return shlex.split(command) if isinstance(command, str) else [str(c) for c in command]
+
+
+def compose_env(service: dict[str, Any]) -> dict[str, str]:
+    env = service.get("environment", {})
+    if isinstance(env, list):
+        env = dict(item.split("=", 1) if "=" in item else (item, "") for item in env)
+    return {str(k): str(v) for k, v in env.items()}
+
+
+def depends_on(service: dict[str, Any]) -> dict[str, str]:
+    deps = service.get("depends_on", {})
+    if isinstance(deps, list):
+        return dict.fromkeys(deps, "service_started")
+    return {name: (spec or {}).get("condition", "service_started") for name, spec in deps.items()}
+
+
+def llmnet_services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {n: s for n, s in compose["services"].items() if s.get("image") == IMAGE}
+
+
+def test_compose_declares_the_stack(compose: dict[str, Any]) -> None:
+    expected = {"postgres", "redis", "minio", "migrate", *SERVICES, *WORKERS}
+    missing = expected - set(compose["services"])
+    assert not missing, f"missing compose services: {sorted(missing)}"
+    image = compose["services"]["postgres"]["image"]
+    major = re.match(r"(?:.*/)?postgres:(\d+)", image)
+    assert major, image
+    assert int(major.group(1)) >= 16, image
+    assert re.match(r"(?:.*/)?redis:7", compose["services"]["redis"]["image"])
+
+
+def test_compose_depends_on_existing_services(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    conditions = {"service_started", "service_healthy", "service_completed_successfully"}
+    for name, service in services.items():
+        for dep, condition in depends_on(service).items():
+            assert dep in services, f"{name} depends on unknown service {dep}"
+            assert condition in conditions, f"{name} -> {dep}: {condition}"
+            if condition == "service_healthy":
+                assert "healthcheck" in services[dep], f"{name} waits for {dep}'s health"
+
+
+def test_compose_llmnet_services_share_one_image(compose: dict[str, Any]) -> None:
+    services = llmnet_services(compose)
+    assert {"migrate", *SERVICES, *WORKERS} <= set(services)
+    for name, service in services.items():
+        build = service.get("build")
+        assert isinstance(build, dict), f"{name} has no build section"
+        context = (COMPOSE_FILE.parent / build["context"]).resolve()
+        assert context == ROOT, f"{name}: build context {context}"
+        assert (context / build["dockerfile"]).resolve() == DOCKERFILE, f"{name}: dockerfile"
+
+
+def test_compose_app_commands(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    for name, (factory, port) in SERVICES.items():
+        command = compose_command(services[name])
+        assert command[:3] == ["uvicorn", factory, "--factory"], f"{name}: {command}"
+        assert command[command.index("--port") + 1] == str(port), f"{name}: {command}"
+        assert command[command.index("--host") + 1] == "0.0.0.0", f"{name}: {command}"
+    for name, settings in WORKERS.items():
+        assert compose_command(services[name]) == ["arq", settings]
+    assert compose_command(services["migrate"]) == ["llmnet", "migrate"]
+    for name, service in llmnet_services(compose).items():
+        assert compose_command(service)[:2] != ["llmnet", "run"], (
+            f"{name}: `llmnet run` is dev only"
+        )
+
+
+def test_compose_startup_order(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert depends_on(services["migrate"]).get("postgres") == "service_healthy"
+    for name in [*SERVICES, *WORKERS]:
+        deps = depends_on(services[name])
+        assert deps.get("migrate") == "service_completed_successfully", f"{name} -> migrate"
+        assert deps.get("postgres") == "service_healthy", f"{name} -> postgres"
+        assert deps.get("redis") == "service_healthy", f"{name} -> redis"
+
+
+def test_compose_only_gateway_publishes_ports(compose: dict[str, Any]) -> None:
+    publishing = sorted(n for n, s in compose["services"].items() if s.get("ports"))
+    assert publishing == [PUBLIC_SERVICE]
+    (mapping,) = compose["services"][PUBLIC_SERVICE]["ports"]
+    published = (
+        mapping if isinstance(mapping, str) else f"{mapping['published']}:{mapping['target']}"
+    )
+    assert published.rsplit(":", 2)[-2:] == ["8000", "8000"], published
+
+
+def test_compose_healthchecks(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    for name in ["postgres", "redis", "minio", *SERVICES, *WORKERS]:
+        test = services[name].get("healthcheck", {}).get("test")
+        assert test, f"{name} has no healthcheck"
+        assert not services[name]["healthcheck"].get("disable"), name
+    assert "pg_isready" in " ".join(services["postgres"]["healthcheck"]["test"])
+    for name, (_, port) in SERVICES.items():
+        test = services[name]["healthcheck"]["test"]
+        text = " ".join(test)
+        assert test[0] in {"CMD", "CMD-SHELL"}, f"{name}: {test}"
+        assert test[1].startswith("python"), f"{name}: the image has no curl/wget: {test}"
+        assert f":{port}/healthz" in text, f"{name}: healthcheck must hit :{port}/healthz"
+
+
+def test_compose_environment(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    for name in ["migrate", *SERVICES, *WORKERS]:
+        env = compose_env(services[name])
+        missing = COMMON_ENV - set(env)
+        assert not missing, f"{name} lacks {sorted(missing)}"
+        for var, target in URL_ENV.items():
+            url = urlsplit(env[var])
+            assert url.hostname in services, f"{name}: {var}={env[var]} names no service"
+            assert (url.hostname, url.port) == (target, SERVICES[target][1]), f"{name}: {var}"
+    assert set(compose_env(services[PUBLIC_SERVICE])) >= GATEWAY_ENV
+    for name in ("models_hub", "inference"):
+        env = compose_env(services[name])
+        assert set(env) >= STORAGE_ENV, f"{name} lacks storage settings"
+        # S3_ENDPOINT is host:port, as the minio client takes it.
+        assert env["S3_ENDPOINT"].rpartition(":")[0] in services, env["S3_ENDPOINT"]
+
+
+def test_compose_jwt_secret(compose: dict[str, Any]) -> None:
+    declared = compose.get("secrets", {})
+    files = {name: spec.get("file") for name, spec in declared.items()}
+    assert JWT_SECRET_FILE in files.values(), files
+    (secret_name,) = [n for n, f in files.items() if f == JWT_SECRET_FILE]
+    header = COMPOSE_FILE.read_text(encoding="utf-8").split("\nservices:", 1)[0]
+    assert re.search(r"^#.*openssl .*jwt-private-key\.pem", header, re.M), "document openssl"
+    users = ["accounts", *(w for w, s in WORKER_OF.items() if s == "accounts")]
+    for name, service in compose["services"].items():
+        for entry in service.get("secrets", []):
+            source = entry if isinstance(entry, str) else entry["source"]
+            assert source in declared, f"{name} uses undeclared secret {source}"
+    for name in users:
+        service = compose["services"][name]
+        targets = {}
+        for entry in service.get("secrets", []):
+            if isinstance(entry, str):
+                targets[entry] = f"/run/secrets/{entry}"
+            else:
+                target = entry.get("target", entry["source"])
+                targets[entry["source"]] = (
+                    target if target.startswith("/") else f"/run/secrets/{target}"
+                )
+        assert secret_name in targets, f"{name} does not mount {secret_name}"
+        assert compose_env(service).get(JWT_KEY_ENV) == targets[secret_name], name
+
+
+def test_compose_named_volumes_declared(compose: dict[str, Any]) -> None:
+    declared = set(compose.get("volumes") or {})
+    for name, service in compose["services"].items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":", 1)[0] if isinstance(volume, str) else volume.get("source")
+            if source and not source.startswith((".", "/", "~")):
+                assert source in declared, f"{name} uses undeclared volume {source}"
+
+
+def test_compose_and_k8s_run_the_same_workers(
+    compose: dict[str, Any], k8s_docs: list[dict[str, Any]]
+) -> None:
+    in_k8s = {
+        tuple([*c.get("command", []), *c.get("args", [])])
+        for doc in workloads(k8s_docs)
+        for c in pod_spec(doc)["containers"]
+        if [*c.get("command", []), *c.get("args", [])][:1] == ["arq"]
+    }
+    in_compose = {
+        tuple(compose_command(s))
+        for s in compose["services"].values()
+        if compose_command(s)[:1] == ["arq"]
+    }
+    assert in_k8s == in_compose
+    assert in_k8s >= {("arq", settings) for settings in WORKERS.values()}
+
+
+# --------------------------------------------------------------------------- Dockerfile
+
+
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    text = DOCKERFILE.read_text(encoding="utf-8").replace("\\\n", " ")
+    instructions = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped and not stripped.startswith("#"):
+            keyword, _, rest = stripped.partition(" ")
+            instructions.append((keyword.upper(), rest.strip()))
+    return instructions
+
+
+def test_dockerfile_contract() -> None:
+    instructions = dockerfile_instructions()
+    args = {}
+    for keyword, rest in instructions:
+        if keyword == "ARG" and "=" in rest:
+            key, value = rest.split("=", 1)
+            args.setdefault(key, value.strip("\"'"))
+
+    def expand(value: str) -> str:
+        return re.sub(r"\$\{?(\w+)\}?", lambda m: args.get(m.group(1), m.group(0)), value)
+
+    bases = [expand(rest.split()[0]) for keyword, rest in instructions if keyword == "FROM"]
+    assert bases, "no FROM"
+    assert bases[-1] == "python:3.11-slim", bases
+    final_stage = max(i for i, (keyword, _) in enumerate(instructions) if keyword == "FROM")
+    final = instructions[final_stage:]
+    users = [rest for keyword, rest in final if keyword == "USER"]
+    assert users, "the image must not run as root"
+    assert users[-1].split(":")[0] not in {"root", "0"}, users
+    workdirs = [rest for keyword, rest in final if keyword == "WORKDIR"]
+    assert workdirs, "no WORKDIR"
+    assert workdirs[-1] == "/app", workdirs
+    runs = " ".join(rest for keyword, rest in instructions if keyword == "RUN")
+    installs = re.findall(r"pip install ([^&;|]*)", runs)
+    assert installs, "no pip install"
+    assert "." in installs[-1].split(), f"the project must be installed last: {installs}"
+
+
+def test_dockerignore_keeps_secrets_and_local_state_out() -> None:
+    patterns = {
+        line.strip().rstrip("/")
+        for line in DOCKERIGNORE.read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    for required in (".git", ".venv", "deploy/secrets"):
+        assert required in patterns, f".dockerignore must exclude {required}"
+    for needed in ("pyproject.toml", "README.md", "shared", "services"):
+        assert needed not in patterns, f".dockerignore must not exclude {needed}"
