@@ -15,10 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
-import httpx
 
-from shared.auth.identity import Identity, identity_headers, scopes_for
-from tests.benchmarks.harness import bench_database, percentile, reset_redis_db, services
+from tests.benchmarks.harness import (
+    bench_database,
+    bench_user,
+    percentile,
+    reset_redis_db,
+    services,
+)
 
 PATH = "/api/v1/users/me"
 REQUESTS_PER_ROUND = {1: 150, 32: 640}  # split evenly across the clients
@@ -92,39 +96,10 @@ async def run() -> list[str]:
     with tempfile.TemporaryDirectory() as work:
         async with bench_database() as database_url:
             with services(database_url, Path(work), ["accounts", "gateway"]) as bench:
-                gateway = bench.urls["gateway"]
-                async with httpx.AsyncClient(base_url=gateway, timeout=30) as client:
-                    await client.post(
-                        "/api/v1/auth/register",
-                        json={
-                            "username": "bench",
-                            "email": "bench@example.com",
-                            "password": "measure-it-42",
-                        },
-                    )
-                    login = await client.post(
-                        "/api/v1/auth/login",
-                        json={"username": "bench", "password": "measure-it-42"},
-                    )
-                    assert login.status_code == 200, login.text
-                    tokens = login.json()
-                    me = (
-                        await client.get(
-                            PATH, headers={"Authorization": f"Bearer {tokens['access_token']}"}
-                        )
-                    ).json()
-                identity = Identity(
-                    user_id=me["id"],
-                    username="bench",
-                    role="user",
-                    scopes=scopes_for("user"),
-                    auth_method="jwt",
-                )
-                direct_headers = identity_headers(identity, bench.env["INTERNAL_TOKEN"])
-                gateway_headers = {"Authorization": f"Bearer {tokens['access_token']}"}
+                user = await bench_user(bench, "bench")
                 targets = {
-                    "direct": (bench.urls["accounts"], direct_headers),
-                    "gateway": (gateway, gateway_headers),
+                    "direct": (bench.urls["accounts"], user.direct_headers),
+                    "gateway": (bench.urls["gateway"], user.gateway_headers),
                 }
                 results: list[Result] = []
                 for concurrency in (1, 32):

@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
+import httpx
 
+from shared.auth.identity import Identity, identity_headers, scopes_for
 from shared.db.migrate import upgrade_head
 from shared.launcher.supervisor import ProcessSpec, Supervisor
 from shared.secrets_box import SecretBox
@@ -127,3 +129,35 @@ def percentile(samples: list[float], q: float) -> float:
     if len(samples) < 2:
         return samples[0] if samples else float("nan")
     return statistics.quantiles(samples, n=100, method="inclusive")[int(q) - 1]
+
+
+@dataclass
+class BenchUser:
+    gateway_headers: dict[str, str]  # Authorization: Bearer <access token>
+    direct_headers: dict[str, str]  # the identity the gateway would forward to a service
+
+
+async def bench_user(bench: BenchEnv, username: str, *, developer: bool = False) -> BenchUser:
+    """Register and log in through the gateway; optionally flag the user a model developer."""
+    password = "measure-it-42"
+    async with httpx.AsyncClient(base_url=bench.urls["gateway"], timeout=30) as client:
+        await client.post(
+            "/api/v1/auth/register",
+            json={"username": username, "email": f"{username}@example.com", "password": password},
+        )
+        login = await client.post(
+            "/api/v1/auth/login", json={"username": username, "password": password}
+        )
+        login.raise_for_status()
+        auth = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        if developer:
+            await client.patch("/api/v1/users/me", json={"is_model_developer": True}, headers=auth)
+        me = (await client.get("/api/v1/users/me", headers=auth)).json()
+    identity = Identity(
+        user_id=me["id"],
+        username=username,
+        role="user",
+        scopes=scopes_for("user"),
+        auth_method="jwt",
+    )
+    return BenchUser(auth, identity_headers(identity, bench.env["INTERNAL_TOKEN"]))

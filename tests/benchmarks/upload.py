@@ -23,8 +23,7 @@ import aiohttp
 import httpx
 import psutil
 
-from shared.auth.identity import Identity, identity_headers, scopes_for
-from tests.benchmarks.harness import bench_database, reset_redis_db, services
+from tests.benchmarks.harness import bench_database, bench_user, reset_redis_db, services
 
 SIZE = 1024**3
 CHUNK = 1 << 20
@@ -141,39 +140,12 @@ async def run() -> list[str]:
         async with bench_database() as database_url:
             with services(database_url, Path(work), ["accounts", "models_hub", "gateway"]) as bench:
                 gateway = bench.urls["gateway"]
+                user = await bench_user(bench, "uploader", developer=True)
                 async with httpx.AsyncClient(base_url=gateway, timeout=30) as client:
-                    await client.post(
-                        "/api/v1/auth/register",
-                        json={
-                            "username": "uploader",
-                            "email": "u@example.com",
-                            "password": "measure-it-42",
-                        },
+                    created = await client.post(
+                        "/api/v1/models", json={"name": "Big"}, headers=user.gateway_headers
                     )
-                    token = (
-                        await client.post(
-                            "/api/v1/auth/login",
-                            json={"username": "uploader", "password": "measure-it-42"},
-                        )
-                    ).json()["access_token"]
-                    auth: dict[str, str] = {"Authorization": f"Bearer {token}"}
-                    await client.patch(
-                        "/api/v1/users/me", json={"is_model_developer": True}, headers=auth
-                    )
-                    model = (
-                        await client.post("/api/v1/models", json={"name": "Big"}, headers=auth)
-                    ).json()
-                    me = (await client.get("/api/v1/users/me", headers=auth)).json()
-                direct_auth = identity_headers(
-                    Identity(
-                        user_id=me["id"],
-                        username=me["username"],
-                        role="user",
-                        scopes=scopes_for("user"),
-                        auth_method="jwt",
-                    ),
-                    bench.env["INTERNAL_TOKEN"],
-                )
+                    model = created.json()
                 watched = {"models_hub": bench.pids["models_hub"], "gateway": bench.pids["gateway"]}
                 storage = Path(work) / "storage"
                 storage.mkdir(exist_ok=True)
@@ -183,10 +155,12 @@ async def run() -> list[str]:
                         "direct to model hub",
                         bench.urls["models_hub"],
                         model["id"],
-                        direct_auth,
+                        user.direct_headers,
                         watched,
                     ),
-                    await _upload("through the gateway", gateway, model["id"], auth, watched),
+                    await _upload(
+                        "through the gateway", gateway, model["id"], user.gateway_headers, watched
+                    ),
                 ]
     return _report(results)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
+import pytest
 from safetensors import safe_open
 from sqlalchemy import select, update
 
@@ -12,6 +13,9 @@ from services.models_hub.models import ModelVersion
 from shared.db import session_scope, utcnow
 from tests.models_hub.conftest import create_model, developer, folder_files, upload
 from tests.models_hub.tiny_models import build_tiny_gguf, build_tiny_llama
+
+# Each validation starts a sandboxed interpreter that imports torch and loads a model.
+pytestmark = pytest.mark.timeout(300)
 
 
 async def _version(client, model_id, version_id):
