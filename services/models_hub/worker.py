@@ -8,7 +8,6 @@ minute, and consumes `model.usage` events into the models' statistics.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import Any
 
 from arq import cron
@@ -35,13 +34,14 @@ async def startup(ctx: dict[str, Any]) -> None:
     settings: ModelsHubSettings = ctx["settings"]
     ctx["hub"] = await build_context(settings, ctx["sessionmaker"], jobs=ctx["redis"])
     ctx["events_redis"] = create_redis(settings.redis_url)
-    ctx["usage_task"] = asyncio.create_task(usage_consumer(ctx).run(), name="usage-consumer")
+    ctx["usage_consumer"] = usage_consumer(ctx)
+    ctx["usage_task"] = asyncio.create_task(ctx["usage_consumer"].run(), name="usage-consumer")
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
-    ctx["usage_task"].cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await ctx["usage_task"]
+    await ctx["usage_consumer"].stop()
+    if not ctx["usage_task"].done():
+        ctx["usage_task"].cancel()  # best effort; awaiting it could hang (see EventConsumer)
     await ctx["events_redis"].aclose()
     await close_context(ctx["hub"], close_jobs=False)
 

@@ -34,6 +34,15 @@ STREAM_PREFIX = "llmnet:events:"
 _relays: weakref.WeakSet[EventRelay] = weakref.WeakSet()
 
 
+def _cancelled() -> bool:
+    """Whether this task is being cancelled. On Python 3.11 the asyncio.timeout redis-py
+    wraps reads in can swallow a cancel that lands as it expires (the task stays
+    `cancelling` but runs on), and redis-py may report a cancelled read as a ConnectionError;
+    loops check this instead of trusting CancelledError to arrive."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
 def stream_for(event_type: str) -> str:
     """Events of one domain share a stream: `post.created` and `post.liked` go to `...:post`."""
     return STREAM_PREFIX + event_type.split(".", 1)[0]
@@ -111,20 +120,23 @@ class EventRelay:
             return len(rows)
 
     async def run(self) -> None:
-        while True:
+        while not _cancelled():
             self._wakeup.clear()
             try:
                 published = await self.publish_pending()
-            except RedisError as exc:
-                logger.warning("event relay: Redis unavailable, will retry: %s", exc)
-                published = 0
-            except Exception:
-                logger.exception("event relay failed, will retry")
+            except Exception as exc:
+                if _cancelled():
+                    raise asyncio.CancelledError from exc
+                if isinstance(exc, RedisError):
+                    logger.warning("event relay: Redis unavailable, will retry: %s", exc)
+                else:
+                    logger.exception("event relay failed, will retry")
                 published = 0
             if published == self._batch_size:
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), self._poll_interval)
+        raise asyncio.CancelledError
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +169,9 @@ class EventConsumer:
     """Reads streams as a member of a consumer group and acks each event once handled.
 
     Events a crashed member left unacknowledged are claimed again after `claim_idle_ms`.
-    `redis` must be created with decode_responses=True.
+    `redis` must be created with decode_responses=True. Stop it with `stop()` (it finishes
+    its current read, within `block_ms`): cancelling a task blocked in a Redis read is not
+    reliable on Python 3.11 (see `_cancelled`).
     """
 
     def __init__(
@@ -179,6 +193,8 @@ class EventConsumer:
         self._handler = handler
         self._block_ms = block_ms
         self._claim_idle_ms = claim_idle_ms
+        self._stopping = False
+        self._finished = asyncio.Event()
 
     async def ensure_groups(self) -> None:
         for stream in self._streams:
@@ -220,10 +236,21 @@ class EventConsumer:
             await self._handle(stream, entries)
 
     async def run(self) -> None:
-        await self.ensure_groups()
-        while True:
-            try:
-                await self.consume_once()
-            except RedisError as exc:
-                logger.warning("event consumer %s: Redis error, retrying: %s", self._group, exc)
-                await asyncio.sleep(1)
+        try:
+            await self.ensure_groups()
+            while not (self._stopping or _cancelled()):
+                try:
+                    await self.consume_once()
+                except RedisError as exc:
+                    if _cancelled():
+                        raise asyncio.CancelledError from exc
+                    logger.warning("event consumer %s: Redis error, retrying: %s", self._group, exc)
+                    await asyncio.sleep(1)
+        finally:
+            self._finished.set()
+
+    async def stop(self) -> None:
+        """Ask the loop to end after its current read, and wait (a bounded time) until it has."""
+        self._stopping = True
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._finished.wait(), self._block_ms / 1000 + 5)

@@ -137,6 +137,27 @@ async def test_body_over_the_declared_limit_is_413(platform):
     assert response.json()["code"] == "payload_too_large"
 
 
+async def test_model_uploads_have_their_own_body_limit(platform):
+    async with platform.extra_gateway(max_body_bytes=2048, max_upload_bytes=1 << 20) as client:
+        user = await user_session(client)
+        body = b"x" * 4096
+        ordinary = await client.post("/api/v1/models", content=body, headers=user.headers)
+        assert ordinary.status_code == 413
+        upload = await client.post(
+            "/api/v1/models/00000000-0000-0000-0000-000000000000/versions",
+            content=body,
+            headers={**user.headers, "content-type": "multipart/form-data; boundary=x"},
+        )
+        # Past the gateway: the model hub itself answers (no such model).
+        assert upload.status_code == 404
+        too_big = await client.post(
+            "/api/v1/models/00000000-0000-0000-0000-000000000000/versions",
+            content=b"x" * (2 << 20),
+            headers=user.headers,
+        )
+        assert too_big.status_code == 413
+
+
 async def test_chunked_body_over_the_limit_is_413(platform, probe):
     async with platform.extra_gateway(max_body_bytes=2048, feed_url=probe.url) as client:
         user = await user_session(client)
@@ -187,6 +208,9 @@ async def test_merged_openapi_validates_and_lists_service_paths(client):
     validate(document)
     paths = document["paths"]
     for path in (
+        "/api/v1/models",
+        "/api/v1/models/{model_id}/versions",
+        "/api/v1/providers",
         "/api/v1/auth/login",
         "/api/v1/users/me",
         "/api/v1/users/{username}/follow",

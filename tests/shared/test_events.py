@@ -136,3 +136,22 @@ async def test_events_survive_a_redis_outage(outbox):
     async with outbox.sessionmaker() as session:
         row = await session.scalar(select(OutboxEvent))
     assert row.stream_id == entries[0][0]  # usable as an SSE event id
+
+
+async def test_a_blocked_consumer_stops_when_cancelled(outbox):
+    async def handler(event) -> None:
+        raise AssertionError("no events are sent in this test")
+
+    consumer = EventConsumer(
+        outbox.redis,
+        group="idle",
+        consumer="c1",
+        event_types=["test.none"],
+        handler=handler,
+        block_ms=5000,
+    )
+    task = asyncio.create_task(consumer.run())
+    await asyncio.sleep(0.3)  # now blocked in XREADGROUP
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 3)
