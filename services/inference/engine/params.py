@@ -1,0 +1,119 @@
+"""What a request asks of the engine (`SamplingParams`), what it streams back (`TokenEvent`), and
+the engine's own settings (`EngineOptions`). Plain dataclasses: the HTTP layer needs no torch."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+from services.inference.engine.errors import InvalidSamplingParams
+
+__all__ = ["EngineOptions", "FinishReason", "SamplingParams", "TokenEvent"]
+
+FinishReason = Literal["stop", "length", "abort"]
+
+#: Largest seed a torch.Generator accepts.
+_MAX_SEED = 2**64 - 1
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """How one request samples. `temperature == 0` is greedy decoding (as
+    `model.generate(do_sample=False)`); `top_k == 0` and `top_p == 1.0` disable those filters.
+    `stop` strings end the output (the stop string itself is never returned); the model's EOS token
+    ends it too unless `ignore_eos`. `seed` makes sampling reproducible."""
+
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    max_tokens: int = 256
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+    repetition_penalty: float = 1.0
+    ignore_eos: bool = False
+
+    def __post_init__(self) -> None:
+        if isinstance(self.stop, str):
+            object.__setattr__(self, "stop", (self.stop,))
+        elif not isinstance(self.stop, tuple):
+            object.__setattr__(self, "stop", tuple(self.stop))
+        if not math.isfinite(self.temperature) or self.temperature < 0:
+            raise InvalidSamplingParams("temperature must be a finite number >= 0")
+        if isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or self.top_k < 0:
+            raise InvalidSamplingParams("top_k must be an integer >= 0 (0 disables it)")
+        if not math.isfinite(self.top_p) or not 0.0 < self.top_p <= 1.0:
+            raise InvalidSamplingParams("top_p must be in (0, 1]")
+        if (
+            isinstance(self.max_tokens, bool)
+            or not isinstance(self.max_tokens, int)
+            or self.max_tokens < 1
+        ):
+            raise InvalidSamplingParams("max_tokens must be an integer >= 1")
+        if not all(isinstance(s, str) and s for s in self.stop):
+            raise InvalidSamplingParams("stop sequences must be non-empty strings")
+        if self.seed is not None and (
+            isinstance(self.seed, bool)
+            or not isinstance(self.seed, int)
+            or not 0 <= self.seed <= _MAX_SEED
+        ):
+            raise InvalidSamplingParams(f"seed must be an integer in [0, {_MAX_SEED}]")
+        if not math.isfinite(self.repetition_penalty) or self.repetition_penalty <= 0:
+            raise InvalidSamplingParams("repetition_penalty must be a finite number > 0")
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0.0
+
+
+@dataclass(frozen=True)
+class TokenEvent:
+    """One step of a request's stream. `text` is the newly decoded text (may be "" while a
+    multi-byte character or a possible stop sequence is held back). `finish_reason` is None while
+    the request runs and set on its last event."""
+
+    text: str
+    token_id: int | None
+    finish_reason: FinishReason | None
+    prompt_tokens: int
+    completion_tokens: int
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """Settings of one engine (one loaded model).
+
+    max_batch_size: requests decoded together in one batch.
+    max_waiting: requests queued beyond the batch; one more raises QueueFull.
+    max_prefill_tokens: prompt tokens admitted into one prefill pass (at least one request is
+        always admitted), so a burst of long prompts cannot stall running streams for long.
+    prefill: "batched" runs the newly admitted prompts as one left-padded batch, "separate" runs
+        each alone; "auto" batches prompts of similar length and splits very uneven ones.
+    batching: "padded" keeps all running requests in one left-padded KV cache (the fast path);
+        "serial" keeps one cache per request and steps them one by one (for models whose cache is
+        not plain attention, e.g. linear-attention or shared-KV layers); "auto" picks.
+    kv_headroom: decode steps the KV buffers are grown by at a time.
+    queue_retry_after_s: the smallest Retry-After a QueueFull asks for.
+    """
+
+    max_batch_size: int = 32
+    max_waiting: int = 256
+    max_prefill_tokens: int = 4096
+    prefill: Literal["auto", "batched", "separate"] = "auto"
+    batching: Literal["auto", "padded", "serial"] = "auto"
+    kv_headroom: int = 64
+    queue_retry_after_s: int = 1
+
+    def __post_init__(self) -> None:
+        if self.max_batch_size < 1:
+            raise ValueError("max_batch_size must be >= 1")
+        if self.max_waiting < 0:
+            raise ValueError("max_waiting must be >= 0")
+        if self.max_prefill_tokens < 1:
+            raise ValueError("max_prefill_tokens must be >= 1")
+        if self.prefill not in ("auto", "batched", "separate"):
+            raise ValueError("prefill must be 'auto', 'batched' or 'separate'")
+        if self.batching not in ("auto", "padded", "serial"):
+            raise ValueError("batching must be 'auto', 'padded' or 'serial'")
+        if self.kv_headroom < 1:
+            raise ValueError("kv_headroom must be >= 1")
