@@ -138,8 +138,9 @@ async def platform(
         for name, factory in factories.items():
             apps[name] = factory()
             urls[name] = await stack.enter_async_context(serve_app(apps[name]))
-            if name == "accounts":  # the services that follow ask accounts about users
-                common["accounts_url"] = urls["accounts"]
+            # The services that follow ask accounts about users and the hub about models.
+            if name in ("accounts", "models_hub"):
+                common[f"{name}_url"] = urls[name]
         platform = Platform(
             gateway_url="",
             service_urls=urls,

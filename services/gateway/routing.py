@@ -18,6 +18,7 @@ PREFIXES: tuple[tuple[str, str], ...] = (
     ("/api/v1/fine-tunes", "models_hub"),
     ("/v1", "inference"),
     ("/api/v1/conversations", "inference"),
+    ("/api/v1/usage", "inference"),
     ("/api/v1/posts", "feed"),
     ("/api/v1/feed", "feed"),
     ("/api/v1/notifications", "feed"),
@@ -30,6 +31,7 @@ _ANONYMOUS_POSTS = frozenset(
 )
 _PRIVATE_READS = (
     "/v1",
+    "/api/v1/usage",
     "/api/v1/users/me",
     "/api/v1/admin",
     "/api/v1/notifications",

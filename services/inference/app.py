@@ -1,19 +1,81 @@
-"""The inference service app. Its domain routes arrive with their issue; today it serves the
-shared probes (/healthz, /readyz, /metrics) so the platform starts whole."""
+"""The inference service app: the engine registry, the OpenAI-compatible API, the ledger."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
 from fastapi import FastAPI
 
+from services.inference import metrics
+from services.inference.api import router
 from services.inference.config import InferenceSettings
+from services.inference.deps import InferenceContext
+from services.inference.engine import EngineOptions, ModelRegistry
 from shared.app import create_service_app
+from shared.models_client import ModelsClient
+from shared.storage.factory import create_storage
+
+
+async def _export_gauges(registry: ModelRegistry) -> None:
+    while True:
+        stats = registry.stats()
+        engines = stats["models"].values()
+        metrics.LOADED_MODELS.set(stats["loaded_models"])
+        metrics.MEMORY_BYTES.set(stats["bytes_in_use"])
+        metrics.BATCH_SIZE.set(sum(e.get("running", 0) for e in engines))
+        metrics.QUEUE_DEPTH.set(sum(e.get("waiting", 0) for e in engines))
+        await asyncio.sleep(1)
 
 
 def create_app(settings: InferenceSettings | None = None) -> FastAPI:
     settings = settings or InferenceSettings()
+
+    @asynccontextmanager
+    async def resources(app: FastAPI) -> AsyncIterator[None]:
+        registry = ModelRegistry(
+            create_storage(settings),
+            settings.data_dir / settings.cache_dir_name,
+            device=settings.device,
+            dtype=settings.dtype,
+            memory_budget_bytes=settings.memory_budget_bytes,
+            engine_options=EngineOptions(
+                max_batch_size=settings.max_batch_size, max_waiting=settings.max_waiting
+            ),
+        )
+        context = InferenceContext(
+            settings=settings,
+            registry=registry,
+            models=ModelsClient(settings.models_hub_url, settings.internal_token),
+            redis=app.state.redis,
+            sessionmaker=app.state.sessionmaker,
+            # Redirects could lead past the outbound URL check: never followed.
+            remote=httpx.AsyncClient(
+                timeout=httpx.Timeout(settings.remote_timeout_seconds, connect=10),
+                follow_redirects=False,
+                trust_env=False,
+            ),
+        )
+        app.state.inference = context
+        gauges = asyncio.create_task(_export_gauges(registry), name="inference-gauges")
+        try:
+            yield
+        finally:
+            gauges.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await gauges
+            await registry.close()
+            await context.models.aclose()
+            await context.remote.aclose()
+
     return create_service_app(
         name="inference",
         title="llmnet inference",
-        description="Model runtime, OpenAI-compatible API, conversations.",
+        description="Model runtime and the OpenAI-compatible API.",
         settings=settings,
+        routers=[router],
+        resources=resources,
     )

@@ -19,6 +19,7 @@ TABLE_MODULES = (
     "shared.events.models",
     "services.accounts.models",
     "services.models_hub.models",
+    "services.inference.models",
 )
 for module in TABLE_MODULES:
     importlib.import_module(module)

@@ -51,7 +51,9 @@ def make_decoder(tokenizer: Any) -> Decoder:
 
     def decode_slow(ids: Sequence[int]) -> str:
         return str(
-            tokenizer.decode(list(ids), skip_special_tokens=True, clean_up_tokenization_spaces=False)
+            tokenizer.decode(
+                list(ids), skip_special_tokens=True, clean_up_tokenization_spaces=False
+            )
         )
 
     return decode_slow

@@ -5,8 +5,8 @@ left-padded: row i holds its request's keys/values right-aligned, so all rows en
 position and one decoding step is one forward pass of shape [B, 1]. The attention mask marks the
 padding and `position_ids` carry each row's own positions, so a row attends to exactly what it
 would attend to alone. Keys/values live in preallocated buffers [B, H, capacity, D] that grow by
-`headroom` steps at a time (transformers' DynamicCache concatenates, copying the whole cache on every
-step); the model sees views of the filled part. Requests join by merging their prefill's cache
+`headroom` steps at a time (transformers' DynamicCache concatenates, copying the whole cache on
+every step); the model sees views of the filled part. Requests join by merging their prefill's cache
 into the batch (re-padding whichever side is shorter) and leave by selecting the remaining rows
 (and dropping leading columns that became padding for every row).
 
@@ -32,7 +32,13 @@ from transformers.cache_utils import (
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
 
-__all__ = ["Backend", "PaddedBackend", "SerialBackend", "padded_batching_supported"]
+__all__ = [
+    "Backend",
+    "DetachedBackend",
+    "PaddedBackend",
+    "SerialBackend",
+    "padded_batching_supported",
+]
 
 
 def padded_batching_supported(model: PreTrainedModel) -> bool:
@@ -70,12 +76,12 @@ def _last_logits(model: PreTrainedModel, use_keep: bool, **inputs: Any) -> torch
 # ---- the padded batch ---------------------------------------------------------------------------
 
 
-class _BufferLayer(DynamicLayer):
+class _BufferLayer(DynamicLayer):  # type: ignore[no-untyped-call]
     """One layer's keys/values in a preallocated buffer [B, H, capacity, D]; `keys`/`values` are
     views of the first `length` positions, as transformers expects of a DynamicLayer."""
 
     def __init__(self, capacity: int, headroom: int) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]
         self.capacity = capacity
         self.headroom = headroom
         self.length = 0
@@ -102,7 +108,8 @@ class _BufferLayer(DynamicLayer):
         self.is_initialized = True
 
     def _views(self) -> None:
-        assert self.kbuf is not None and self.vbuf is not None
+        assert self.kbuf is not None
+        assert self.vbuf is not None
         self.keys = self.kbuf[:, :, : self.length]
         self.values = self.vbuf[:, :, : self.length]
 
@@ -125,12 +132,14 @@ class _BufferLayer(DynamicLayer):
             self.lazy_initialization(key_states, value_states)
         end = self.length + key_states.shape[2]
         self.reserve(end)
-        assert self.kbuf is not None and self.vbuf is not None
+        assert self.kbuf is not None
+        assert self.vbuf is not None
         self.kbuf[:, :, self.length : end] = key_states
         self.vbuf[:, :, self.length : end] = value_states
         self.length = end
-        self._views()
-        return self.keys, self.values
+        keys, values = self.kbuf[:, :, :end], self.vbuf[:, :, :end]
+        self.keys, self.values = keys, values
+        return keys, values
 
     def get_seq_length(self) -> int:
         return self.length
@@ -189,7 +198,8 @@ class PaddedKV:
         new_length = length - start
         layers = []
         for layer in self.layers:
-            assert layer.kbuf is not None and layer.vbuf is not None
+            assert layer.kbuf is not None
+            assert layer.vbuf is not None
             kbuf = layer.kbuf.new_zeros(
                 (len(rows), layer.kbuf.shape[1], new_length + headroom, layer.kbuf.shape[3])
             )
@@ -213,13 +223,15 @@ class PaddedKV:
         capacity = length + headroom
         layers = []
         for index, first in enumerate(parts[0].layers):
-            assert first.kbuf is not None and first.vbuf is not None
+            assert first.kbuf is not None
+            assert first.vbuf is not None
             kbuf = first.kbuf.new_zeros((rows, first.kbuf.shape[1], capacity, first.kbuf.shape[3]))
             vbuf = first.vbuf.new_zeros((rows, first.vbuf.shape[1], capacity, first.vbuf.shape[3]))
             row = 0
             for part in parts:
                 layer = part.layers[index]
-                assert layer.kbuf is not None and layer.vbuf is not None
+                assert layer.kbuf is not None
+                assert layer.vbuf is not None
                 end = row + part.size
                 kbuf[row:end, :, length - layer.length : length] = layer.kbuf[:, :, : layer.length]
                 vbuf[row:end, :, length - layer.length : length] = layer.vbuf[:, :, : layer.length]
@@ -261,6 +273,16 @@ class Backend:
         raise NotImplementedError
 
 
+class DetachedBackend(Backend):
+    """What a closed engine keeps: nothing."""
+
+    def clear(self) -> None:
+        pass
+
+    def kv_bytes(self) -> int:
+        return 0
+
+
 class PaddedBackend(Backend):
     def __init__(self, model: PreTrainedModel, *, headroom: int, pad_token_id: int) -> None:
         self._model = model
@@ -281,7 +303,9 @@ class PaddedBackend(Backend):
             mask[row, length - len(prompt) :] = 1
         input_ids, mask = input_ids.to(self._device), mask.to(self._device)
         position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
-        layers = [_BufferLayer(length + self._headroom, self._headroom) for _ in range(self._num_layers)]
+        layers = [
+            _BufferLayer(length + self._headroom, self._headroom) for _ in range(self._num_layers)
+        ]
         logits = _last_logits(
             self._model,
             self._use_keep,
@@ -296,7 +320,8 @@ class PaddedBackend(Backend):
             # them so no stray inf/NaN can ever reach a real row (0 * NaN is NaN).
             pad = (mask[:, : length - shortest] == 0)[:, None, :, None]
             for layer in layers:
-                assert layer.kbuf is not None and layer.vbuf is not None
+                assert layer.kbuf is not None
+                assert layer.vbuf is not None
                 layer.kbuf[:, :, : length - shortest].masked_fill_(pad, 0)
                 layer.vbuf[:, :, : length - shortest].masked_fill_(pad, 0)
         full_mask = mask.new_zeros((rows, length + self._headroom))
@@ -314,7 +339,8 @@ class PaddedBackend(Backend):
 
     def decode(self, tokens: Sequence[int]) -> torch.Tensor:
         kv = self._kv
-        assert kv is not None and kv.size == len(tokens)
+        assert kv is not None
+        assert kv.size == len(tokens)
         length = kv.length
         kv.reserve(length + 1, self._headroom)
         kv.mask[:, length] = 1
@@ -388,7 +414,9 @@ class SerialBackend(Backend):
                     self._model,
                     False,
                     input_ids=ids,
-                    attention_mask=torch.ones((1, row.position + 1), dtype=torch.long, device=self._device),
+                    attention_mask=torch.ones(
+                        (1, row.position + 1), dtype=torch.long, device=self._device
+                    ),
                     past_key_values=row.cache,
                 )
             )

@@ -94,6 +94,10 @@ class EngineOptions:
         not plain attention, e.g. linear-attention or shared-KV layers); "auto" picks.
     kv_headroom: decode steps the KV buffers are grown by at a time.
     queue_retry_after_s: the smallest Retry-After a QueueFull asks for.
+    cpu_onednn: pack the linear layers' weights for oneDNN on CPU (float32), about twice as fast
+        per step (see engine/cpu.py). "auto" does it for models the engine loaded itself
+        (`Engine.load`, the registry), never for a model object it was handed; "on" always
+        (the model object is changed in place); "off" never.
     """
 
     max_batch_size: int = 32
@@ -103,6 +107,7 @@ class EngineOptions:
     batching: Literal["auto", "padded", "serial"] = "auto"
     kv_headroom: int = 64
     queue_retry_after_s: int = 1
+    cpu_onednn: Literal["auto", "on", "off"] = "auto"
 
     def __post_init__(self) -> None:
         if self.max_batch_size < 1:
@@ -115,5 +120,7 @@ class EngineOptions:
             raise ValueError("prefill must be 'auto', 'batched' or 'separate'")
         if self.batching not in ("auto", "padded", "serial"):
             raise ValueError("batching must be 'auto', 'padded' or 'serial'")
+        if self.cpu_onednn not in ("auto", "on", "off"):
+            raise ValueError("cpu_onednn must be 'auto', 'on' or 'off'")
         if self.kv_headroom < 1:
             raise ValueError("kv_headroom must be >= 1")

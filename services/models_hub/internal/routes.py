@@ -9,16 +9,18 @@ from __future__ import annotations
 import uuid
 
 from fastapi import APIRouter
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.models_hub.catalog import repository
 from services.models_hub.catalog.access import access_level
 from services.models_hub.catalog.service import ModelNotFound
 from services.models_hub.deps import HubContext, HubDep
-from services.models_hub.internal.schemas import ModelAccess, RemoteEndpoint, ServableVersion
-from services.models_hub.models import Model, ModelVersion, Provider
+from services.models_hub.models import Model, ModelAccessGrant, ModelVersion, Provider
 from shared.auth.identity import InternalCaller, OptionalUser
 from shared.db import SessionDep
+from shared.errors import Unauthorized
+from shared.models_client import ModelAccess, RemoteEndpoint, ServableVersion, UsableModel
 
 router = APIRouter(
     prefix="/internal/models", dependencies=[InternalCaller], include_in_schema=False
@@ -71,6 +73,35 @@ async def _access(
         else None,
         remote=remote,
     )
+
+
+@router.get("", response_model=list[UsableModel])
+async def usable(session: SessionDep, viewer: OptionalUser) -> list[UsableModel]:
+    """Ready models the caller may use and should see listed (for GET /v1/models): public
+    ones, their own, and private ones granted to them."""
+    if viewer is None:
+        raise Unauthorized("A caller identity is required.")
+    listed = repository.list_query(
+        viewer, q=None, owner=None, tag=None, status="ready", source=None
+    )
+    granted = select(Model).where(
+        Model.status == "ready",
+        Model.id.in_(
+            select(ModelAccessGrant.model_id).where(ModelAccessGrant.user_id == viewer.user_id)
+        ),
+    )
+    models = {m.id: m for m in await session.scalars(listed)}
+    models.update({m.id: m for m in await session.scalars(granted)})
+    return [
+        UsableModel(
+            id=m.id,
+            ref=f"{m.owner_username}/{m.slug}",
+            owner=m.owner_username,
+            source=m.source,
+            created_at=m.created_at,
+        )
+        for m in sorted(models.values(), key=lambda m: m.created_at)
+    ]
 
 
 @router.get("/by-ref/{owner}/{slug}", response_model=ModelAccess)

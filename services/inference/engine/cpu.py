@@ -1,0 +1,125 @@
+"""Faster linear layers on CPU: weights pre-packed for oneDNN.
+
+Decoding multiplies a few rows of activations by every weight matrix of the model. With the
+weights packed once into oneDNN's blocked layout (`mkldnn._reorder_linear_weight`, as PyTorch's
+own compiler does when it freezes a CPU model) those products ran about twice as fast as
+`nn.functional.linear` on the 2-core test machine, at every batch size from 1 to 32 (SmolLM2-135M:
+23 vs 44 ms per step alone, 35 vs 73 ms at 16 rows). The results differ from the dense kernel only
+by float rounding (~1e-4 on logits of size ~30).
+
+`pack_linear_layers` swaps every plain `nn.Linear` of a float32 CPU model for `PackedLinear`,
+then checks the model still gives the same logits on a probe prompt; when it does not (say a model
+reads a linear layer's `.weight` itself), the engine loads the model again without packing.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import torch
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
+__all__ = ["PackedLinear", "PackingBroke", "onednn_available", "pack_linear_layers"]
+
+logger = logging.getLogger("llmnet.inference.engine")
+
+_PROBE = (1, 2, 3, 4, 5, 6, 7, 8)
+
+
+def onednn_available() -> bool:
+    return bool(
+        getattr(torch._C, "_has_mkldnn", False)
+        and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")
+        and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+    )
+
+
+class PackedLinear(torch.nn.Module):
+    """`nn.Linear` (float32, CPU, inference only) with its weight packed for oneDNN."""
+
+    def __init__(self, linear: torch.nn.Linear, batch_hint: int) -> None:
+        super().__init__()
+        self.in_features = linear.in_features
+        self.out_features = linear.out_features
+        weight = linear.weight.detach()
+        packed = torch.ops.mkldnn._reorder_linear_weight(weight, batch_hint)
+        self.register_buffer("packed_weight", packed, persistent=False)
+        bias = None if linear.bias is None else linear.bias.detach()
+        self.register_buffer("bias", bias, persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = torch.ops.mkldnn._linear_pointwise(
+            x, self.packed_weight, self.bias, "none", [], ""
+        )
+        return out
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, oneDNN"
+
+
+def _probe_logits(model: PreTrainedModel) -> torch.Tensor:
+    vocab = int(model.config.get_text_config(decoder=True).vocab_size)
+    ids = torch.tensor([[min(i, vocab - 1) for i in _PROBE]], dtype=torch.long)
+    out = model(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=False)
+    logits: torch.Tensor = out.logits.float()
+    return logits
+
+
+class PackingBroke(RuntimeError):
+    """The model was changed and no longer gives the same logits: load it again unpacked."""
+
+
+def pack_linear_layers(model: PreTrainedModel, *, batch_hint: int) -> bool:
+    """Swap the model's `nn.Linear` layers for `PackedLinear` in place, one at a time (so memory
+    never holds both copies of the weights). False when nothing was changed (not float32 on CPU,
+    no oneDNN, no linear layer, or a layer's outputs would differ); raises `PackingBroke` when the
+    swapped model fails the probe: the caller must then load the model again."""
+    if not onednn_available():
+        return False
+    parameters = list(model.parameters())
+    if not parameters or any(
+        p.device.type != "cpu" or p.dtype != torch.float32 for p in parameters
+    ):
+        return False
+    with torch.inference_mode():
+        before = _probe_logits(model)
+        # (parent, name) only: a replaced layer's dense weight is freed as soon as it is swapped.
+        targets = [
+            (parent, name)
+            for parent in model.modules()
+            for name, child in parent.named_children()
+            if type(child) is torch.nn.Linear
+        ]
+        if not targets:
+            return False
+        first = getattr(*targets[0])
+        if not _same_outputs(first, PackedLinear(first, batch_hint)):
+            return False
+        del first
+        for parent, name in targets:
+            setattr(parent, name, PackedLinear(getattr(parent, name), batch_hint))
+        try:
+            after = _probe_logits(model)
+        except Exception as exc:
+            raise PackingBroke(f"{type(exc).__name__}: {exc}") from exc
+        scale = 1.0 + float(before.abs().max())
+        if (
+            not bool(torch.isfinite(after).all())
+            or float((after - before).abs().max()) > 1e-3 * scale
+        ):
+            raise PackingBroke("the packed model's logits differ from the original's")
+    return True
+
+
+def _same_outputs(linear: torch.nn.Linear, packed: PackedLinear) -> bool:
+    x = torch.randn(3, linear.in_features, generator=torch.Generator().manual_seed(0))
+    try:
+        expected, got = linear(x), packed(x)
+    except Exception:
+        return False
+    return bool(
+        torch.allclose(expected, got, rtol=1e-3, atol=1e-4 * (1 + float(expected.abs().max())))
+    )

@@ -1,0 +1,337 @@
+"""`Engine`: one loaded model behind an async interface that knows nothing of HTTP.
+
+    engine = Engine.load(model_dir)                       # or Engine(model, tokenizer)
+    stream = engine.generate("req-1", prompt_ids, SamplingParams(temperature=0, max_tokens=64))
+    async for event in stream:                            # TokenEvent(text, token_id, ...)
+        ...
+    engine.abort("req-1")                                 # from anywhere; the stream ends "abort"
+    await engine.close()
+
+`generate` checks the request and queues it at once, so PromptTooLong / QueueFull / EngineClosed
+are raised by the call itself, before anything is streamed. It returns a `GenerationStream`, an
+async iterator that may also be awaited (`stream = await engine.generate(...)`). A stream that is
+closed (`aclose`, `async with`) or garbage-collected before its last event aborts its request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import gc
+import logging
+import time
+from collections.abc import AsyncIterator, Generator, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from services.inference.engine.cpu import PackingBroke, pack_linear_layers
+from services.inference.engine.detokenizer import OutputText, make_decoder
+from services.inference.engine.errors import EngineClosed, PromptTooLong
+from services.inference.engine.kv import (
+    Backend,
+    PaddedBackend,
+    SerialBackend,
+    padded_batching_supported,
+)
+from services.inference.engine.params import EngineOptions, SamplingParams, TokenEvent
+from services.inference.engine.scheduler import Item, Request, Scheduler, Sink
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+__all__ = ["Engine", "GenerationStream", "model_parameter_bytes"]
+
+logger = logging.getLogger("llmnet.inference.engine")
+
+_DEFAULT_CONTEXT = 2048
+
+
+def model_parameter_bytes(model: torch.nn.Module) -> int:
+    """Bytes held by the model's parameters and buffers (tied weights counted once)."""
+    seen: set[int] = set()
+    total = 0
+    for tensor in [*model.parameters(), *model.buffers()]:
+        if id(tensor) in seen:
+            continue
+        seen.add(id(tensor))
+        total += tensor.numel() * tensor.element_size()
+    return total
+
+
+def _context_length(model: PreTrainedModel, tokenizer: Any) -> int:
+    config = model.config.get_text_config(decoder=True)
+    for name in ("max_position_embeddings", "n_positions", "n_ctx", "max_seq_len", "seq_length"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    limit = getattr(tokenizer, "model_max_length", None)
+    if isinstance(limit, int) and 0 < limit < 10_000_000:
+        return limit
+    return _DEFAULT_CONTEXT
+
+
+def _as_ids(value: Any) -> set[int]:
+    if value is None:
+        return set()
+    if isinstance(value, int):
+        return {value}
+    return {int(v) for v in value if v is not None}
+
+
+def _eos_token_ids(model: PreTrainedModel, tokenizer: Any) -> frozenset[int]:
+    ids = _as_ids(getattr(model.generation_config, "eos_token_id", None))
+    if not ids:
+        ids = _as_ids(getattr(model.config, "eos_token_id", None))
+    ids |= _as_ids(getattr(tokenizer, "eos_token_id", None))
+    return frozenset(ids)
+
+
+def _pad_token_id(model: PreTrainedModel, tokenizer: Any, eos: frozenset[int]) -> int:
+    for value in (
+        getattr(model.generation_config, "pad_token_id", None),
+        getattr(tokenizer, "pad_token_id", None),
+    ):
+        if isinstance(value, int):
+            return value
+    return min(eos) if eos else 0
+
+
+class GenerationStream(AsyncIterator[TokenEvent]):
+    """The events of one request. Iterate it; await it (returns itself); close it to abort."""
+
+    def __init__(self, engine: Engine, request_id: str, queue: asyncio.Queue[Item]) -> None:
+        self._engine = engine
+        self.request_id = request_id
+        self._queue = queue
+        self._done = False
+
+    def __aiter__(self) -> GenerationStream:
+        return self
+
+    async def __anext__(self) -> TokenEvent:
+        if self._done:
+            raise StopAsyncIteration
+        item = await self._queue.get()
+        if isinstance(item, BaseException):
+            self._done = True
+            raise item
+        if item.finish_reason is not None:
+            self._done = True
+        return item
+
+    def __await__(self) -> Generator[Any, None, GenerationStream]:
+        return self._itself().__await__()
+
+    async def _itself(self) -> GenerationStream:
+        return self
+
+    @property
+    def done(self) -> bool:
+        return self._done
+
+    async def aclose(self) -> None:
+        """Stop listening; the request is aborted if it was still running."""
+        if not self._done:
+            self._done = True
+            self._engine.abort(self.request_id)
+
+    async def __aenter__(self) -> GenerationStream:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def __del__(self) -> None:
+        if not self._done:
+            self._done = True
+            with contextlib.suppress(Exception):  # at interpreter shutdown
+                self._engine.abort(self.request_id)
+
+
+class Engine:
+    """One loaded model: a scheduler thread that runs it, and the async interface to it."""
+
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        *,
+        options: EngineOptions | None = None,
+        name: str = "model",
+        owns_model: bool = False,
+    ) -> None:
+        """`owns_model`: the engine may change the model object (see EngineOptions.cpu_onednn).
+        Raises `PackingBroke` if packing changed the model and broke it (`load` then reloads)."""
+        self.options = options or EngineOptions()
+        self.name = name
+        self._tokenizer = tokenizer
+        self._device = next(model.parameters()).device
+        self._context_length = _context_length(model, tokenizer)
+        self._eos = _eos_token_ids(model, tokenizer)
+        self._decode = make_decoder(tokenizer)
+        onednn = self.options.cpu_onednn
+        self.cpu_linear = "dense"
+        if self._device.type == "cpu" and (onednn == "on" or (onednn == "auto" and owns_model)):
+            batch_hint = min(self.options.max_batch_size, 16)
+            if pack_linear_layers(model, batch_hint=batch_hint):
+                self.cpu_linear = "onednn"
+        self.parameter_bytes = model_parameter_bytes(model)
+        batching = self.options.batching
+        if batching == "auto":
+            batching = "padded" if padded_batching_supported(model) else "serial"
+        self.batching = batching
+        backend: Backend
+        if batching == "padded":
+            backend = PaddedBackend(
+                model,
+                headroom=self.options.kv_headroom,
+                pad_token_id=_pad_token_id(model, tokenizer, self._eos),
+            )
+        else:
+            backend = SerialBackend(model)
+        self._started = time.monotonic()
+        self._scheduler = Scheduler(
+            backend, options=self.options, name=name, prefill_mode=self.options.prefill
+        )
+
+    @classmethod
+    def load(
+        cls,
+        model_dir: Path,
+        *,
+        device: str = "cpu",
+        dtype: torch.dtype | None = None,
+        options: EngineOptions | None = None,
+        name: str | None = None,
+    ) -> Engine:
+        """Load a model folder with `shared.model_loading.load_causal_lm` (blocking: call it in a
+        thread) and start its engine."""
+        from shared.model_loading import load_causal_lm
+
+        name = name or Path(model_dir).name
+        model, tokenizer = load_causal_lm(Path(model_dir), device=device, dtype=dtype)
+        try:
+            return cls(model, tokenizer, options=options, name=name, owns_model=True)
+        except PackingBroke as exc:
+            logger.warning("model %s: oneDNN packing failed (%s); loading it again", name, exc)
+        del model
+        gc.collect()
+        options = dataclasses.replace(options or EngineOptions(), cpu_onednn="off")
+        model, tokenizer = load_causal_lm(Path(model_dir), device=device, dtype=dtype)
+        return cls(model, tokenizer, options=options, name=name, owns_model=True)
+
+    # ---- the interface --------------------------------------------------------------------------
+
+    @property
+    def tokenizer(self) -> PreTrainedTokenizerBase:
+        return self._tokenizer
+
+    @property
+    def context_length(self) -> int:
+        return self._context_length
+
+    @property
+    def eos_token_ids(self) -> frozenset[int]:
+        return self._eos
+
+    @property
+    def device(self) -> str:
+        return str(self._device)
+
+    @property
+    def closed(self) -> bool:
+        return self._scheduler.closed
+
+    def generate(
+        self, request_id: str, prompt_ids: Sequence[int], params: SamplingParams
+    ) -> GenerationStream:
+        """Queue a request and return its event stream. Raises PromptTooLong (an empty prompt, or
+        prompt + max_tokens beyond the context), QueueFull, DuplicateRequest or EngineClosed.
+        Must be called on the event loop that will consume the stream."""
+        ids = [int(i) for i in prompt_ids]
+        if not ids:
+            raise PromptTooLong("The prompt is empty: at least one token is needed.")
+        if len(ids) + params.max_tokens > self._context_length:
+            raise PromptTooLong(
+                f"The prompt has {len(ids)} tokens and asks for {params.max_tokens} more, "
+                f"but the model's context is {self._context_length} tokens; shorten the prompt "
+                "or lower max_tokens."
+            )
+        if self._scheduler.closed:
+            raise EngineClosed(f"The model {self.name} was unloaded; retry.", retry_after=1)
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Item] = asyncio.Queue()
+        output = OutputText(
+            self._decode,
+            ids,
+            stop=params.stop,
+            eos_token_ids=self._eos,
+            ignore_eos=params.ignore_eos,
+        )
+        request = Request(
+            request_id=request_id,
+            prompt_ids=ids,
+            params=params,
+            output=output,
+            sink=Sink(loop=loop, put=queue.put_nowait),
+        )
+        self._scheduler.submit(request)
+        return GenerationStream(self, request_id, queue)
+
+    def abort(self, request_id: str) -> None:
+        """End a request (waiting or running) with finish_reason "abort"; a no-op when it already
+        ended. Takes effect before the batch's next step. Safe from any thread."""
+        self._scheduler.abort(request_id)
+
+    def stats(self) -> dict[str, Any]:
+        """Counters and gauges for metrics: running (batch size), waiting (queue depth),
+        tokens_generated, prompt_tokens, steps, requests_finished by reason, kv_cache_bytes,
+        parameter_bytes."""
+        return {
+            "model": self.name,
+            "device": self.device,
+            "batching": self.batching,
+            "cpu_linear": self.cpu_linear,
+            "parameter_bytes": self.parameter_bytes,
+            "context_length": self._context_length,
+            **self._scheduler.stats(),
+        }
+
+    async def health(self) -> dict[str, Any]:
+        alive = self._scheduler.alive and not self._scheduler.closed
+        stats = self._scheduler.stats()
+        return {
+            "status": "ok" if alive else "closed",
+            "model": self.name,
+            "device": self.device,
+            "uptime_s": round(time.monotonic() - self._started, 3),
+            "running": stats["running"],
+            "waiting": stats["waiting"],
+            "last_error": stats["last_error"],
+        }
+
+    async def close(self) -> None:
+        """Stop the engine (running and waiting requests end with "abort") and free the model."""
+        if self._scheduler.alive or not self._scheduler.detached:
+            await asyncio.to_thread(self.close_sync)
+
+    def close_sync(self) -> None:
+        """`close` for synchronous callers (blocks until the loop stopped)."""
+        self._scheduler.close()
+        self._release()
+
+    def _release(self) -> None:
+        """Drop the engine's references to the model (the backend holds the only one)."""
+        if self._scheduler.detach():
+            gc.collect()
+            if self._device.type == "cuda":
+                torch.cuda.empty_cache()

@@ -1,0 +1,420 @@
+"""Continuous batching: one thread per loaded model owns the model and runs the batch loop.
+
+Each turn of the loop:
+1. applies aborts (an aborted request leaves the batch before the next forward pass),
+2. admits waiting requests while the batch has room (and the prefill token budget allows), runs
+   their prefill (left-padded batches of similar lengths), samples their first token and merges
+   their KV cache into the running batch,
+3. runs one decoding step for every running request, samples each row with its own parameters,
+   detokenizes, checks stop conditions, and drops finished rows from the batch at once.
+
+The event loop never runs the model. Requests are queued under a lock; results travel to each
+request's asyncio.Queue through `loop.call_soon_threadsafe` (one call per loop and turn).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+
+from services.inference.engine.detokenizer import OutputText
+from services.inference.engine.errors import (
+    DuplicateRequest,
+    EngineClosed,
+    GenerationFailed,
+    QueueFull,
+)
+from services.inference.engine.kv import Backend, DetachedBackend
+from services.inference.engine.params import (
+    EngineOptions,
+    FinishReason,
+    SamplingParams,
+    TokenEvent,
+)
+from services.inference.engine.sampling import sample
+
+logger = logging.getLogger("llmnet.inference.engine")
+
+__all__ = ["Request", "Scheduler", "Sink"]
+
+#: What a request's queue receives: events, or an exception that ends the stream.
+Item = TokenEvent | BaseException
+
+
+@dataclass(eq=False)
+class Sink:
+    """Where a request's events go: an asyncio queue on its event loop."""
+
+    loop: Any  # asyncio.AbstractEventLoop
+    put: Callable[[Item], None]
+
+
+@dataclass(eq=False)
+class Request:
+    request_id: str
+    prompt_ids: list[int]
+    params: SamplingParams
+    output: OutputText
+    sink: Sink
+    generator: torch.Generator | None = None
+    presence: torch.Tensor | None = None
+    completion_tokens: int = 0
+    last_token: int = -1
+    finished: bool = False
+    submitted_at: float = field(default_factory=time.monotonic)
+
+    @property
+    def prompt_tokens(self) -> int:
+        return len(self.prompt_ids)
+
+
+def _deliver(items: list[tuple[Sink, Item]]) -> None:
+    for sink, item in items:
+        sink.put(item)
+
+
+class Scheduler:
+    """The batch loop of one model. `submit`/`abort`/`stats` may be called from any thread."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        options: EngineOptions,
+        name: str,
+        prefill_mode: Literal["batched", "separate", "auto"],
+    ) -> None:
+        self._backend = backend
+        self._options = options
+        self._name = name
+        self._prefill_mode = prefill_mode
+        self._cond = threading.Condition()
+        self._waiting: deque[Request] = deque()
+        self._live: dict[str, Request] = {}  # waiting or running, by id
+        self._aborted: set[str] = set()
+        self._running: list[Request] = []  # row i of the batch
+        self._closing = False
+        self._closed = threading.Event()
+        self._outbox: list[tuple[Sink, Item]] = []
+        # counters (read without the lock: plain ints are fine for metrics)
+        self.steps = 0
+        self.prefills = 0
+        self.tokens_generated = 0
+        self.prompt_tokens = 0
+        self.requests_admitted = 0
+        self.finished: dict[str, int] = {"stop": 0, "length": 0, "abort": 0, "error": 0}
+        self.last_error: str | None = None
+        self._mean_request_s = 0.0
+        self._thread = threading.Thread(target=self._run, name=f"llmnet-engine-{name}", daemon=True)
+        self._thread.start()
+
+    # ---- any thread -----------------------------------------------------------------------------
+
+    def submit(self, request: Request) -> None:
+        with self._cond:
+            if self._closing:
+                raise EngineClosed(f"The model {self._name} was unloaded; retry.", retry_after=1)
+            if request.request_id in self._live:
+                raise DuplicateRequest(f"Request {request.request_id!r} is already running.")
+            if len(self._waiting) >= self._options.max_waiting:
+                raise QueueFull(
+                    f"The model {self._name} has {len(self._waiting)} requests waiting; retry "
+                    "later.",
+                    retry_after=self._retry_after(),
+                )
+            self._live[request.request_id] = request
+            self._waiting.append(request)
+            self._cond.notify()
+
+    def _retry_after(self) -> int:
+        """Roughly how long until the queue has moved by one batch."""
+        estimate = self._mean_request_s * (len(self._waiting) / self._options.max_batch_size)
+        return max(self._options.queue_retry_after_s, math.ceil(estimate))
+
+    def abort(self, request_id: str) -> None:
+        with self._cond:
+            request = self._live.get(request_id)
+            if request is None:
+                return
+            if request in self._waiting:
+                self._waiting.remove(request)
+                del self._live[request_id]
+                self.finished["abort"] += 1
+                request.finished = True
+                event = self._event(request, "", None, "abort")
+                self._send([(request.sink, event)])
+                return
+            self._aborted.add(request_id)
+            self._cond.notify()
+
+    def close(self, timeout: float | None = None) -> None:
+        """Stop the loop (running and waiting requests end with "abort"); blocks until it did."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify()
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
+
+    def detach(self) -> bool:
+        """After `close`: drop the backend (and with it the model). False if already done."""
+        if self._thread.is_alive() or isinstance(self._backend, DetachedBackend):
+            return False
+        self._backend = DetachedBackend()
+        return True
+
+    @property
+    def detached(self) -> bool:
+        return isinstance(self._backend, DetachedBackend)
+
+    @property
+    def closed(self) -> bool:
+        return self._closing
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "running": len(self._running),
+            "waiting": len(self._waiting),
+            "max_batch_size": self._options.max_batch_size,
+            "max_waiting": self._options.max_waiting,
+            "steps": self.steps,
+            "prefills": self.prefills,
+            "tokens_generated": self.tokens_generated,
+            "prompt_tokens": self.prompt_tokens,
+            "requests_admitted": self.requests_admitted,
+            "requests_finished": dict(self.finished),
+            "kv_cache_bytes": self._backend.kv_bytes(),
+            "last_error": self.last_error,
+        }
+
+    # ---- delivery -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _send(items: list[tuple[Sink, Item]]) -> None:
+        by_loop: dict[int, tuple[Any, list[tuple[Sink, Item]]]] = {}
+        for sink, item in items:
+            by_loop.setdefault(id(sink.loop), (sink.loop, []))[1].append((sink, item))
+        for loop, batch in by_loop.values():
+            # A closed loop raises RuntimeError: nobody is listening any more.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_deliver, batch)
+
+    def _flush(self) -> None:
+        if self._outbox:
+            items, self._outbox = self._outbox, []
+            self._send(items)
+
+    @staticmethod
+    def _event(
+        request: Request, text: str, token: int | None, finish: FinishReason | None
+    ) -> TokenEvent:
+        return TokenEvent(
+            text=text,
+            token_id=token,
+            finish_reason=finish,
+            prompt_tokens=request.prompt_tokens,
+            completion_tokens=request.completion_tokens,
+        )
+
+    def _finish(self, request: Request, reason: str) -> None:
+        request.finished = True
+        self.finished[reason] = self.finished.get(reason, 0) + 1
+        elapsed = time.monotonic() - request.submitted_at
+        self._mean_request_s = 0.9 * self._mean_request_s + 0.1 * elapsed
+        with self._cond:
+            if self._live.get(request.request_id) is request:
+                del self._live[request.request_id]
+
+    # ---- the loop -------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        with torch.inference_mode():
+            while True:
+                with self._cond:
+                    while not (self._closing or self._waiting or self._running):
+                        self._cond.wait()
+                    if self._closing:
+                        break
+                try:
+                    self._apply_aborts()
+                    admitted = self._admit()
+                    if admitted:
+                        self._prefill(admitted)
+                        self._flush()
+                        self._apply_aborts()
+                    if self._running:
+                        self._decode()
+                except Exception as exc:
+                    self._fail(exc)
+                finally:
+                    self._flush()
+            self._shutdown()
+
+    def _shutdown(self) -> None:
+        with self._cond:
+            waiting = list(self._waiting)
+            self._waiting.clear()
+        for request in [*self._running, *waiting]:
+            if not request.finished:
+                self._outbox.append((request.sink, self._event(request, "", None, "abort")))
+                self._finish(request, "abort")
+        self._running = []
+        self._backend.clear()
+        self._flush()
+        self._closed.set()
+
+    def _fail(self, exc: Exception) -> None:
+        """The model raised: end every running request with an error, keep serving."""
+        logger.exception("engine %s: generation failed", self._name, exc_info=exc)
+        self.last_error = f"{type(exc).__name__}: {exc}"
+        error = GenerationFailed(f"Generation failed: {type(exc).__name__}.")
+        for request in self._running:
+            if not request.finished:
+                self._outbox.append((request.sink, error))
+                self._finish(request, "error")
+        self._running = []
+        self._backend.clear()
+
+    def _apply_aborts(self) -> None:
+        with self._cond:
+            if not self._aborted:
+                return
+            aborted, self._aborted = self._aborted, set()
+        keep = []
+        for row, request in enumerate(self._running):
+            if request.request_id in aborted and not request.finished:
+                self._outbox.append((request.sink, self._event(request, "", None, "abort")))
+                self._finish(request, "abort")
+            else:
+                keep.append(row)
+        if len(keep) != len(self._running):
+            self._backend.select(keep)
+            self._running = [self._running[row] for row in keep]
+
+    def _admit(self) -> list[Request]:
+        with self._cond:
+            free = self._options.max_batch_size - len(self._running)
+            budget = self._options.max_prefill_tokens
+            admitted: list[Request] = []
+            while self._waiting and len(admitted) < free:
+                size = self._waiting[0].prompt_tokens
+                if admitted and size > budget:
+                    break
+                admitted.append(self._waiting.popleft())
+                budget -= size
+        return admitted
+
+    def _groups(self, requests: list[Request]) -> list[list[Request]]:
+        """Split the admitted requests into prefill batches."""
+        if self._prefill_mode == "separate" or len(requests) == 1:
+            return [[request] for request in requests]
+        if self._prefill_mode == "batched":
+            return [requests]
+        # auto: sort by length and cut where padding would exceed a quarter of the tokens.
+        ordered = sorted(requests, key=lambda r: r.prompt_tokens)
+        groups: list[list[Request]] = [[ordered[0]]]
+        real = ordered[0].prompt_tokens
+        for request in ordered[1:]:
+            group = groups[-1]
+            padded = request.prompt_tokens * (len(group) + 1)
+            if padded <= 1.25 * (real + request.prompt_tokens):
+                group.append(request)
+                real += request.prompt_tokens
+            else:
+                groups.append([request])
+                real = request.prompt_tokens
+        return groups
+
+    def _prefill(self, admitted: list[Request]) -> None:
+        chunks: list[object] = []
+        keep: list[list[int]] = []
+        joined: list[Request] = []
+        try:
+            for group in self._groups(admitted):
+                chunk, logits = self._backend.prefill([r.prompt_ids for r in group])
+                self.prefills += 1
+                self.requests_admitted += len(group)
+                self.prompt_tokens += sum(r.prompt_tokens for r in group)
+                self._prepare(group, logits.shape[-1])
+                tokens = sample(logits, group)
+                rows = []
+                for row, (request, token) in enumerate(zip(group, tokens, strict=True)):
+                    if not self._accept(request, token):
+                        rows.append(row)
+                        joined.append(request)
+                chunks.append(chunk)
+                keep.append(rows)
+                del logits
+        except Exception:
+            # These requests are not in the batch yet: fail them here too.
+            for request in admitted:
+                if not request.finished:
+                    self._running.append(request)
+            raise
+        self._backend.merge(chunks, keep)
+        self._running.extend(joined)
+
+    def _prepare(self, requests: Sequence[Request], vocab: int) -> None:
+        for request in requests:
+            params = request.params
+            if request.generator is None and not params.greedy and params.top_k != 1:
+                generator = torch.Generator()
+                if params.seed is None:
+                    generator.seed()
+                else:
+                    generator.manual_seed(params.seed)
+                request.generator = generator
+            if request.presence is None and params.repetition_penalty != 1.0:
+                presence = torch.zeros(vocab, dtype=torch.bool)
+                ids = [i for i in request.prompt_ids if 0 <= i < vocab]
+                if ids:
+                    presence[torch.tensor(ids, dtype=torch.long)] = True
+                request.presence = presence
+
+    def _accept(self, request: Request, token: int) -> bool:
+        """Record a sampled token and queue its event; True when the request finished."""
+        request.completion_tokens += 1
+        request.last_token = token
+        self.tokens_generated += 1
+        if request.presence is not None and 0 <= token < request.presence.shape[0]:
+            request.presence[token] = True
+        text, stopped = request.output.add(token)
+        finish: FinishReason | None = None
+        if stopped:
+            finish = "stop"
+        elif request.completion_tokens >= request.params.max_tokens:
+            rest, stopped = request.output.finish()
+            text += rest
+            finish = "stop" if stopped else "length"
+        self._outbox.append((request.sink, self._event(request, text, token, finish)))
+        if finish is not None:
+            self._finish(request, finish)
+            return True
+        return False
+
+    def _decode(self) -> None:
+        running = self._running
+        logits = self._backend.decode([r.last_token for r in running])
+        self.steps += 1
+        tokens = sample(logits, running)
+        del logits
+        keep = [
+            row
+            for row, (request, token) in enumerate(zip(running, tokens, strict=True))
+            if not self._accept(request, token)
+        ]
+        if len(keep) != len(running):
+            self._backend.select(keep)
+            self._running = [running[row] for row in keep]

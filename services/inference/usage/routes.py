@@ -1,0 +1,55 @@
+"""The usage ledger (yours; admins: anyone's) and daily token quotas."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from fastapi import APIRouter, Query, Request
+
+from services.inference.usage import service
+from services.inference.usage.schemas import QuotaRead, QuotaUpdate, UsagePage
+from shared.auth.identity import AdminUser, CurrentUser
+from shared.db import SessionDep
+from shared.pagination import CursorQuery, LimitQuery
+
+router = APIRouter(prefix="/api/v1/usage", tags=["usage"])
+
+
+@router.get("", response_model=UsagePage, summary="Token usage, newest first, with totals")
+async def ledger(
+    caller: CurrentUser,
+    session: SessionDep,
+    user_id: uuid.UUID | None = Query(default=None, description="Admins: whose usage."),
+    model_id: uuid.UUID | None = None,
+    since: datetime | None = None,
+    cursor: CursorQuery = None,
+    limit: LimitQuery = 50,
+) -> UsagePage:
+    return await service.ledger_page(
+        session,
+        caller,
+        user_id=user_id,
+        model_id=model_id,
+        since=since,
+        cursor=cursor,
+        limit=limit,
+    )
+
+
+@router.get("/quota", response_model=QuotaRead, summary="Your daily token quota and use today")
+async def my_quota(caller: CurrentUser, session: SessionDep, request: Request) -> QuotaRead:
+    default = request.app.state.settings.daily_token_quota
+    return await service.quota_read(session, caller.user_id, default)
+
+
+@router.put("/quotas/{user_id}", response_model=QuotaRead, summary="Set a user's daily quota")
+async def set_quota(
+    user_id: uuid.UUID,
+    body: QuotaUpdate,
+    admin: AdminUser,
+    session: SessionDep,
+    request: Request,
+) -> QuotaRead:
+    await service.set_quota(session, user_id, body.daily_tokens)
+    return await service.quota_read(session, user_id, request.app.state.settings.daily_token_quota)

@@ -1,0 +1,48 @@
+"""The usage ledger as clients read it, and quotas."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.pagination import Page
+
+
+class UsageRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    user_id: uuid.UUID
+    model_id: uuid.UUID
+    model_ref: str
+    source: str
+    endpoint: str
+    prompt_tokens: int
+    completion_tokens: int
+    latency_ms: float
+    status: str
+    created_at: datetime
+
+
+class UsageTotals(BaseModel):
+    requests: int
+    prompt_tokens: int
+    completion_tokens: int
+
+
+class UsagePage(Page[UsageRead]):
+    totals: UsageTotals
+
+
+class QuotaUpdate(BaseModel):
+    daily_tokens: int | None = Field(
+        ge=0, description="Tokens per day; null returns the user to the default setting."
+    )
+
+
+class QuotaRead(BaseModel):
+    user_id: uuid.UUID
+    daily_tokens: int | None = Field(description="null: unlimited.")
+    used_today: int

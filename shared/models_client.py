@@ -1,0 +1,108 @@
+"""How services ask the model hub about models: the one access check, as a client.
+
+The schemas here are the contract of the hub's internal API (`/internal/models/...`); the hub
+answers with them and the inference, conversation and feed services read them. A model the
+caller may not use is NotFound, exactly as in the public API.
+
+Exports: ModelAccess, ServableVersion, RemoteEndpoint, UsableModel, ModelsClient.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import httpx
+from pydantic import BaseModel, TypeAdapter
+
+from shared.auth.identity import INTERNAL_TOKEN_HEADER, Identity, identity_headers
+from shared.errors import NotFound, ServiceUnavailable
+
+
+class ServableVersion(BaseModel):
+    id: uuid.UUID
+    number: int
+    storage_prefix: str
+    files: list[dict[str, Any]]
+    details: dict[str, Any]
+
+
+class RemoteEndpoint(BaseModel):
+    provider_id: uuid.UUID
+    base_url: str
+    api_key: str | None
+    remote_model: str
+
+
+class ModelAccess(BaseModel):
+    """The caller may use this model; here is how to serve it."""
+
+    id: uuid.UUID
+    ref: str
+    owner_id: uuid.UUID
+    visibility: str
+    source: str
+    status: str
+    access: str  # "use" or "manage"
+    default_params: dict[str, Any]
+    system_prompt: str | None
+    active_version: ServableVersion | None
+    remote: RemoteEndpoint | None
+
+
+class UsableModel(BaseModel):
+    id: uuid.UUID
+    ref: str
+    owner: str
+    source: str
+    created_at: datetime
+
+
+_USABLE = TypeAdapter(list[UsableModel])
+
+
+class ModelNotFound(NotFound):
+    code = "model_not_found"
+
+
+class ModelsClient:
+    def __init__(self, base_url: str, internal_token: str, *, timeout: float = 10.0) -> None:
+        self._token = internal_token
+        self._client = httpx.AsyncClient(
+            base_url=base_url,
+            headers={INTERNAL_TOKEN_HEADER: internal_token},
+            timeout=httpx.Timeout(timeout, connect=5.0),
+        )
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def _get(self, path: str, caller: Identity | None) -> httpx.Response:
+        headers = identity_headers(caller, self._token) if caller else {}
+        try:
+            response = await self._client.get(path, headers=headers)
+        except httpx.HTTPError as exc:
+            raise ServiceUnavailable(
+                "The model hub is unavailable; try again shortly.", retry_after=5
+            ) from exc
+        if response.status_code == 404:
+            raise ModelNotFound("No such model.")
+        if response.status_code != 200:
+            raise ServiceUnavailable(
+                f"The model hub answered {response.status_code}.", retry_after=5
+            )
+        return response
+
+    async def access(self, ref: str, caller: Identity | None) -> ModelAccess:
+        """The model `<owner>/<slug>` if the caller may use it (else ModelNotFound)."""
+        owner, sep, slug = ref.partition("/")
+        if not sep or not owner or not slug or "/" in slug:
+            raise ModelNotFound(f"Model names look like '<owner>/<slug>'; got '{ref}'.")
+        response = await self._get(f"/internal/models/by-ref/{owner}/{slug}", caller)
+        return ModelAccess.model_validate_json(response.content)
+
+    async def usable(self, caller: Identity) -> list[UsableModel]:
+        """Ready models the caller may use and should see listed."""
+        response = await self._get("/internal/models", caller)
+        return _USABLE.validate_json(response.content)

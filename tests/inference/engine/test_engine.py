@@ -1,0 +1,467 @@
+"""The engine on real tiny models (CPU, float32): greedy output is token-for-token what
+`model.generate(do_sample=False)` gives, alone and inside a batch that requests join and leave."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from services.inference.engine import (
+    DuplicateRequest,
+    Engine,
+    EngineClosed,
+    EngineOptions,
+    GenerationFailed,
+    PromptTooLong,
+    QueueFull,
+    SamplingParams,
+    TokenEvent,
+)
+from shared.model_loading import load_causal_lm
+from tests.models_hub.tiny_models import build_tiny_gpt2, build_tiny_llama
+
+PROMPTS = [
+    "Hello, world! How are",
+    "The quick brown fox jumps over the lazy dog. A small model learns to speak one",
+    "Cats",
+    "Once upon a time there was a little robot who wanted to write poems.",
+    'JSON is common as well: {"name"',
+    "Trains leave the station at nine, ten and",
+]
+GREEDY = SamplingParams(temperature=0, max_tokens=40)
+
+
+@dataclass
+class Tiny:
+    model: Any
+    tokenizer: Any
+    refs: dict[tuple[str, int, float], list[int]] = field(default_factory=dict)
+
+    def ids(self, prompt: str) -> list[int]:
+        return list(self.tokenizer(prompt)["input_ids"])
+
+    def reference(self, prompt: str, max_new_tokens: int = 40, penalty: float = 1.0) -> list[int]:
+        """model.generate(do_sample=False): the tokens after the prompt (EOS included)."""
+        key = (prompt, max_new_tokens, penalty)
+        if key not in self.refs:
+            ids = torch.tensor([self.ids(prompt)])
+            with torch.inference_mode():
+                out = self.model.generate(
+                    ids,
+                    attention_mask=torch.ones_like(ids),
+                    do_sample=False,
+                    max_new_tokens=max_new_tokens,
+                    repetition_penalty=penalty,
+                )
+            self.refs[key] = out[0, ids.shape[1] :].tolist()
+        return self.refs[key]
+
+    @property
+    def eos(self) -> int:
+        return int(self.tokenizer.eos_token_id)
+
+
+def _load(directory: Path) -> Tiny:
+    model, tokenizer = load_causal_lm(directory)
+    return Tiny(model, tokenizer)
+
+
+@pytest.fixture(scope="module")
+def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Tiny:
+    return _load(build_tiny_llama(tmp_path_factory.mktemp("llama")))
+
+
+@pytest.fixture(scope="module")
+def tiny_gpt2(tmp_path_factory: pytest.TempPathFactory) -> Tiny:
+    return _load(build_tiny_gpt2(tmp_path_factory.mktemp("gpt2")))
+
+
+@pytest.fixture
+async def make_engine() -> AsyncIterator[Callable[..., Engine]]:
+    engines: list[Engine] = []
+
+    def make(tiny: Tiny, **options: Any) -> Engine:
+        engine = Engine(tiny.model, tiny.tokenizer, options=EngineOptions(**options))
+        engines.append(engine)
+        return engine
+
+    yield make
+    for engine in engines:
+        await engine.close()
+
+
+@dataclass
+class Result:
+    events: list[TokenEvent]
+
+    @property
+    def tokens(self) -> list[int]:
+        return [e.token_id for e in self.events if e.token_id is not None]
+
+    @property
+    def text(self) -> str:
+        return "".join(e.text for e in self.events)
+
+    @property
+    def last(self) -> TokenEvent:
+        return self.events[-1]
+
+
+async def collect(
+    stream: AsyncIterator[TokenEvent],
+    *,
+    started: asyncio.Event | None = None,
+    after: int = 3,
+) -> Result:
+    events = []
+    async for event in stream:
+        events.append(event)
+        if started is not None and len(events) >= after:
+            started.set()
+    if started is not None:
+        started.set()
+    return Result(events)
+
+
+def strip_eos(tiny: Tiny, tokens: list[int]) -> list[int]:
+    return tokens[:-1] if tokens and tokens[-1] == tiny.eos else tokens
+
+
+# ---- greedy equals model.generate ----------------------------------------------------------------
+
+
+async def test_greedy_alone_equals_generate(tiny_llama: Tiny, make_engine: Any) -> None:
+    engine = make_engine(tiny_llama)
+    for i, prompt in enumerate(PROMPTS):
+        result = await collect(engine.generate(f"alone-{i}", tiny_llama.ids(prompt), GREEDY))
+        expected = tiny_llama.reference(prompt)
+        assert result.tokens == expected, prompt
+        assert result.last.completion_tokens == len(expected)
+        assert result.last.prompt_tokens == len(tiny_llama.ids(prompt))
+        assert result.last.finish_reason == ("stop" if expected[-1] == tiny_llama.eos else "length")
+        assert result.text == tiny_llama.tokenizer.decode(strip_eos(tiny_llama, expected))
+
+
+async def _joiners(tiny: Tiny, engine: Engine) -> dict[str, Result]:
+    """Requests of different lengths and parameters that join a running batch in waves."""
+    first, second = asyncio.Event(), asyncio.Event()
+    long_greedy = SamplingParams(temperature=0, max_tokens=60)
+    tasks = {
+        "a": asyncio.create_task(
+            collect(engine.generate("a", tiny.ids(PROMPTS[1]), long_greedy), started=first)
+        )
+    }
+    await first.wait()
+    assert engine.stats()["running"] == 1  # a is mid-way when the next wave joins
+    wave = {
+        "b": (PROMPTS[2], GREEDY),
+        "c": (PROMPTS[3], SamplingParams(temperature=0.9, top_p=0.9, seed=11, max_tokens=30)),
+        "d": (PROMPTS[0], SamplingParams(temperature=0.7, top_k=1, max_tokens=40)),
+    }
+    for name, (prompt, params) in wave.items():
+        started = second if name == "c" else None
+        tasks[name] = asyncio.create_task(
+            collect(engine.generate(name, tiny.ids(prompt), params), started=started)
+        )
+    await second.wait()
+    wave = {
+        "e": (PROMPTS[4], GREEDY),
+        "f": (PROMPTS[5], SamplingParams(temperature=1.2, top_k=20, seed=5, max_tokens=25)),
+        "g": (PROMPTS[3], SamplingParams(temperature=0, max_tokens=40, stop=("\x00",))),
+    }
+    for name, (prompt, params) in wave.items():
+        tasks[name] = asyncio.create_task(collect(engine.generate(name, tiny.ids(prompt), params)))
+    return {name: await task for name, task in tasks.items()}
+
+
+async def test_greedy_inside_a_changing_batch_equals_generate(
+    tiny_llama: Tiny, make_engine: Any
+) -> None:
+    engine = make_engine(tiny_llama)
+    results = await _joiners(tiny_llama, engine)
+    assert results["a"].tokens == tiny_llama.reference(PROMPTS[1], 60)
+    assert results["b"].tokens == tiny_llama.reference(PROMPTS[2])
+    assert results["d"].tokens == tiny_llama.reference(PROMPTS[0])  # top_k=1 is greedy
+    assert results["e"].tokens == tiny_llama.reference(PROMPTS[4])
+    g = tiny_llama.reference(PROMPTS[3])
+    assert results["g"].tokens == g[: len(results["g"].tokens)]
+    stats = engine.stats()
+    generated = sum(r.last.completion_tokens for r in results.values())
+    assert stats["tokens_generated"] == generated
+    # The requests really shared decoding steps, and joined in several prefills.
+    assert stats["steps"] < generated / 2
+    assert stats["prefills"] >= 3
+    assert stats["running"] == 0
+    assert stats["kv_cache_bytes"] == 0
+
+
+async def test_gpt2_greedy_in_batch_equals_generate(tiny_gpt2: Tiny, make_engine: Any) -> None:
+    # GPT-2 has learned absolute position embeddings: wrong position ids under left padding
+    # would change its output at once.
+    engine = make_engine(tiny_gpt2, prefill="batched")
+    results = await _joiners(tiny_gpt2, engine)
+    assert results["a"].tokens == tiny_gpt2.reference(PROMPTS[1], 60)
+    for name, prompt in (("b", PROMPTS[2]), ("d", PROMPTS[0]), ("e", PROMPTS[4])):
+        assert results[name].tokens == tiny_gpt2.reference(prompt), name
+
+
+async def test_serial_batching_equals_generate(tiny_llama: Tiny, make_engine: Any) -> None:
+    engine = make_engine(tiny_llama, batching="serial")
+    assert engine.batching == "serial"
+    results = await _joiners(tiny_llama, engine)
+    assert results["a"].tokens == tiny_llama.reference(PROMPTS[1], 60)
+    assert results["e"].tokens == tiny_llama.reference(PROMPTS[4])
+
+
+async def test_prefill_modes_agree(tiny_llama: Tiny, make_engine: Any) -> None:
+    params = SamplingParams(temperature=0, max_tokens=20)
+    for mode in ("batched", "separate", "auto"):
+        engine = make_engine(tiny_llama, prefill=mode)
+        results = await asyncio.gather(
+            *(
+                collect(engine.generate(f"{mode}-{i}", tiny_llama.ids(p), params))
+                for i, p in enumerate(PROMPTS)
+            )
+        )
+        for prompt, result in zip(PROMPTS, results, strict=True):
+            assert result.tokens == tiny_llama.reference(prompt, 20), (mode, prompt)
+
+
+async def test_repetition_penalty_greedy_equals_generate(
+    tiny_llama: Tiny, make_engine: Any
+) -> None:
+    engine = make_engine(tiny_llama)
+    params = SamplingParams(temperature=0, max_tokens=40, repetition_penalty=1.3)
+    results = await asyncio.gather(
+        collect(engine.generate("pen", tiny_llama.ids(PROMPTS[1]), params)),
+        collect(engine.generate("plain", tiny_llama.ids(PROMPTS[3]), GREEDY)),
+    )
+    assert results[0].tokens == tiny_llama.reference(PROMPTS[1], penalty=1.3)
+    assert results[1].tokens == tiny_llama.reference(PROMPTS[3])
+    assert results[0].tokens != tiny_llama.reference(PROMPTS[1])
+
+
+# ---- per-request sampling ------------------------------------------------------------------------
+
+
+async def test_seeded_sampling_is_reproducible_and_seed_dependent(
+    tiny_llama: Tiny, make_engine: Any
+) -> None:
+    runs = [await _joiners(tiny_llama, make_engine(tiny_llama)) for _ in range(2)]
+    for name in ("c", "f"):
+        assert runs[0][name].tokens == runs[1][name].tokens, name
+        assert runs[0][name].last.finish_reason in ("stop", "length")
+    engine = make_engine(tiny_llama)
+    ids = tiny_llama.ids(PROMPTS[3])
+    by_seed = {}
+    for seed in (11, 12, 13):
+        params = SamplingParams(temperature=0.9, top_p=0.9, seed=seed, max_tokens=30)
+        by_seed[seed] = (await collect(engine.generate(f"s{seed}", ids, params))).tokens
+    assert by_seed[11] == runs[0]["c"].tokens  # alone or in a batch: the same draws
+    assert len({tuple(tokens) for tokens in by_seed.values()}) == 3
+
+
+# ---- limits and stops ----------------------------------------------------------------------------
+
+
+async def test_max_tokens_finishes_with_length(tiny_llama: Tiny, make_engine: Any) -> None:
+    engine = make_engine(tiny_llama)
+    params = SamplingParams(temperature=0.8, seed=3, max_tokens=7, ignore_eos=True)
+    result = await collect(engine.generate("len", tiny_llama.ids(PROMPTS[0]), params))
+    assert len(result.events) == 7
+    assert [e.completion_tokens for e in result.events] == list(range(1, 8))
+    assert [e.finish_reason for e in result.events] == [None] * 6 + ["length"]
+    assert result.text == tiny_llama.tokenizer.decode(result.tokens, skip_special_tokens=True)
+    one = await collect(
+        engine.generate("one", tiny_llama.ids(PROMPTS[1]), SamplingParams(max_tokens=1))
+    )
+    assert len(one.events) == 1
+    assert one.last.finish_reason in ("length", "stop")
+
+
+async def test_eos_finishes_with_stop_and_no_text(tiny_llama: Tiny, make_engine: Any) -> None:
+    ending = [p for p in PROMPTS if tiny_llama.reference(p)[-1] == tiny_llama.eos]
+    assert ending, "the tiny model emits EOS for at least one prompt"
+    engine = make_engine(tiny_llama)
+    for prompt in ending:
+        result = await collect(engine.generate("eos", tiny_llama.ids(prompt), GREEDY))
+        expected = tiny_llama.reference(prompt)
+        assert result.tokens == expected
+        assert result.last.token_id == tiny_llama.eos
+        assert result.last.finish_reason == "stop"
+        assert result.text == tiny_llama.tokenizer.decode(expected[:-1])
+
+
+def _spanning_stop(tiny: Tiny, tokens: list[int]) -> str:
+    """A stop string made of the text of two consecutive clean tokens, from the middle."""
+    decode = tiny.tokenizer.decode
+    for k in range(3, len(tokens) - 1):
+        left, right = decode([tokens[k]]), decode([tokens[k + 1]])
+        if (
+            left.strip()
+            and right.strip()
+            and "\ufffd" not in left + right
+            and tokens[k + 1] != tiny.eos
+        ):
+            return left[-2:] + right[:2]
+    raise AssertionError("no two clean consecutive tokens in the reference")
+
+
+async def test_stop_sequence_spanning_tokens(tiny_llama: Tiny, make_engine: Any) -> None:
+    prompt = next(p for p in PROMPTS if tiny_llama.reference(p)[-1] != tiny_llama.eos)
+    expected = tiny_llama.reference(prompt)
+    full = tiny_llama.tokenizer.decode(expected)
+    stop = _spanning_stop(tiny_llama, expected)
+    assert len(stop) >= 2
+    assert stop in full
+    engine = make_engine(tiny_llama)
+    params = SamplingParams(temperature=0, max_tokens=40, stop=(stop, "never-in-output"))
+    results = await asyncio.gather(
+        collect(engine.generate("stop", tiny_llama.ids(prompt), params)),
+        collect(engine.generate("other", tiny_llama.ids(PROMPTS[4]), GREEDY)),
+    )
+    result = results[0]
+    assert result.last.finish_reason == "stop"
+    assert result.text == full[: full.index(stop)]
+    assert stop not in result.text
+    # It stopped at the token that completed the stop string, not later.
+    n = result.last.completion_tokens
+    assert result.tokens == expected[:n]
+    assert stop in tiny_llama.tokenizer.decode(expected[:n])
+    assert stop not in tiny_llama.tokenizer.decode(expected[: n - 1])
+    assert results[1].tokens == tiny_llama.reference(PROMPTS[4])
+
+
+# ---- queueing, aborts, errors --------------------------------------------------------------------
+
+
+async def test_abort_frees_the_slot_within_one_step(tiny_llama: Tiny, make_engine: Any) -> None:
+    engine = make_engine(tiny_llama, max_batch_size=1, max_waiting=4)
+    long = SamplingParams(temperature=0, max_tokens=200, ignore_eos=True)
+    stream_a = engine.generate("a", tiny_llama.ids(PROMPTS[0]), long)
+    first = await stream_a.__anext__()
+    assert first.finish_reason is None
+    stream_b = engine.generate("b", tiny_llama.ids(PROMPTS[4]), GREEDY)
+    stream_c = engine.generate("c", tiny_llama.ids(PROMPTS[2]), GREEDY)
+    stats = engine.stats()
+    assert stats["running"] == 1
+    assert stats["waiting"] == 2
+
+    # A waiting request leaves the queue at once.
+    engine.abort("c")
+    c_events = [event async for event in stream_c]
+    assert [(e.finish_reason, e.completion_tokens) for e in c_events] == [("abort", 0)]
+    assert engine.stats()["waiting"] == 1
+
+    engine.abort("a")
+    generated_at_abort = engine.stats()["tokens_generated"]
+    rest = [event async for event in stream_a]
+    assert rest[-1].finish_reason == "abort"
+    assert rest[-1].token_id is None
+    # At most the step already under way finished after the abort.
+    assert rest[-1].completion_tokens <= generated_at_abort + 1
+    assert rest[-1].completion_tokens < 200
+
+    b = await collect(stream_b)
+    assert b.tokens == tiny_llama.reference(PROMPTS[4])
+    stats = engine.stats()
+    assert stats["requests_finished"]["abort"] == 2
+    assert stats["running"] == 0
+    assert stats["waiting"] == 0
+    engine.abort("a")  # already over: nothing happens
+    engine.abort("unknown")
+
+
+async def test_queue_full(tiny_llama: Tiny, make_engine: Any) -> None:
+    engine = make_engine(tiny_llama, max_batch_size=1, max_waiting=1)
+    long = SamplingParams(temperature=0, max_tokens=240, ignore_eos=True)
+    stream_a = engine.generate("a", tiny_llama.ids(PROMPTS[2]), long)
+    await stream_a.__anext__()  # a is running: the batch is full
+    stream_b = engine.generate("b", tiny_llama.ids(PROMPTS[2]), GREEDY)  # waits
+    with pytest.raises(QueueFull) as caught:
+        engine.generate("c", tiny_llama.ids(PROMPTS[2]), GREEDY)
+    assert caught.value.retry_after >= 1
+    assert caught.value.status_code == 429
+    assert caught.value.headers["Retry-After"].isdigit()
+    await stream_a.aclose()
+    assert (await collect(stream_b)).tokens == tiny_llama.reference(PROMPTS[2])
+
+
+async def test_prompt_too_long_and_bad_requests(tiny_llama: Tiny, make_engine: Any) -> None:
+    engine = make_engine(tiny_llama)
+    assert engine.context_length == 256
+    with pytest.raises(PromptTooLong) as caught:
+        engine.generate("long", [5] * 250, SamplingParams(max_tokens=10))
+    assert caught.value.status_code == 400
+    assert "256" in caught.value.detail
+    with pytest.raises(PromptTooLong):
+        engine.generate("empty", [], GREEDY)
+    # exactly the context is fine
+    ok = await collect(engine.generate("fits", [5] * 246, SamplingParams(max_tokens=10)))
+    assert ok.last.finish_reason is not None
+    stream = engine.generate("dup", tiny_llama.ids(PROMPTS[0]), GREEDY)
+    with pytest.raises(DuplicateRequest):
+        engine.generate("dup", tiny_llama.ids(PROMPTS[0]), GREEDY)
+    assert await stream is stream  # a stream may be awaited, then iterated
+    await collect(stream)
+    assert engine.stats()["waiting"] == 0
+
+
+async def test_stream_closed_early_aborts_its_request(tiny_llama: Tiny, make_engine: Any) -> None:
+    engine = make_engine(tiny_llama)
+    long = SamplingParams(temperature=0, max_tokens=240, ignore_eos=True)
+    async with engine.generate("x", tiny_llama.ids(PROMPTS[0]), long) as stream:
+        await stream.__anext__()
+    for _ in range(500):
+        if engine.stats()["requests_finished"]["abort"] == 1:
+            break
+        await asyncio.sleep(0.01)
+    assert engine.stats()["requests_finished"]["abort"] == 1
+    assert engine.stats()["running"] == 0
+    # the id can be used again once the request is over
+    result = await collect(engine.generate("x", tiny_llama.ids(PROMPTS[0]), GREEDY))
+    assert result.tokens == tiny_llama.reference(PROMPTS[0])
+
+
+async def test_model_error_fails_the_batch_and_the_engine_goes_on(
+    tiny_llama: Tiny, make_engine: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = make_engine(tiny_llama)
+    backend = engine._scheduler._backend
+    original = backend.decode
+
+    def broken(tokens: Any) -> Any:
+        monkeypatch.setattr(backend, "decode", original)
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(backend, "decode", broken)
+    with pytest.raises(GenerationFailed):
+        await collect(engine.generate("x", tiny_llama.ids(PROMPTS[0]), GREEDY))
+    assert "out of memory" in (await engine.health())["last_error"]
+    result = await collect(engine.generate("y", tiny_llama.ids(PROMPTS[0]), GREEDY))
+    assert result.tokens == tiny_llama.reference(PROMPTS[0])
+
+
+async def test_close_aborts_running_requests(tiny_llama: Tiny) -> None:
+    engine = Engine(tiny_llama.model, tiny_llama.tokenizer, name="tiny")
+    assert (await engine.health())["status"] == "ok"
+    long = SamplingParams(temperature=0, max_tokens=240, ignore_eos=True)
+    stream = engine.generate("x", tiny_llama.ids(PROMPTS[0]), long)
+    await stream.__anext__()
+    await engine.close()
+    events = [event async for event in stream]
+    assert events[-1].finish_reason == "abort"
+    assert (await engine.health())["status"] == "closed"
+    with pytest.raises(EngineClosed):
+        engine.generate("y", tiny_llama.ids(PROMPTS[0]), GREEDY)
+    stats = engine.stats()
+    assert stats["model"] == "tiny"
+    assert stats["kv_cache_bytes"] == 0
+    assert stats["parameter_bytes"] > 0
+    await engine.close()  # twice is fine
