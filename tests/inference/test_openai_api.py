@@ -300,3 +300,20 @@ async def test_usage_ledger_events_and_quota(client, platform, owner, llama):
         f"/api/v1/usage/quotas/{owner.id}", json={"daily_tokens": 10**9}, headers=owner.headers
     )
     assert not_admin.status_code == 403
+
+
+async def test_inference_metrics_are_exported(client, platform, owner, llama):
+    import httpx
+
+    await _complete(client, owner.headers, model=llama["ref"], prompt=PROMPT, max_tokens=6)
+    async with httpx.AsyncClient(base_url=platform.service_urls["inference"]) as direct:
+        text = (await direct.get("/metrics")).text
+    samples = {
+        line.split(" ")[0]: float(line.split(" ")[1])
+        for line in text.splitlines()
+        if line.startswith("llmnet_inference") and " " in line
+    }
+    assert samples['llmnet_inference_time_to_first_token_seconds_count{source="local"}'] >= 1
+    assert samples['llmnet_inference_inter_token_latency_seconds_count{source="local"}'] >= 1
+    assert samples['llmnet_inference_tokens_generated_total{source="local"}'] >= 1
+    assert "llmnet_inference_loaded_models" in samples

@@ -41,6 +41,7 @@ GREEDY = SamplingParams(temperature=0, max_tokens=40)
 class Tiny:
     model: Any
     tokenizer: Any
+    directory: Path
     refs: dict[tuple[str, int, float], list[int]] = field(default_factory=dict)
 
     def ids(self, prompt: str) -> list[int]:
@@ -69,7 +70,7 @@ class Tiny:
 
 def _load(directory: Path) -> Tiny:
     model, tokenizer = load_causal_lm(directory)
-    return Tiny(model, tokenizer)
+    return Tiny(model, tokenizer, directory)
 
 
 @pytest.fixture(scope="module")
@@ -217,6 +218,47 @@ async def test_serial_batching_equals_generate(tiny_llama: Tiny, make_engine: An
     results = await _joiners(tiny_llama, engine)
     assert results["a"].tokens == tiny_llama.reference(PROMPTS[1], 60)
     assert results["e"].tokens == tiny_llama.reference(PROMPTS[4])
+
+
+async def test_onednn_packed_model_equals_generate(tiny_llama: Tiny, make_engine: Any) -> None:
+    # The engine packs the linear layers of a model it loaded itself; greedy output stays the
+    # dense model's (the references come from the unpacked fixture model).
+    engine = Engine.load(tiny_llama.directory, options=EngineOptions(max_batch_size=8))
+    try:
+        assert engine.cpu_linear == "onednn"
+        assert engine.stats()["cpu_linear"] == "onednn"
+        results = await _joiners(tiny_llama, engine)
+        assert results["a"].tokens == tiny_llama.reference(PROMPTS[1], 60)
+        for name, prompt in (("b", PROMPTS[2]), ("d", PROMPTS[0]), ("e", PROMPTS[4])):
+            assert results[name].tokens == tiny_llama.reference(prompt), name
+    finally:
+        await engine.close()
+    # a model object handed to the engine is left alone unless asked
+    assert make_engine(tiny_llama).cpu_linear == "dense"
+
+
+async def test_a_model_broken_by_packing_is_loaded_again(
+    tiny_llama: Tiny, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from services.inference.engine import cpu
+
+    probe = cpu._probe_logits
+    calls = []
+
+    def drifting(model: Any) -> torch.Tensor:
+        calls.append(1)
+        logits = probe(model)
+        return logits + 1.0 if len(calls) == 2 else logits  # the packed model "differs"
+
+    monkeypatch.setattr(cpu, "_probe_logits", drifting)
+    engine = Engine.load(tiny_llama.directory)
+    try:
+        assert engine.cpu_linear == "dense"
+        assert len(calls) == 2
+        result = await collect(engine.generate("x", tiny_llama.ids(PROMPTS[0]), GREEDY))
+        assert result.tokens == tiny_llama.reference(PROMPTS[0])
+    finally:
+        await engine.close()
 
 
 async def test_prefill_modes_agree(tiny_llama: Tiny, make_engine: Any) -> None:
