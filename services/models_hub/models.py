@@ -17,6 +17,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
@@ -108,6 +109,10 @@ class ModelVersion(Base):
     total_size: Mapped[int] = mapped_column(BigInteger, default=0)
     details: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
     servable_prefix: Mapped[str | None] = mapped_column(String(300))
+    # What inference loads: the uploaded files, or the safetensors a GGUF was converted to.
+    servable_files: Mapped[list[dict[str, Any]]] = mapped_column(
+        JSONB, default=list, server_default=text("'[]'::jsonb")
+    )
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = _now_column()
     updated_at: Mapped[datetime] = mapped_column(

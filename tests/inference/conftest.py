@@ -67,6 +67,7 @@ async def ready_model(
             format="safetensors",
             files=files,
             servable_prefix=prefix,
+            servable_files=files,
         )
         session.add(version)
         await session.flush()

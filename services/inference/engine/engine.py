@@ -103,9 +103,10 @@ def _pad_token_id(model: PreTrainedModel, tokenizer: Any, eos: frozenset[int]) -
 class GenerationStream(AsyncIterator[TokenEvent]):
     """The events of one request. Iterate it; await it (returns itself); close it to abort."""
 
-    def __init__(self, engine: Engine, request_id: str, queue: asyncio.Queue[Item]) -> None:
+    def __init__(self, engine: Engine, request: Request, queue: asyncio.Queue[Item]) -> None:
         self._engine = engine
-        self.request_id = request_id
+        self._request = request
+        self.request_id = request.request_id
         self._queue = queue
         self._done = False
 
@@ -154,7 +155,7 @@ class GenerationStream(AsyncIterator[TokenEvent]):
         if not self._done:
             self._done = True
             with contextlib.suppress(Exception):  # at interpreter shutdown
-                self._engine.abort(self.request_id)
+                self._engine._scheduler.discard(self._request)
 
 
 class Engine:
@@ -195,6 +196,7 @@ class Engine:
                 model,
                 headroom=self.options.kv_headroom,
                 pad_token_id=_pad_token_id(model, tokenizer, self._eos),
+                max_rows=self.options.max_batch_size,
             )
         else:
             backend = SerialBackend(model)
@@ -285,7 +287,7 @@ class Engine:
             sink=Sink(loop=loop, put=queue.put_nowait),
         )
         self._scheduler.submit(request)
-        return GenerationStream(self, request_id, queue)
+        return GenerationStream(self, request, queue)
 
     def abort(self, request_id: str) -> None:
         """End a request (waiting or running) with finish_reason "abort"; a no-op when it already

@@ -4,11 +4,11 @@
 left-padded: row i holds its request's keys/values right-aligned, so all rows end at the same cache
 position and one decoding step is one forward pass of shape [B, 1]. The attention mask marks the
 padding and `position_ids` carry each row's own positions, so a row attends to exactly what it
-would attend to alone. Keys/values live in preallocated buffers [B, H, capacity, D] that grow by
-`headroom` steps at a time (transformers' DynamicCache concatenates, copying the whole cache on
-every step); the model sees views of the filled part. Requests join by merging their prefill's cache
-into the batch (re-padding whichever side is shorter) and leave by selecting the remaining rows
-(and dropping leading columns that became padding for every row).
+would attend to alone. Keys/values live in preallocated buffers [row capacity, H, position
+capacity, D] written in place (transformers' DynamicCache concatenates, copying the whole cache on
+every step); the model sees views of the live part. A request joins by copying its prefill's rows
+into free row slots (right-aligned; the whole cache is re-laid out only when rows or positions run
+out, or the new prompt is longer than the batch) and leaves by moving the last row into its slot.
 
 `SerialBackend` is the fallback for models whose cache is not plain attention (linear-attention
 or shared-KV layers): one transformers cache per request, one forward per request and step.
@@ -76,194 +76,149 @@ def _last_logits(model: PreTrainedModel, use_keep: bool, **inputs: Any) -> torch
 # ---- the padded batch ---------------------------------------------------------------------------
 
 
-class _BufferLayer(DynamicLayer):  # type: ignore[no-untyped-call]
-    """One layer's keys/values in a preallocated buffer [B, H, capacity, D]; `keys`/`values` are
-    views of the first `length` positions, as transformers expects of a DynamicLayer."""
+class _SlotLayer(DynamicLayer):  # type: ignore[no-untyped-call]
+    """One layer's cache as transformers sees it: the first `rows` rows and `length` positions of
+    preallocated buffers [rows capacity, heads, positions capacity, head dim]. `update` writes the
+    new positions in place (no concatenation) and returns views."""
 
-    def __init__(self, capacity: int, headroom: int) -> None:
+    def __init__(
+        self,
+        kbuf: torch.Tensor | None,
+        vbuf: torch.Tensor | None,
+        rows: int,
+        length: int,
+        capacity: int = 0,
+    ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
-        self.capacity = capacity
-        self.headroom = headroom
-        self.length = 0
-        self.kbuf: torch.Tensor | None = None
-        self.vbuf: torch.Tensor | None = None
-
-    @classmethod
-    def of(cls, kbuf: torch.Tensor, vbuf: torch.Tensor, length: int, headroom: int) -> _BufferLayer:
-        layer = cls(kbuf.shape[2], headroom)
-        layer.dtype, layer.device = kbuf.dtype, kbuf.device
-        layer.kbuf, layer.vbuf, layer.length = kbuf, vbuf, length
-        layer.is_initialized = True
-        layer._views()
-        return layer
+        self.kbuf, self.vbuf = kbuf, vbuf
+        self.rows, self.length, self.capacity = rows, length, capacity
+        if kbuf is not None:
+            self.dtype, self.device = kbuf.dtype, kbuf.device
+            self.is_initialized = True
 
     def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
+        """First write of a prefill: buffers sized for the batch, plus decoding headroom."""
         self.dtype, self.device = key_states.dtype, key_states.device
-        capacity = max(self.capacity, key_states.shape[2])
-        self.kbuf = key_states.new_zeros((*key_states.shape[:2], capacity, key_states.shape[3]))
+        capacity = max(self.capacity, self.length + key_states.shape[2])
+        rows, heads, _, dim = key_states.shape
+        self.kbuf = key_states.new_zeros((rows, heads, capacity, dim))
         self.vbuf = value_states.new_zeros(
-            (*value_states.shape[:2], capacity, value_states.shape[3])
+            (rows, value_states.shape[1], capacity, value_states.shape[3])
         )
-        self.capacity = capacity
         self.is_initialized = True
-
-    def _views(self) -> None:
-        assert self.kbuf is not None
-        assert self.vbuf is not None
-        self.keys = self.kbuf[:, :, : self.length]
-        self.values = self.vbuf[:, :, : self.length]
-
-    def reserve(self, total: int) -> None:
-        """Make room for `total` positions (grown by `headroom` beyond it)."""
-        if self.kbuf is None or self.vbuf is None or total <= self.capacity:
-            return
-        capacity = total + self.headroom
-        kbuf = self.kbuf.new_zeros((*self.kbuf.shape[:2], capacity, self.kbuf.shape[3]))
-        vbuf = self.vbuf.new_zeros((*self.vbuf.shape[:2], capacity, self.vbuf.shape[3]))
-        kbuf[:, :, : self.length] = self.kbuf[:, :, : self.length]
-        vbuf[:, :, : self.length] = self.vbuf[:, :, : self.length]
-        self.kbuf, self.vbuf, self.capacity = kbuf, vbuf, capacity
-        self._views()
 
     def update(
         self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any
     ) -> tuple[torch.Tensor, torch.Tensor]:
         if not self.is_initialized:
             self.lazy_initialization(key_states, value_states)
+        kbuf, vbuf = self.kbuf, self.vbuf
+        assert kbuf is not None
+        assert vbuf is not None
         end = self.length + key_states.shape[2]
-        self.reserve(end)
-        assert self.kbuf is not None
-        assert self.vbuf is not None
-        self.kbuf[:, :, self.length : end] = key_states
-        self.vbuf[:, :, self.length : end] = value_states
+        kbuf[: self.rows, :, self.length : end] = key_states
+        vbuf[: self.rows, :, self.length : end] = value_states
         self.length = end
-        keys, values = self.kbuf[:, :, :end], self.vbuf[:, :, :end]
+        keys, values = kbuf[: self.rows, :, :end], vbuf[: self.rows, :, :end]
         self.keys, self.values = keys, values
         return keys, values
 
     def get_seq_length(self) -> int:
         return self.length
 
-    def nbytes(self) -> int:
-        if self.kbuf is None or self.vbuf is None:
-            return 0
-        return (
-            self.kbuf.numel() * self.kbuf.element_size()
-            + self.vbuf.numel() * self.vbuf.element_size()
-        )
 
+class _SlotCache(DynamicCache):
+    """A DynamicCache made of the engine's buffers."""
 
-class _BufferCache(DynamicCache):
-    """A DynamicCache whose layers are the engine's buffers."""
-
-    def __init__(self, layers: list[_BufferLayer]) -> None:
+    def __init__(self, layers: list[_SlotLayer]) -> None:
         Cache.__init__(self, layers=list(layers))
 
 
 @dataclass
-class PaddedKV:
-    """A left-padded batch: per-layer buffers, the attention mask [B, capacity] (1 = real token),
-    and the position id of each row's next token."""
+class PaddedBatch:
+    """Left-padded rows: per-layer key/value buffers [row capacity, H, position capacity, D], the
+    attention mask [row capacity, position capacity] (1 = real token) and each row's next position
+    id. Rows 0..rows-1 are live; all of them end at `length`."""
 
-    layers: list[_BufferLayer]
+    keys: list[torch.Tensor]
+    values: list[torch.Tensor]
     mask: torch.Tensor
     positions: torch.Tensor
+    rows: int
+    length: int
 
     @property
-    def length(self) -> int:
-        return self.layers[0].length
+    def row_capacity(self) -> int:
+        return int(self.mask.shape[0])
 
     @property
-    def size(self) -> int:
-        return int(self.positions.shape[0])
+    def capacity(self) -> int:
+        return int(self.mask.shape[1])
 
     def nbytes(self) -> int:
-        return sum(layer.nbytes() for layer in self.layers)
+        return sum(t.numel() * t.element_size() for t in [*self.keys, *self.values])
 
-    def reserve(self, total: int, headroom: int) -> None:
-        for layer in self.layers:
-            layer.reserve(total)
-        if total > self.mask.shape[1]:
-            mask = self.mask.new_zeros((self.mask.shape[0], total + headroom))
-            mask[:, : self.mask.shape[1]] = self.mask
-            self.mask = mask
+    def layers(self) -> list[_SlotLayer]:
+        return [
+            _SlotLayer(k, v, self.rows, self.length)
+            for k, v in zip(self.keys, self.values, strict=True)
+        ]
 
-    def select(self, rows: Sequence[int], headroom: int) -> PaddedKV:
-        """The batch of `rows` only, with leading all-padding columns dropped."""
-        index = torch.tensor(list(rows), dtype=torch.long, device=self.mask.device)
-        length = self.length
-        mask = self.mask.index_select(0, index)[:, :length]
-        used = mask.any(dim=0).nonzero()
-        start = int(used[0]) if used.numel() else length
-        new_length = length - start
-        layers = []
-        for layer in self.layers:
-            assert layer.kbuf is not None
-            assert layer.vbuf is not None
-            kbuf = layer.kbuf.new_zeros(
-                (len(rows), layer.kbuf.shape[1], new_length + headroom, layer.kbuf.shape[3])
-            )
-            vbuf = layer.vbuf.new_zeros(
-                (len(rows), layer.vbuf.shape[1], new_length + headroom, layer.vbuf.shape[3])
-            )
-            kbuf[:, :, :new_length] = layer.kbuf[index, :, start:length]
-            vbuf[:, :, :new_length] = layer.vbuf[index, :, start:length]
-            layers.append(_BufferLayer.of(kbuf, vbuf, new_length, headroom))
-        new_mask = mask.new_zeros((len(rows), new_length + headroom))
-        new_mask[:, :new_length] = mask[:, start:]
-        return PaddedKV(layers, new_mask, self.positions.index_select(0, index))
+    def first_used_column(self) -> int:
+        """Columns before this one are padding in every live row."""
+        used = self.mask[: self.rows, : self.length].any(dim=0).nonzero()
+        return int(used[0]) if used.numel() else self.length
 
-    @staticmethod
-    def concat(parts: Sequence[PaddedKV], headroom: int) -> PaddedKV:
-        """One batch of all rows of `parts`, right-aligned to the longest."""
-        if len(parts) == 1:
-            return parts[0]
-        length = max(part.length for part in parts)
-        rows = sum(part.size for part in parts)
-        capacity = length + headroom
-        layers = []
-        for index, first in enumerate(parts[0].layers):
-            assert first.kbuf is not None
-            assert first.vbuf is not None
-            kbuf = first.kbuf.new_zeros((rows, first.kbuf.shape[1], capacity, first.kbuf.shape[3]))
-            vbuf = first.vbuf.new_zeros((rows, first.vbuf.shape[1], capacity, first.vbuf.shape[3]))
-            row = 0
-            for part in parts:
-                layer = part.layers[index]
-                assert layer.kbuf is not None
-                assert layer.vbuf is not None
-                end = row + part.size
-                kbuf[row:end, :, length - layer.length : length] = layer.kbuf[:, :, : layer.length]
-                vbuf[row:end, :, length - layer.length : length] = layer.vbuf[:, :, : layer.length]
-                row = end
-            layers.append(_BufferLayer.of(kbuf, vbuf, length, headroom))
-        mask = parts[0].mask.new_zeros((rows, capacity))
-        row = 0
-        for part in parts:
-            end = row + part.size
-            mask[row:end, length - part.length : length] = part.mask[:, : part.length]
-            row = end
-        positions = torch.cat([part.positions for part in parts])
-        return PaddedKV(layers, mask, positions)
+    def relayout(self, row_capacity: int, length: int, capacity: int) -> None:
+        """Move into new buffers with these capacities, live rows right-aligned to `length` (at
+        least their length without leading all-padding columns). Layer by layer, so only one
+        layer's buffers exist twice at a time."""
+        start = self.first_used_column()
+        used = self.length - start
+        assert used <= length <= capacity
+        assert self.rows <= row_capacity
+        rows, offset = self.rows, length - used
+        for buffers in (self.keys, self.values):
+            for index, old in enumerate(buffers):
+                new = old.new_zeros((row_capacity, old.shape[1], capacity, old.shape[3]))
+                new[:rows, :, offset:length] = old[:rows, :, start : self.length]
+                buffers[index] = new
+                del old
+        mask = self.mask.new_zeros((row_capacity, capacity))
+        mask[:rows, offset:length] = self.mask[:rows, start : self.length]
+        positions = self.positions.new_zeros((row_capacity,))
+        positions[:rows] = self.positions[:rows]
+        self.mask, self.positions, self.length = mask, positions, length
+
+    def move_row(self, source: int, target: int) -> None:
+        end = self.length
+        for buffers in (self.keys, self.values):
+            for buffer in buffers:
+                buffer[target, :, :end] = buffer[source, :, :end]
+        self.mask[target, :end] = self.mask[source, :end]
+        self.positions[target] = self.positions[source]
 
 
 class Backend:
-    """What the scheduler needs of a KV strategy. Rows are in the order requests were added."""
+    """What the scheduler needs of a KV strategy. Rows are the running requests, in batch order."""
 
     def prefill(self, prompts: Sequence[Sequence[int]]) -> tuple[object, torch.Tensor]:
-        """Run the prompts; return a chunk to `merge` and the next-token logits [n, V]."""
+        """Run the prompts; return a chunk for `merge` and the next-token logits [n, V]."""
         raise NotImplementedError
 
-    def merge(self, chunks: Sequence[object], keep: Sequence[Sequence[int]]) -> None:
-        """Append the chunks' rows (`keep[i]`: the rows of chunk i still running) to the batch."""
+    def merge(
+        self, chunks: Sequence[object], keep: Sequence[Sequence[int]]
+    ) -> list[tuple[int, int]]:
+        """Append the rows `keep[i]` of chunk i to the batch; return (chunk, row) of each new
+        batch row, in batch order."""
         raise NotImplementedError
 
     def decode(self, tokens: Sequence[int]) -> torch.Tensor:
-        """Feed one token per row; return the next-token logits [B, V]."""
+        """Feed one token per row; return the next-token logits [rows, V]."""
         raise NotImplementedError
 
-    def select(self, rows: Sequence[int]) -> None:
-        """Keep only `rows` of the batch (in this order)."""
+    def remove(self, rows: Sequence[int]) -> list[int]:
+        """Drop `rows`; return the new batch order as old row indices."""
         raise NotImplementedError
 
     def clear(self) -> None:
@@ -284,17 +239,31 @@ class DetachedBackend(Backend):
 
 
 class PaddedBackend(Backend):
-    def __init__(self, model: PreTrainedModel, *, headroom: int, pad_token_id: int) -> None:
+    """One left-padded batch for all running requests (see the module docstring).
+
+    Joining copies only the new rows into free row slots (the buffers are reallocated, and
+    leading all-padding columns dropped, only when rows or positions run out or a new prompt is
+    longer than the batch); leaving moves the last row into the freed slot. Position capacity
+    grows geometrically, so copies of the whole cache are rare."""
+
+    def __init__(
+        self, model: PreTrainedModel, *, headroom: int, pad_token_id: int, max_rows: int
+    ) -> None:
         self._model = model
         self._headroom = headroom
         self._pad = pad_token_id
+        self._max_rows = max_rows
         self._device = next(model.parameters()).device
         text_config = model.config.get_text_config(decoder=True)
         self._num_layers = int(text_config.num_hidden_layers)
         self._use_keep = _accepts_logits_to_keep(model)
-        self._kv: PaddedKV | None = None
+        self._batch: PaddedBatch | None = None
+        self.reallocations = 0
 
-    def prefill(self, prompts: Sequence[Sequence[int]]) -> tuple[PaddedKV, torch.Tensor]:
+    def _room(self, length: int) -> int:
+        return length + max(self._headroom, length // 4)
+
+    def prefill(self, prompts: Sequence[Sequence[int]]) -> tuple[PaddedBatch, torch.Tensor]:
         rows, length = len(prompts), max(len(p) for p in prompts)
         input_ids = torch.full((rows, length), self._pad, dtype=torch.long)
         mask = torch.zeros((rows, length), dtype=torch.long)
@@ -303,68 +272,131 @@ class PaddedBackend(Backend):
             mask[row, length - len(prompt) :] = 1
         input_ids, mask = input_ids.to(self._device), mask.to(self._device)
         position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
-        layers = [
-            _BufferLayer(length + self._headroom, self._headroom) for _ in range(self._num_layers)
-        ]
+        # Sized to become the batch itself when nothing else is running.
+        capacity = self._room(length)
+        layers = [_SlotLayer(None, None, rows, 0, capacity) for _ in range(self._num_layers)]
         logits = _last_logits(
             self._model,
             self._use_keep,
             input_ids=input_ids,
             attention_mask=mask,
             position_ids=position_ids,
-            past_key_values=_BufferCache(layers),
+            past_key_values=_SlotCache(layers),
         )
+        keys, values = [], []
+        for layer in layers:
+            assert layer.kbuf is not None, "every layer of the model wrote its cache"
+            assert layer.vbuf is not None
+            keys.append(layer.kbuf)
+            values.append(layer.vbuf)
         shortest = min(len(p) for p in prompts)
         if shortest < length:
-            # Padding positions were computed from attention rows that may be fully masked: zero
-            # them so no stray inf/NaN can ever reach a real row (0 * NaN is NaN).
+            # Padding positions come from attention rows that may be fully masked: zero them so
+            # no stray inf/NaN can reach a real row (0 * NaN is NaN).
             pad = (mask[:, : length - shortest] == 0)[:, None, :, None]
-            for layer in layers:
-                assert layer.kbuf is not None
-                assert layer.vbuf is not None
-                layer.kbuf[:, :, : length - shortest].masked_fill_(pad, 0)
-                layer.vbuf[:, :, : length - shortest].masked_fill_(pad, 0)
-        full_mask = mask.new_zeros((rows, length + self._headroom))
+            for buffer in [*keys, *values]:
+                buffer[:, :, : length - shortest].masked_fill_(pad, 0)
+        full_mask = mask.new_zeros((rows, keys[0].shape[2]))
         full_mask[:, :length] = mask
-        return PaddedKV(layers, full_mask, mask.sum(-1)), logits
+        return PaddedBatch(keys, values, full_mask, mask.sum(-1), rows, length), logits
 
-    def merge(self, chunks: Sequence[object], keep: Sequence[Sequence[int]]) -> None:
-        parts: list[PaddedKV] = [] if self._kv is None else [self._kv]
-        for chunk, rows in zip(chunks, keep, strict=True):
-            assert isinstance(chunk, PaddedKV)
+    def merge(
+        self, chunks: Sequence[object], keep: Sequence[Sequence[int]]
+    ) -> list[tuple[int, int]]:
+        appended: list[tuple[int, int]] = []
+        for number, (chunk, rows) in enumerate(zip(chunks, keep, strict=True)):
+            assert isinstance(chunk, PaddedBatch)
             if not rows:
                 continue
-            parts.append(chunk if len(rows) == chunk.size else chunk.select(rows, self._headroom))
-        self._kv = PaddedKV.concat(parts, self._headroom) if parts else None
+            if self._batch is None:
+                # Nothing running: the prefill's buffers become the batch.
+                self._batch = chunk
+                wanted = set(rows)
+                order = self._remove([row for row in range(chunk.rows) if row not in wanted])
+                appended.extend((number, row) for row in order)
+            else:
+                self._append(chunk, rows)
+                appended.extend((number, row) for row in rows)
+        return appended
+
+    def _append(self, chunk: PaddedBatch, rows: Sequence[int]) -> None:
+        batch = self._batch
+        assert batch is not None
+        count, new = len(rows), chunk.length
+        if new > batch.length or batch.rows + count > batch.row_capacity:
+            length = max(batch.length - batch.first_used_column(), new)
+            row_capacity = min(self._max_rows, max(batch.rows + count, 2 * batch.row_capacity))
+            row_capacity = max(row_capacity, batch.rows + count)
+            batch.relayout(row_capacity, length, self._room(length))
+            self.reallocations += 1
+        start, end = batch.rows, batch.rows + count
+        length, offset = batch.length, batch.length - new
+        index = (
+            slice(None)
+            if list(rows) == list(range(chunk.rows))
+            else torch.tensor(list(rows), dtype=torch.long, device=batch.mask.device)
+        )
+        for target, source in ((batch.keys, chunk.keys), (batch.values, chunk.values)):
+            for buffer, part in zip(target, source, strict=True):
+                buffer[start:end, :, :offset] = 0
+                buffer[start:end, :, offset:length] = part[index, :, :new]
+        batch.mask[start:end, :offset] = 0
+        batch.mask[start:end, offset:length] = chunk.mask[index, :new]
+        batch.positions[start:end] = chunk.positions[index]
+        batch.rows = end
 
     def decode(self, tokens: Sequence[int]) -> torch.Tensor:
-        kv = self._kv
-        assert kv is not None
-        assert kv.size == len(tokens)
-        length = kv.length
-        kv.reserve(length + 1, self._headroom)
-        kv.mask[:, length] = 1
+        batch = self._batch
+        assert batch is not None
+        assert batch.rows == len(tokens)
+        if batch.length + 1 > batch.capacity:
+            length = batch.length - batch.first_used_column()
+            batch.relayout(batch.row_capacity, length, self._room(length + 1))
+            self.reallocations += 1
+        rows, length = batch.rows, batch.length
+        batch.mask[:rows, length] = 1
+        ids = torch.tensor(list(tokens), dtype=torch.long, device=self._device)
         logits = _last_logits(
             self._model,
             False,
-            input_ids=torch.tensor(list(tokens), dtype=torch.long, device=self._device)[:, None],
-            attention_mask=kv.mask[:, : length + 1],
-            position_ids=kv.positions[:, None],
-            past_key_values=_BufferCache(kv.layers),
+            input_ids=ids[:, None],
+            attention_mask=batch.mask[:rows, : length + 1],
+            position_ids=batch.positions[:rows, None],
+            past_key_values=_SlotCache(batch.layers()),
         )
-        kv.positions += 1
+        batch.length += 1
+        batch.positions[:rows] += 1
         return logits
 
-    def select(self, rows: Sequence[int]) -> None:
-        if self._kv is None:
-            return
-        self._kv = self._kv.select(rows, self._headroom) if rows else None
+    def remove(self, rows: Sequence[int]) -> list[int]:
+        return self._remove(rows)
+
+    def _remove(self, rows: Sequence[int]) -> list[int]:
+        batch = self._batch
+        if batch is None:
+            return []
+        order = list(range(batch.rows))
+        for row in sorted(set(rows), reverse=True):
+            last = len(order) - 1
+            if row != last:
+                batch.move_row(last, row)
+                order[row] = order[last]
+            order.pop()
+        batch.rows = len(order)
+        if batch.rows == 0:
+            self._batch = None
+        elif batch.row_capacity > 8 and batch.rows <= batch.row_capacity // 4:
+            # Mostly empty: give the memory back (a copy of the few live rows).
+            length = batch.length - batch.first_used_column()
+            batch.relayout(max(8, 2 * batch.rows), length, self._room(length))
+            self.reallocations += 1
+        return order
 
     def clear(self) -> None:
-        self._kv = None
+        self._batch = None
 
     def kv_bytes(self) -> int:
-        return 0 if self._kv is None else self._kv.nbytes()
+        return 0 if self._batch is None else self._batch.nbytes()
 
 
 # ---- one cache per request ----------------------------------------------------------------------
@@ -400,10 +432,15 @@ class SerialBackend(Backend):
             rows.append(_SerialRow(cache, len(prompt)))
         return rows, torch.cat(logits)
 
-    def merge(self, chunks: Sequence[object], keep: Sequence[Sequence[int]]) -> None:
-        for chunk, rows in zip(chunks, keep, strict=True):
+    def merge(
+        self, chunks: Sequence[object], keep: Sequence[Sequence[int]]
+    ) -> list[tuple[int, int]]:
+        appended: list[tuple[int, int]] = []
+        for number, (chunk, rows) in enumerate(zip(chunks, keep, strict=True)):
             assert isinstance(chunk, list)
             self._rows.extend(chunk[i] for i in rows)
+            appended.extend((number, row) for row in rows)
+        return appended
 
     def decode(self, tokens: Sequence[int]) -> torch.Tensor:
         logits = []
@@ -423,8 +460,11 @@ class SerialBackend(Backend):
             row.position += 1
         return torch.cat(logits)
 
-    def select(self, rows: Sequence[int]) -> None:
-        self._rows = [self._rows[i] for i in rows]
+    def remove(self, rows: Sequence[int]) -> list[int]:
+        dropped = set(rows)
+        order = [i for i in range(len(self._rows)) if i not in dropped]
+        self._rows = [self._rows[i] for i in order]
+        return order
 
     def clear(self) -> None:
         self._rows = []

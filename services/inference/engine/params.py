@@ -84,7 +84,8 @@ class EngineOptions:
     """Settings of one engine (one loaded model).
 
     max_batch_size: requests decoded together in one batch.
-    max_waiting: requests queued beyond the batch; one more raises QueueFull.
+    max_waiting: requests queued beyond what the batch takes at its next turn; one more raises
+        QueueFull (0: no queue, only free batch slots).
     max_prefill_tokens: prompt tokens admitted into one prefill pass (at least one request is
         always admitted), so a burst of long prompts cannot stall running streams for long.
     prefill: "batched" runs the newly admitted prompts as one left-padded batch, "separate" runs

@@ -101,9 +101,10 @@ class Scheduler:
         self._waiting: deque[Request] = deque()
         self._live: dict[str, Request] = {}  # waiting or running, by id
         self._aborted: set[str] = set()
+        self._discarded: deque[Request] = deque()  # appended without the lock
         self._running: list[Request] = []  # row i of the batch
+        self._admitting = 0  # popped from the queue, not yet in `_running`
         self._closing = False
-        self._closed = threading.Event()
         self._outbox: list[tuple[Sink, Item]] = []
         # counters (read without the lock: plain ints are fine for metrics)
         self.steps = 0
@@ -125,7 +126,9 @@ class Scheduler:
                 raise EngineClosed(f"The model {self._name} was unloaded; retry.", retry_after=1)
             if request.request_id in self._live:
                 raise DuplicateRequest(f"Request {request.request_id!r} is already running.")
-            if len(self._waiting) >= self._options.max_waiting:
+            # Requests that fit the batch at the next turn are not "waiting".
+            free = self._options.max_batch_size - len(self._running) - self._admitting
+            if len(self._waiting) - max(0, free) >= self._options.max_waiting:
                 raise QueueFull(
                     f"The model {self._name} has {len(self._waiting)} requests waiting; retry "
                     "later.",
@@ -143,18 +146,24 @@ class Scheduler:
     def abort(self, request_id: str) -> None:
         with self._cond:
             request = self._live.get(request_id)
-            if request is None:
-                return
-            if request in self._waiting:
-                self._waiting.remove(request)
-                del self._live[request_id]
-                self.finished["abort"] += 1
-                request.finished = True
-                event = self._event(request, "", None, "abort")
-                self._send([(request.sink, event)])
-                return
-            self._aborted.add(request_id)
-            self._cond.notify()
+            if request is not None:
+                self._abort_locked(request)
+                self._cond.notify()
+
+    def discard(self, request: Request) -> None:
+        """Abort `request` without taking a lock (for finalizers, which may run on any thread at
+        any time): the loop handles it at its next turn. A finished request is left alone."""
+        self._discarded.append(request)
+
+    def _abort_locked(self, request: Request) -> None:
+        if request in self._waiting:
+            self._waiting.remove(request)
+            del self._live[request.request_id]
+            self.finished["abort"] += 1
+            request.finished = True
+            self._send([(request.sink, self._event(request, "", None, "abort"))])
+        else:
+            self._aborted.add(request.request_id)
 
     def close(self, timeout: float | None = None) -> None:
         """Stop the loop (running and waiting requests end with "abort"); blocks until it did."""
@@ -273,7 +282,6 @@ class Scheduler:
         self._running = []
         self._backend.clear()
         self._flush()
-        self._closed.set()
 
     def _fail(self, exc: Exception) -> None:
         """The model raised: end every running request with an error, keep serving."""
@@ -289,19 +297,21 @@ class Scheduler:
 
     def _apply_aborts(self) -> None:
         with self._cond:
+            while self._discarded:
+                request = self._discarded.popleft()
+                if self._live.get(request.request_id) is request:
+                    self._abort_locked(request)
             if not self._aborted:
                 return
             aborted, self._aborted = self._aborted, set()
-        keep = []
+        dropped = []
         for row, request in enumerate(self._running):
             if request.request_id in aborted and not request.finished:
                 self._outbox.append((request.sink, self._event(request, "", None, "abort")))
                 self._finish(request, "abort")
-            else:
-                keep.append(row)
-        if len(keep) != len(self._running):
-            self._backend.select(keep)
-            self._running = [self._running[row] for row in keep]
+                dropped.append(row)
+        if dropped:
+            self._drop(dropped)
 
     def _admit(self) -> list[Request]:
         with self._cond:
@@ -314,6 +324,7 @@ class Scheduler:
                     break
                 admitted.append(self._waiting.popleft())
                 budget -= size
+            self._admitting = len(admitted)
         return admitted
 
     def _groups(self, requests: list[Request]) -> list[list[Request]]:
@@ -338,33 +349,34 @@ class Scheduler:
         return groups
 
     def _prefill(self, admitted: list[Request]) -> None:
+        groups = self._groups(admitted)
         chunks: list[object] = []
         keep: list[list[int]] = []
-        joined: list[Request] = []
         try:
-            for group in self._groups(admitted):
+            for group in groups:
                 chunk, logits = self._backend.prefill([r.prompt_ids for r in group])
                 self.prefills += 1
                 self.requests_admitted += len(group)
                 self.prompt_tokens += sum(r.prompt_tokens for r in group)
                 self._prepare(group, logits.shape[-1])
                 tokens = sample(logits, group)
-                rows = []
-                for row, (request, token) in enumerate(zip(group, tokens, strict=True)):
-                    if not self._accept(request, token):
-                        rows.append(row)
-                        joined.append(request)
-                chunks.append(chunk)
-                keep.append(rows)
                 del logits
+                chunks.append(chunk)
+                keep.append(
+                    [
+                        row
+                        for row, (request, token) in enumerate(zip(group, tokens, strict=True))
+                        if not self._accept(request, token)
+                    ]
+                )
+            appended = self._backend.merge(chunks, keep)
         except Exception:
-            # These requests are not in the batch yet: fail them here too.
-            for request in admitted:
-                if not request.finished:
-                    self._running.append(request)
+            # These requests are not in the batch: end them with the running ones.
+            self._running.extend(r for r in admitted if not r.finished)
+            self._admitting = 0
             raise
-        self._backend.merge(chunks, keep)
-        self._running.extend(joined)
+        self._running.extend(groups[number][row] for number, row in appended)
+        self._admitting = 0
 
     def _prepare(self, requests: Sequence[Request], vocab: int) -> None:
         for request in requests:
@@ -410,11 +422,15 @@ class Scheduler:
         self.steps += 1
         tokens = sample(logits, running)
         del logits
-        keep = [
+        finished = [
             row
             for row, (request, token) in enumerate(zip(running, tokens, strict=True))
-            if not self._accept(request, token)
+            if self._accept(request, token)
         ]
-        if len(keep) != len(running):
-            self._backend.select(keep)
-            self._running = [running[row] for row in keep]
+        if finished:
+            self._drop(finished)
+
+    def _drop(self, rows: list[int]) -> None:
+        """Take finished rows out of the batch (the backend may reorder the others)."""
+        order = self._backend.remove(rows)
+        self._running = [self._running[row] for row in order]

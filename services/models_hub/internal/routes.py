@@ -66,7 +66,7 @@ async def _access(
             id=version.id,
             number=version.number,
             storage_prefix=version.servable_prefix or "",
-            files=version.files,
+            files=version.servable_files,
             details=version.details,
         )
         if version is not None and version.status == "ready"

@@ -70,10 +70,11 @@ async def _download(ctx: HubContext, version: ModelVersion, into: Path) -> None:
                 await out.write(chunk)
 
 
-async def _upload_dir(ctx: HubContext, source: Path, prefix: str) -> None:
+async def _upload_dir(ctx: HubContext, source: Path, prefix: str) -> list[dict[str, Any]]:
     paths = await anyio.to_thread.run_sync(
         lambda: sorted(p for p in source.rglob("*") if p.is_file())
     )
+    uploaded = []
     for path in paths:
 
         async def chunks(path: Path = path) -> Any:
@@ -81,7 +82,10 @@ async def _upload_dir(ctx: HubContext, source: Path, prefix: str) -> None:
                 while chunk := await handle.read(1 << 20):
                     yield chunk
 
-        await ctx.storage.put(f"{prefix}/{path.relative_to(source).as_posix()}", chunks())
+        name = path.relative_to(source).as_posix()
+        stored = await ctx.storage.put(f"{prefix}/{name}", chunks())
+        uploaded.append({"name": name, "size": stored.size, "sha256": stored.sha256})
+    return uploaded
 
 
 async def _finish(
@@ -89,7 +93,7 @@ async def _finish(
     version_id: uuid.UUID,
     *,
     details: dict[str, Any] | None,
-    servable_prefix: str | None,
+    servable: tuple[str, list[dict[str, Any]]] | None,
     error: str | None,
 ) -> None:
     async with session_scope(ctx.sessionmaker) as session:
@@ -102,7 +106,8 @@ async def _finish(
         if error is None:
             version.status = "ready"
             version.details = details or {}
-            version.servable_prefix = servable_prefix
+            assert servable is not None
+            version.servable_prefix, version.servable_files = servable
             if model.active_version_id is None:
                 model.active_version_id = version.id  # the first ready version goes live
         else:
@@ -138,13 +143,13 @@ async def validate_version(ctx: dict[str, Any], version_id: str) -> str:
             report = await run_sandbox(model_dir, output_dir, limits=limits, gguf_file=gguf)
         except ValidationFailed as failure:
             logger.info("version %s failed validation: %s", version_id, failure.reason)
-            await _finish(hub, version.id, details=None, servable_prefix=None, error=failure.reason)
+            await _finish(hub, version.id, details=None, servable=None, error=failure.reason)
             return "failed"
-        servable = original_prefix(version)
+        servable = (original_prefix(version), version.files)
         if report.converted:
-            servable = f"{version_prefix(version.model_id, version.id)}/servable"
-            await _upload_dir(hub, output_dir, servable)
-    await _finish(hub, version.id, details=asdict(report), servable_prefix=servable, error=None)
+            prefix = f"{version_prefix(version.model_id, version.id)}/servable"
+            servable = (prefix, await _upload_dir(hub, output_dir, prefix))
+    await _finish(hub, version.id, details=asdict(report), servable=servable, error=None)
     return "ready"
 
 

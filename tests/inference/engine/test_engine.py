@@ -471,6 +471,24 @@ async def test_stream_closed_early_aborts_its_request(tiny_llama: Tiny, make_eng
     assert result.tokens == tiny_llama.reference(PROMPTS[0])
 
 
+async def test_a_dropped_stream_aborts_its_request(tiny_llama: Tiny, make_engine: Any) -> None:
+    engine = make_engine(tiny_llama, max_batch_size=1)
+    long = SamplingParams(temperature=0, max_tokens=240, ignore_eos=True)
+    stream = engine.generate("gone", tiny_llama.ids(PROMPTS[0]), long)
+    waiting = engine.generate("queued", tiny_llama.ids(PROMPTS[2]), long)
+    await stream.__anext__()
+    del stream, waiting  # e.g. the handler was cancelled: nobody reads these any more
+    for _ in range(500):
+        if engine.stats()["requests_finished"]["abort"] == 2:
+            break
+        await asyncio.sleep(0.01)
+    stats = engine.stats()
+    assert stats["requests_finished"]["abort"] == 2
+    assert stats["running"] == 0
+    assert stats["waiting"] == 0
+    assert stats["tokens_generated"] < 240
+
+
 async def test_model_error_fails_the_batch_and_the_engine_goes_on(
     tiny_llama: Tiny, make_engine: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

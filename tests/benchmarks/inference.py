@@ -1,0 +1,651 @@
+"""Inference: the demo model streaming through the gateway, against two references.
+
+The demo model (SmolLM2-135M-Instruct, seeded and converted to safetensors by the model hub's
+real validation worker) answers streaming greedy completions of 64 new tokens at 1, 4, 16 and
+32 concurrent clients, each sending one request at the same moment. The same requests go to:
+
+- naive: the seed design, a server holding the model in memory that serves one request at a
+  time with `model.generate` and a token streamer (this module run with `--naive-server`);
+- transformers serve: the library's own OpenAI-compatible server with continuous batching.
+
+All three run on the same weights (float32, CPU) and are measured one after the other, each
+with nothing else busy. Per request: time to first token from the moment it was sent (time
+spent queued counts), the gaps between content chunks, the completion tokens (the usage
+chunk). Targets: one stream >= 0.9x naive's tokens/s; at 16 streams >= 6x naive's tokens/s
+and TTFT p95 <= 0.03x naive's; at 16 and 32 streams >= 1.2x transformers serve's tokens/s
+with a TTFT p95 no worse than its.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+import aiohttp
+
+from tests.benchmarks.harness import (
+    BenchEnv,
+    bench_database,
+    bench_user,
+    free_port,
+    percentile,
+    reset_redis_db,
+    services,
+)
+
+# A story opening: the model goes on for well past 64 tokens before an end-of-text.
+PROMPT = (
+    "The following is a long, detailed story about an old lighthouse keeper and the storm "
+    "that changed his life.\n\nChapter 1\n\nThe wind had been rising since noon, and"
+)
+MAX_TOKENS = 64
+LEVELS = (1, 4, 16, 32)
+WARMUP_CLIENTS = (1, 4)  # one alone, then a small batch
+SERVICE_ENV = {
+    "INFERENCE_MAX_BATCH_SIZE": "32",
+    "INFERENCE_MAX_WAITING": "64",
+    "INFERENCE_MAX_CONCURRENT_PER_USER": "64",
+    "INFERENCE_DEVICE": "cpu",
+    "INFERENCE_DTYPE": "float32",
+}
+READY_TIMEOUT = 300.0
+
+OURS, NAIVE, PEER = "llmnet", "naive", "transformers serve"
+
+
+# ---- measuring ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Sample:
+    ttft: float | None = None
+    gaps: list[float] = field(default_factory=list)
+    tokens: int = 0
+    error: str | None = None
+
+
+@dataclass
+class Level:
+    system: str
+    clients: int
+    samples: list[Sample]
+    elapsed: float
+
+    @property
+    def ok(self) -> list[Sample]:
+        return [s for s in self.samples if s.error is None and s.ttft is not None]
+
+    @property
+    def errors(self) -> int:
+        return len(self.samples) - len(self.ok)
+
+    @property
+    def first_error(self) -> str | None:
+        return next((s.error for s in self.samples if s.error is not None), None)
+
+    def ttft_ms(self, q: float) -> float:
+        return percentile([s.ttft for s in self.ok if s.ttft is not None], q) * 1000
+
+    @property
+    def itl_p50_ms(self) -> float:
+        return percentile([gap for s in self.ok for gap in s.gaps], 50) * 1000
+
+    @property
+    def tokens(self) -> int:
+        return sum(s.tokens for s in self.ok)
+
+    @property
+    def min_tokens(self) -> int:
+        return min((s.tokens for s in self.ok), default=0)
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.tokens / self.elapsed if self.elapsed > 0 else float("nan")
+
+
+@dataclass
+class Target:
+    url: str  # the server's base URL; requests go to {url}/v1/completions
+    model: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def _body(model: str) -> dict[str, Any]:
+    return {
+        "model": model,
+        "prompt": PROMPT,
+        "max_tokens": MAX_TOKENS,
+        "temperature": 0,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+
+
+async def _one(session: aiohttp.ClientSession, target: Target) -> Sample:
+    sample = Sample()
+    chunks = 0
+    usage_tokens: int | None = None
+    last: float | None = None
+    started = time.perf_counter()
+    try:
+        async with session.post(
+            f"{target.url}/v1/completions", json=_body(target.model), headers=target.headers
+        ) as response:
+            if response.status != 200:
+                sample.error = f"HTTP {response.status}: {(await response.text())[:300]}"
+                return sample
+            async for raw in response.content:
+                line = raw.strip()
+                if not line.startswith(b"data:"):
+                    continue
+                data = line[5:].strip()
+                if data == b"[DONE]":
+                    break
+                event = json.loads(data)
+                if "error" in event:
+                    sample.error = f"error event: {json.dumps(event['error'])[:300]}"
+                    return sample
+                if event.get("usage"):
+                    usage_tokens = int(event["usage"]["completion_tokens"])
+                if any(choice.get("text") for choice in event.get("choices") or []):
+                    now = time.perf_counter()
+                    if last is None:
+                        sample.ttft = now - started
+                    else:
+                        sample.gaps.append(now - last)
+                    last = now
+                    chunks += 1
+    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+        sample.error = f"{type(exc).__name__}: {exc}"
+        return sample
+    if sample.ttft is None:
+        sample.error = "the stream ended without any text"
+    sample.tokens = usage_tokens if usage_tokens is not None else chunks
+    return sample
+
+
+async def _level(
+    session: aiohttp.ClientSession, target: Target, system: str, clients: int
+) -> Level:
+    start = asyncio.Event()
+
+    async def client() -> Sample:
+        await start.wait()
+        return await _one(session, target)
+
+    tasks = [asyncio.ensure_future(client()) for _ in range(clients)]
+    await asyncio.sleep(0)  # every client is waiting on the event: they start together
+    started = time.perf_counter()
+    start.set()
+    samples = await asyncio.gather(*tasks)
+    return Level(system, clients, list(samples), time.perf_counter() - started)
+
+
+async def _measure(system: str, target: Target) -> list[Level]:
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=600)
+    connector = aiohttp.TCPConnector(limit=max(LEVELS) * 2)
+    async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
+        for clients in WARMUP_CLIENTS:
+            warmup = await _level(session, target, system, clients)
+            if warmup.errors:
+                raise RuntimeError(f"the warm-up failed: {warmup.first_error}")
+        results = []
+        for clients in LEVELS:
+            results.append(await _level(session, target, system, clients))
+            print(f"  {_row(results[-1])}", file=sys.stderr, flush=True)
+    return results
+
+
+# ---- the systems --------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _scoped_environ(values: dict[str, str]) -> Iterator[None]:
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@contextlib.contextmanager
+def _process(argv: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            argv, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=15)
+
+
+def _tail(log: Path, lines: int = 15) -> str:
+    try:
+        text = log.read_text(errors="replace")
+    except OSError:
+        return "(no log)"
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+async def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"exited with status {process.returncode}:\n{_tail(log)}")
+            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                async with session.get(f"{url}/health") as response:
+                    if response.status == 200:
+                        return
+            await asyncio.sleep(0.5)
+    raise RuntimeError(f"not ready after {READY_TIMEOUT:.0f} s:\n{_tail(log)}")
+
+
+async def _prepare_model(bench: BenchEnv) -> tuple[str, Path]:
+    """Seed the demo model and run the real validation worker (GGUF -> safetensors) in burst
+    mode; returns the model's ref and its servable folder."""
+    from arq.worker import Worker
+    from sqlalchemy import select
+
+    from services.accounts.cli import ensure_system_user
+    from services.models_hub.config import ModelsHubSettings
+    from services.models_hub.models import Model, ModelVersion
+    from services.models_hub.resources import build_context, close_context
+    from services.models_hub.seed import DEMO_SLUG, seed_demo_model
+    from services.models_hub.worker import settings_for
+    from shared.db import create_engine, create_sessionmaker, session_scope
+
+    env = bench.env
+    settings = ModelsHubSettings.model_validate(
+        {
+            "DATABASE_URL": env["DATABASE_URL"],
+            "REDIS_URL": env["REDIS_URL"],
+            "INTERNAL_TOKEN": env["INTERNAL_TOKEN"],
+            "LLMNET_DATA_DIR": env["LLMNET_DATA_DIR"],
+            "ACCOUNTS_URL": env["ACCOUNTS_URL"],
+            "LOG_LEVEL": "WARNING",
+            "LOG_JSON": False,
+            "STORAGE_BACKEND": "local",
+            "secret_keys": env["MODELS_HUB_SECRET_KEYS"],
+        }
+    )
+    engine = create_engine(settings.database_url, pool_size=2)
+    sessionmaker = create_sessionmaker(engine)
+    try:
+        async with session_scope(sessionmaker) as session:
+            owner = await ensure_system_user(session)
+            owner_id, owner_name = owner.id, owner.username
+        context = await build_context(settings, sessionmaker)
+        try:
+            seeded = await seed_demo_model(context, owner_id, owner_name)
+        finally:
+            await close_context(context)
+        if seeded != "seeded":
+            raise RuntimeError(f"the demo model was not seeded: {seeded}")
+        options = settings_for(settings)
+        options.pop("cron_jobs")
+        worker = Worker(**options, burst=True, poll_delay=0.05, handle_signals=False)
+        try:
+            await worker.main()
+        finally:
+            await worker.close()
+        async with session_scope(sessionmaker) as session:
+            version = await session.scalar(
+                select(ModelVersion)
+                .join(Model, Model.id == ModelVersion.model_id)
+                .where(Model.owner_id == owner_id, Model.slug == DEMO_SLUG)
+            )
+            if version is None or version.status != "ready" or not version.servable_prefix:
+                state = "missing" if version is None else f"{version.status}: {version.error}"
+                raise RuntimeError(f"the demo model did not validate ({state})")
+            prefix = version.servable_prefix
+    finally:
+        await engine.dispose()
+    folder = settings.data_dir / "storage" / prefix
+    config = json.loads((folder / "config.json").read_text())
+    if not config.get("architectures"):
+        raise RuntimeError(f"{folder}/config.json names no architectures")
+    return f"{owner_name}/{DEMO_SLUG}", folder
+
+
+async def _measure_ours(bench: BenchEnv, model: str) -> list[Level]:
+    user = await bench_user(bench, "bench")
+    return await _measure(OURS, Target(bench.urls["gateway"], model, user.gateway_headers))
+
+
+async def _measure_naive(folder: Path, work: Path) -> list[Level]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    argv = [sys.executable, "-m", "tests.benchmarks.inference", "--naive-server"]
+    argv += [str(folder), "--port", str(port)]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    log = work / "naive.log"
+    with _process(argv, env, log) as process:
+        await _wait_ready(url, process, log)
+        return await _measure(NAIVE, Target(url, "naive"))
+
+
+async def _measure_peer(folder: Path, work: Path) -> list[Level]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    argv = [str(Path(sys.executable).parent / "transformers"), "serve", "--continuous-batching"]
+    argv += ["--device", "cpu", "--dtype", "float32", "--host", "127.0.0.1", "--port", str(port)]
+    argv += ["--log-level", "warning", str(folder)]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    log = work / "transformers-serve.log"
+    with _process(argv, env, log) as process:
+        try:
+            await _wait_ready(url, process, log)
+        except RuntimeError as exc:
+            raise RuntimeError(f"`{' '.join(argv[1:])}` {exc}") from exc
+        levels = await _measure(PEER, Target(url, str(folder)))
+        if process.poll() is not None:
+            raise RuntimeError(f"exited during the run:\n{_tail(log)}")
+        return levels
+
+
+async def run() -> list[str]:
+    await reset_redis_db()
+    results: dict[str, list[Level]] = {}
+    failures: dict[str, str] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        started = time.perf_counter()
+        with _scoped_environ(SERVICE_ENV):
+            async with bench_database() as database_url:
+                names = ["accounts", "models_hub", "inference", "gateway"]
+                with services(database_url, work, names) as bench:
+                    model, folder = await _prepare_model(bench)
+                    prepared = time.perf_counter() - started
+                    print(f"{OURS} (through the gateway):", file=sys.stderr, flush=True)
+                    try:
+                        results[OURS] = await _measure_ours(bench, model)
+                    except Exception as exc:
+                        failures[OURS] = f"{type(exc).__name__}: {exc}"
+        # The references run after the platform's processes have stopped: nothing else busy.
+        for system, measure in ((NAIVE, _measure_naive), (PEER, _measure_peer)):
+            print(f"{system}:", file=sys.stderr, flush=True)
+            try:
+                results[system] = await measure(folder, work)
+            except Exception as exc:
+                failures[system] = f"{type(exc).__name__}: {exc}"
+        total = time.perf_counter() - started
+    return _report(results, failures, prepared, total)
+
+
+# ---- the report ---------------------------------------------------------------------------------
+
+
+def _row(r: Level) -> str:
+    return (
+        f"{r.system:<19}{r.clients:>8}{r.ttft_ms(50):>11.0f}{r.ttft_ms(95):>11.0f}"
+        f"{r.itl_p50_ms:>10.1f}{r.tokens_per_s:>9.1f}{r.tokens:>8}{r.min_tokens:>9}{r.errors:>7}"
+    )
+
+
+Check = Callable[[Level, Level], tuple[str, bool]]
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if b else float("nan")
+
+
+def _throughput(factor: float) -> Check:
+    def check(ours: Level, ref: Level) -> tuple[str, bool]:
+        ratio = _ratio(ours.tokens_per_s, ref.tokens_per_s)
+        return (
+            f"{ours.tokens_per_s:.1f} vs {ref.tokens_per_s:.1f} tok/s = {ratio:.2f}x",
+            ratio >= factor,
+        )
+
+    return check
+
+
+def _first_token(factor: float) -> Check:
+    def check(ours: Level, ref: Level) -> tuple[str, bool]:
+        mine, theirs = ours.ttft_ms(95), ref.ttft_ms(95)
+        return (
+            f"{mine:.0f} vs {theirs:.0f} ms = {_ratio(mine, theirs):.3f}x",
+            mine <= factor * theirs,
+        )
+
+    return check
+
+
+def _report(
+    results: dict[str, list[Level]], failures: dict[str, str], prepared: float, total: float
+) -> list[str]:
+    lines = [
+        f"Inference benchmark: demo model (SmolLM2-135M-Instruct, float32, CPU), streaming "
+        f"greedy completions, {MAX_TOKENS} new tokens each, one request per client",
+        f"(model seeded and converted in {prepared:.0f} s; whole run {total:.0f} s)",
+        f"{'system':<19}{'clients':>8}{'TTFT p50':>11}{'TTFT p95':>11}{'ITL p50':>10}"
+        f"{'tok/s':>9}{'tokens':>8}{'min/req':>9}{'errors':>7}",
+        f"{'':<27}{'ms':>11}{'ms':>11}{'ms':>10}",
+    ]
+    for system in (OURS, NAIVE, PEER):
+        for r in results.get(system, []):
+            lines.append(_row(r))
+            if r.first_error:
+                lines.append(f"    first error: {r.first_error}")
+    for system, reason in failures.items():
+        lines.append(f"{system}: did not run: {reason}")
+
+    levels = {(r.system, r.clients): r for rs in results.values() for r in rs}
+    lines.append("ratios (llmnet / reference): tokens/s, TTFT p95")
+    if OURS not in results:
+        lines.append(f"  none: {OURS} did not run")
+    for clients in LEVELS:
+        ours = levels.get((OURS, clients))
+        if ours is None:
+            continue
+        parts = []
+        for system in (NAIVE, PEER):
+            ref = levels.get((system, clients))
+            if ref is None:
+                parts.append(f"vs {system}: n/a")
+                continue
+            parts.append(
+                f"vs {system}: {_ratio(ours.tokens_per_s, ref.tokens_per_s):5.2f}x tok/s, "
+                f"{_ratio(ours.ttft_ms(95), ref.ttft_ms(95)):6.3f}x TTFT p95"
+            )
+        lines.append(f"  {clients:>2} clients  " + "; ".join(parts))
+
+    def target(text: str, clients: int, system: str, check: Check) -> None:
+        ours, ref = levels.get((OURS, clients)), levels.get((system, clients))
+        if ours is None or ref is None:
+            missing = OURS if ours is None else system
+            verdict = "MISSED" if ours is None else "n/a"
+            lines.append(f"{text}: {verdict} ({missing} did not run, see above)")
+            return
+        value, ok = check(ours, ref)
+        if ours.errors or ref.errors:
+            ok = False
+            value += f", errors: {OURS} {ours.errors}, {system} {ref.errors}"
+        lines.append(f"{text}: {value} ({'met' if ok else 'MISSED'})")
+
+    target("1 stream, tokens/s >= 0.9x naive", 1, NAIVE, _throughput(0.9))
+    target("16 streams, tokens/s >= 6x naive", 16, NAIVE, _throughput(6))
+    target("16 streams, TTFT p95 <= 0.03x naive", 16, NAIVE, _first_token(0.03))
+    for clients in (16, 32):
+        target(
+            f"{clients} streams, tokens/s >= 1.2x transformers serve",
+            clients,
+            PEER,
+            _throughput(1.2),
+        )
+        target(
+            f"{clients} streams, TTFT p95 <= transformers serve's", clients, PEER, _first_token(1)
+        )
+    return lines
+
+
+# ---- the naive server: `python -m tests.benchmarks.inference --naive-server FOLDER` ------------
+
+
+def _naive_app(folder: Path) -> Any:
+    """An OpenAI-style streaming /v1/completions that serves one request at a time with plain
+    `model.generate` (the seed design): requests wait for the lock in arrival order."""
+    import threading
+
+    import torch
+    from aiohttp import web
+    from transformers import StoppingCriteria, StoppingCriteriaList
+    from transformers.generation.streamers import BaseStreamer
+
+    from shared.model_loading import load_causal_lm
+
+    model, tokenizer = load_causal_lm(folder)
+    pad_token_id = tokenizer.pad_token_id
+    if pad_token_id is None:
+        pad_token_id = tokenizer.eos_token_id
+    lock = asyncio.Lock()
+
+    class TokenStreamer(BaseStreamer):
+        """Hands each new token id to the event loop (the first put is the prompt)."""
+
+        def __init__(self, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[int | None]):
+            self.loop, self.queue, self.prompt_seen = loop, queue, False
+
+        def put(self, value: torch.Tensor) -> None:
+            if not self.prompt_seen:
+                self.prompt_seen = True
+                return
+            for token in value.reshape(-1).tolist():
+                self.loop.call_soon_threadsafe(self.queue.put_nowait, int(token))
+
+        def end(self) -> None:
+            self.loop.call_soon_threadsafe(self.queue.put_nowait, None)
+
+    class StopWhen(StoppingCriteria):
+        def __init__(self, event: threading.Event) -> None:
+            self.event = event
+
+        def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **_: Any) -> torch.Tensor:
+            return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool)
+
+    def sse(data: dict[str, Any]) -> bytes:
+        return b"data: " + json.dumps(data).encode() + b"\n\n"
+
+    async def completions(request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        prompt = body["prompt"] if isinstance(body["prompt"], str) else body["prompt"][0]
+        assert isinstance(prompt, str)
+        max_tokens = int(body.get("max_tokens") or 16)
+        temperature = float(body.get("temperature", 1.0))
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        chunk_id = f"cmpl-{time.monotonic_ns()}"
+
+        def chunk(text: str, finish_reason: str | None = None) -> dict[str, Any]:
+            choice = {"index": 0, "text": text, "finish_reason": finish_reason, "logprobs": None}
+            return {"id": chunk_id, "object": "text_completion", "choices": [choice]}
+
+        async with lock:
+            inputs = tokenizer(prompt, return_tensors="pt")
+            prompt_tokens = int(inputs["input_ids"].shape[-1])
+            loop = asyncio.get_running_loop()
+            queue: asyncio.Queue[int | None] = asyncio.Queue()
+            stop = threading.Event()
+            sampling: dict[str, Any] = (
+                {"do_sample": False}
+                if temperature == 0
+                else {"do_sample": True, "temperature": temperature}
+            )
+
+            def generate() -> None:
+                try:
+                    with torch.inference_mode():
+                        cast(Any, model).generate(
+                            **inputs,
+                            max_new_tokens=max_tokens,
+                            pad_token_id=pad_token_id,
+                            streamer=TokenStreamer(loop, queue),
+                            stopping_criteria=StoppingCriteriaList([StopWhen(stop)]),
+                            **sampling,
+                        )
+                finally:
+                    loop.call_soon_threadsafe(queue.put_nowait, None)
+
+            worker = asyncio.ensure_future(asyncio.to_thread(generate))
+            ids: list[int] = []
+            sent = ""
+            try:
+                while (token := await queue.get()) is not None:
+                    ids.append(token)
+                    text = str(tokenizer.decode(ids, skip_special_tokens=True))
+                    if text.endswith("\ufffd") or len(text) <= len(sent):
+                        continue  # half a character so far
+                    await response.write(sse(chunk(text[len(sent) :])))
+                    sent = text
+                reason = "length" if len(ids) >= max_tokens else "stop"
+                await response.write(sse(chunk("", reason)))
+                if include_usage:
+                    usage = {
+                        "prompt_tokens": prompt_tokens,
+                        "completion_tokens": len(ids),
+                        "total_tokens": prompt_tokens + len(ids),
+                    }
+                    await response.write(
+                        sse(
+                            {
+                                "id": chunk_id,
+                                "object": "text_completion",
+                                "choices": [],
+                                "usage": usage,
+                            }
+                        )
+                    )
+                await response.write(b"data: [DONE]\n\n")
+            finally:
+                stop.set()  # the client left: generate stops at its next step
+                await worker
+        return response
+
+    async def health(_: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    app = web.Application()
+    app.router.add_post("/v1/completions", completions)
+    app.router.add_get("/health", health)
+    return app
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--naive-server", type=Path, required=True, metavar="FOLDER")
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args()
+    from aiohttp import web
+
+    web.run_app(
+        _naive_app(args.naive_server), host="127.0.0.1", port=args.port, print=None, access_log=None
+    )
+
+
+if __name__ == "__main__":
+    main()
