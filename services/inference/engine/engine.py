@@ -20,6 +20,7 @@ import contextlib
 import dataclasses
 import gc
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Generator, Sequence
 from pathlib import Path
@@ -28,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from services.inference.engine.cpu import PackingBroke, pack_linear_layers
+from services.inference.engine.cpu import MIN_PACKED_ELEMENTS, PackingBroke, pack_linear_layers
 from services.inference.engine.detokenizer import OutputText, make_decoder
 from services.inference.engine.errors import EngineClosed, PromptTooLong
 from services.inference.engine.kv import (
@@ -72,6 +73,12 @@ def _context_length(model: PreTrainedModel, tokenizer: Any) -> int:
     if isinstance(limit, int) and 0 < limit < 10_000_000:
         return limit
     return _DEFAULT_CONTEXT
+
+
+def _usable_cpus() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def _as_ids(value: Any) -> set[int]:
@@ -183,7 +190,8 @@ class Engine:
         self.cpu_linear = "dense"
         if self._device.type == "cpu" and (onednn == "on" or (onednn == "auto" and owns_model)):
             batch_hint = min(self.options.max_batch_size, 16)
-            if pack_linear_layers(model, batch_hint=batch_hint):
+            min_elements = 0 if onednn == "on" else MIN_PACKED_ELEMENTS
+            if pack_linear_layers(model, batch_hint=batch_hint, min_elements=min_elements):
                 self.cpu_linear = "onednn"
         self.parameter_bytes = model_parameter_bytes(model)
         batching = self.options.batching
@@ -201,8 +209,15 @@ class Engine:
         else:
             backend = SerialBackend(model)
         self._started = time.monotonic()
+        self.cpu_threads: int | None = None
+        if self._device.type == "cpu":
+            self.cpu_threads = self.options.cpu_threads or max(1, _usable_cpus() - 1)
         self._scheduler = Scheduler(
-            backend, options=self.options, name=name, prefill_mode=self.options.prefill
+            backend,
+            options=self.options,
+            name=name,
+            prefill_mode=self.options.prefill,
+            threads=self.cpu_threads,
         )
 
     @classmethod
@@ -303,6 +318,7 @@ class Engine:
             "device": self.device,
             "batching": self.batching,
             "cpu_linear": self.cpu_linear,
+            "cpu_threads": self.cpu_threads,
             "parameter_bytes": self.parameter_bytes,
             "context_length": self._context_length,
             **self._scheduler.stats(),

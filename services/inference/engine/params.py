@@ -95,10 +95,15 @@ class EngineOptions:
         not plain attention, e.g. linear-attention or shared-KV layers); "auto" picks.
     kv_headroom: decode steps the KV buffers are grown by at a time.
     queue_retry_after_s: the smallest Retry-After a QueueFull asks for.
-    cpu_onednn: pack the linear layers' weights for oneDNN on CPU (float32), about twice as fast
-        per step (see engine/cpu.py). "auto" does it for models the engine loaded itself
-        (`Engine.load`, the registry), never for a model object it was handed; "on" always
-        (the model object is changed in place); "off" never.
+    cpu_onednn: pack the linear layers' weights for oneDNN on CPU (float32), 1.5-2x faster per
+        step on SmolLM2-135M (see engine/cpu.py). "auto" packs layers of 512 x 512 weights and
+        more, in models the engine loaded itself (`Engine.load`, the registry), never in a model
+        object it was handed; "on" packs every linear layer of any model (changed in place);
+        "off" never packs.
+    cpu_threads: intra-op threads the engine's thread uses on CPU (torch.set_num_threads, called
+        from that thread). None: one less than the CPUs this process may use, at least 1, which
+        leaves a core to the event loop: on the 2-core test machine one thread decoded 10-15%
+        faster than two (no OpenMP barrier to wait at while the event loop runs).
     """
 
     max_batch_size: int = 32
@@ -109,6 +114,7 @@ class EngineOptions:
     kv_headroom: int = 64
     queue_retry_after_s: int = 1
     cpu_onednn: Literal["auto", "on", "off"] = "auto"
+    cpu_threads: int | None = None
 
     def __post_init__(self) -> None:
         if self.max_batch_size < 1:
@@ -123,5 +129,7 @@ class EngineOptions:
             raise ValueError("batching must be 'auto', 'padded' or 'serial'")
         if self.cpu_onednn not in ("auto", "on", "off"):
             raise ValueError("cpu_onednn must be 'auto', 'on' or 'off'")
+        if self.cpu_threads is not None and self.cpu_threads < 1:
+            raise ValueError("cpu_threads must be >= 1")
         if self.kv_headroom < 1:
             raise ValueError("kv_headroom must be >= 1")

@@ -92,11 +92,13 @@ class Scheduler:
         options: EngineOptions,
         name: str,
         prefill_mode: Literal["batched", "separate", "auto"],
+        threads: int | None = None,
     ) -> None:
         self._backend = backend
         self._options = options
         self._name = name
         self._prefill_mode = prefill_mode
+        self._threads = threads
         self._cond = threading.Condition()
         self._waiting: deque[Request] = deque()
         self._live: dict[str, Request] = {}  # waiting or running, by id
@@ -249,6 +251,8 @@ class Scheduler:
     # ---- the loop -------------------------------------------------------------------------------
 
     def _run(self) -> None:
+        if self._threads is not None:
+            torch.set_num_threads(self._threads)
         with torch.inference_mode():
             while True:
                 with self._cond:

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from services.inference.engine import (
     TokenEvent,
 )
 from shared.model_loading import load_causal_lm
-from tests.models_hub.tiny_models import build_tiny_gpt2, build_tiny_llama
+from tests.models_hub.tiny_models import build_tiny_gpt2, build_tiny_llama, build_tokenizer
 
 PROMPTS = [
     "Hello, world! How are",
@@ -35,6 +35,15 @@ PROMPTS = [
     "Trains leave the station at nine, ten and",
 ]
 GREEDY = SamplingParams(temperature=0, max_tokens=40)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread() -> Iterator[None]:
+    """Tiny models run fastest on one thread (OpenMP workers only wait on a busy 2-core box)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @dataclass
@@ -152,7 +161,9 @@ async def test_greedy_alone_equals_generate(tiny_llama: Tiny, make_engine: Any) 
 async def _joiners(tiny: Tiny, engine: Engine) -> dict[str, Result]:
     """Requests of different lengths and parameters that join a running batch in waves."""
     first, second = asyncio.Event(), asyncio.Event()
-    long_greedy = SamplingParams(temperature=0, max_tokens=60)
+    # a ignores EOS so that it surely runs while the others join; compare its output up to
+    # the reference's EOS (`prefix_of_a`)
+    long_greedy = SamplingParams(temperature=0, max_tokens=60, ignore_eos=True)
     tasks = {
         "a": asyncio.create_task(
             collect(engine.generate("a", tiny.ids(PROMPTS[1]), long_greedy), started=first)
@@ -181,12 +192,18 @@ async def _joiners(tiny: Tiny, engine: Engine) -> dict[str, Result]:
     return {name: await task for name, task in tasks.items()}
 
 
+def assert_a(results: dict[str, Result], tiny: Tiny) -> None:
+    expected = tiny.reference(PROMPTS[1], 60)
+    assert len(results["a"].tokens) == 60
+    assert results["a"].tokens[: len(expected)] == expected
+
+
 async def test_greedy_inside_a_changing_batch_equals_generate(
     tiny_llama: Tiny, make_engine: Any
 ) -> None:
     engine = make_engine(tiny_llama)
     results = await _joiners(tiny_llama, engine)
-    assert results["a"].tokens == tiny_llama.reference(PROMPTS[1], 60)
+    assert_a(results, tiny_llama)
     assert results["b"].tokens == tiny_llama.reference(PROMPTS[2])
     assert results["d"].tokens == tiny_llama.reference(PROMPTS[0])  # top_k=1 is greedy
     assert results["e"].tokens == tiny_llama.reference(PROMPTS[4])
@@ -207,34 +224,79 @@ async def test_gpt2_greedy_in_batch_equals_generate(tiny_gpt2: Tiny, make_engine
     # would change its output at once.
     engine = make_engine(tiny_gpt2, prefill="batched")
     results = await _joiners(tiny_gpt2, engine)
-    assert results["a"].tokens == tiny_gpt2.reference(PROMPTS[1], 60)
+    assert_a(results, tiny_gpt2)
     for name, prompt in (("b", PROMPTS[2]), ("d", PROMPTS[0]), ("e", PROMPTS[4])):
         assert results[name].tokens == tiny_gpt2.reference(prompt), name
+
+
+@pytest.fixture(scope="module")
+def tiny_mistral(tmp_path_factory: pytest.TempPathFactory) -> Tiny:
+    """A sliding-window model (window 6, shorter than the prompts): the engine keeps full-length
+    KV rows and the model's own mask does the windowing."""
+    from transformers import MistralConfig, MistralForCausalLM
+
+    directory = tmp_path_factory.mktemp("mistral")
+    tokenizer = build_tokenizer(directory)
+    ids: dict[str, Any] = {t: tokenizer.convert_tokens_to_ids(t) for t in ("<s>", "</s>", "<pad>")}
+    torch.manual_seed(0)
+    config = MistralConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        sliding_window=6,
+        bos_token_id=ids["<s>"],
+        eos_token_id=ids["</s>"],
+        pad_token_id=ids["<pad>"],
+    )
+    model = MistralForCausalLM(config)
+    torch.nn.Module.eval(model)
+    return Tiny(model, tokenizer, directory)
+
+
+async def test_sliding_window_model_in_batch_equals_generate(
+    tiny_mistral: Tiny, make_engine: Any
+) -> None:
+    engine = make_engine(tiny_mistral)
+    assert engine.batching == "padded"
+    results = await _joiners(tiny_mistral, engine)
+    assert_a(results, tiny_mistral)
+    for name, prompt in (("b", PROMPTS[2]), ("d", PROMPTS[0]), ("e", PROMPTS[4])):
+        assert results[name].tokens == tiny_mistral.reference(prompt), name
 
 
 async def test_serial_batching_equals_generate(tiny_llama: Tiny, make_engine: Any) -> None:
     engine = make_engine(tiny_llama, batching="serial")
     assert engine.batching == "serial"
     results = await _joiners(tiny_llama, engine)
-    assert results["a"].tokens == tiny_llama.reference(PROMPTS[1], 60)
+    assert_a(results, tiny_llama)
     assert results["e"].tokens == tiny_llama.reference(PROMPTS[4])
 
 
 async def test_onednn_packed_model_equals_generate(tiny_llama: Tiny, make_engine: Any) -> None:
     # The engine packs the linear layers of a model it loaded itself; greedy output stays the
     # dense model's (the references come from the unpacked fixture model).
-    engine = Engine.load(tiny_llama.directory, options=EngineOptions(max_batch_size=8))
+    engine = Engine.load(
+        tiny_llama.directory, options=EngineOptions(max_batch_size=8, cpu_onednn="on")
+    )
     try:
         assert engine.cpu_linear == "onednn"
         assert engine.stats()["cpu_linear"] == "onednn"
         results = await _joiners(tiny_llama, engine)
-        assert results["a"].tokens == tiny_llama.reference(PROMPTS[1], 60)
+        assert_a(results, tiny_llama)
         for name, prompt in (("b", PROMPTS[2]), ("d", PROMPTS[0]), ("e", PROMPTS[4])):
             assert results[name].tokens == tiny_llama.reference(prompt), name
     finally:
         await engine.close()
-    # a model object handed to the engine is left alone unless asked
+    # a model object handed to the engine is left alone unless asked; "auto" leaves small
+    # layers (all of the tiny model's) dense
     assert make_engine(tiny_llama).cpu_linear == "dense"
+    auto = Engine.load(tiny_llama.directory)
+    assert auto.cpu_linear == "dense"
+    await auto.close()
 
 
 async def test_a_model_broken_by_packing_is_loaded_again(
@@ -251,9 +313,10 @@ async def test_a_model_broken_by_packing_is_loaded_again(
         return logits + 1.0 if len(calls) == 2 else logits  # the packed model "differs"
 
     monkeypatch.setattr(cpu, "_probe_logits", drifting)
-    engine = Engine.load(tiny_llama.directory)
+    engine = Engine.load(tiny_llama.directory, options=EngineOptions(cpu_onednn="on"))
     try:
         assert engine.cpu_linear == "dense"
+        assert engine.options.cpu_onednn == "off"
         assert len(calls) == 2
         result = await collect(engine.generate("x", tiny_llama.ids(PROMPTS[0]), GREEDY))
         assert result.tokens == tiny_llama.reference(PROMPTS[0])
@@ -351,7 +414,7 @@ def _spanning_stop(tiny: Tiny, tokens: list[int]) -> str:
             and "\ufffd" not in left + right
             and tokens[k + 1] != tiny.eos
         ):
-            return left[-2:] + right[:2]
+            return str(left[-2:] + right[:2])
     raise AssertionError("no two clean consecutive tokens in the reference")
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
 from services.inference.engine import (
     EngineOptions,
@@ -23,6 +24,15 @@ from shared.storage.local import LocalStorage
 from tests.models_hub.tiny_models import build_tiny_gpt2, build_tiny_llama
 
 GREEDY = SamplingParams(temperature=0, max_tokens=8)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread() -> Iterator[None]:
+    """Tiny models run fastest on one thread (OpenMP workers only wait on a busy 2-core box)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 async def _chunks(data: bytes) -> AsyncIterator[bytes]:
