@@ -11,7 +11,7 @@ import uuid
 import httpx
 from pydantic import BaseModel
 
-from shared.auth.identity import INTERNAL_TOKEN_HEADER
+from shared.auth.service_credentials import ServiceName, service_headers
 from shared.errors import NotFound, ServiceUnavailable
 
 
@@ -24,10 +24,12 @@ class AccountUser(BaseModel):
 
 
 class AccountsClient:
-    def __init__(self, base_url: str, internal_token: str, *, timeout: float = 10.0) -> None:
+    def __init__(
+        self, base_url: str, caller: ServiceName, service_token: str, *, timeout: float = 10.0
+    ) -> None:
         self._client = httpx.AsyncClient(
             base_url=base_url,
-            headers={INTERNAL_TOKEN_HEADER: internal_token},
+            headers=service_headers(caller, service_token),
             timeout=httpx.Timeout(timeout, connect=5.0),
         )
 

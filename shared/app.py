@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
@@ -41,7 +41,10 @@ def create_service_app(
     resources: Resources = _no_resources,
     uses_database: bool = True,
     own_docs: bool = True,
+    readiness: Mapping[str, ReadinessCheck] | None = None,
 ) -> FastAPI:
+    """`readiness` adds checks to /readyz beside Redis and, with `uses_database`, PostgreSQL."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings.log_level, settings.log_json)
@@ -80,6 +83,7 @@ def create_service_app(
     checks: dict[str, ReadinessCheck] = {"redis": check_redis}
     if uses_database:
         checks["database"] = check_database
+    checks.update(readiness or {})
     app.include_router(health_router(checks))
     for router in routers:
         app.include_router(router)

@@ -4,6 +4,7 @@
     llmnet migrate                  alembic upgrade head on DATABASE_URL
     llmnet create-admin USERNAME    promote a user, or create one with --email (password asked)
     llmnet seed                     add the public demo model (idempotent; `run` does it too)
+    llmnet service-token NAME       a new internal credential for one service (deployments)
 
 Without DATABASE_URL, `migrate` and `create-admin` use the servers a running `llmnet run`
 recorded in the data directory.
@@ -18,6 +19,7 @@ import os
 import sys
 from pathlib import Path
 
+from shared.auth.service_credentials import ServiceName
 from shared.settings import REPO_ROOT
 
 
@@ -113,6 +115,18 @@ def _create_admin_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _service_token_command(name: str) -> int:
+    """A new credential for one service: its SERVICE_TOKEN and its SERVICE_CALLERS entry."""
+    import secrets
+
+    from shared.auth.service_credentials import service_token_hash
+
+    token = secrets.token_urlsafe(32)
+    print(f"SERVICE_TOKEN={token}")
+    print(f"SERVICE_CALLERS entry: {name}:{service_token_hash(token)}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="llmnet", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -129,7 +143,13 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="read the new user's password from standard input",
     )
+    token = commands.add_parser(
+        "service-token", help="make a service's internal credential and its SERVICE_CALLERS entry"
+    )
+    token.add_argument("name", choices=[service.value for service in ServiceName])
     args = parser.parse_args(argv)
+    if args.command == "service-token":
+        return _service_token_command(args.name)
     if args.command == "run":
         from shared.launcher import run_platform
 

@@ -17,6 +17,7 @@ Starlette's HTTPExceptions and anything unexpected as
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any, ClassVar
@@ -25,8 +26,12 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
+from shared.fields import NUL_FREE_PATTERN, NUL_MESSAGE
 from shared.observability import current_request_id
 
 logger = logging.getLogger("llmnet.errors")
@@ -146,15 +151,34 @@ def error_response(
     )
 
 
+# The labels pydantic puts in a location for each member of a union (`str | list[str]`):
+# `constrained-str`, `list[str]`, `function-after[...]`. No field name looks like one.
+_UNION_MEMBER = re.compile(r"[\[\]()\-]|^(str|int|float|bool|list|dict|none|nullable)$")
+
+
 def _field_name(loc: Sequence[Any]) -> str:
     parts = [str(p) for p in loc]
     if parts and parts[0] in {"body", "query", "path", "header", "cookie", "form"}:
         parts = parts[1:]
+    parts = [p for p in parts if not _UNION_MEMBER.search(p)]
     return ".".join(parts) or "body"
 
 
+def _message(error: Mapping[str, Any]) -> str:
+    ctx = error.get("ctx") or {}
+    if error.get("type") == "string_pattern_mismatch" and ctx.get("pattern") == NUL_FREE_PATTERN:
+        return NUL_MESSAGE
+    return str(error["msg"])
+
+
 def validation_fields(errors: Sequence[Mapping[str, Any]]) -> list[FieldError]:
-    return [FieldError(field=_field_name(e["loc"]), message=e["msg"]) for e in errors]
+    found = [(FieldError(field=_field_name(e["loc"]), message=_message(e)), e) for e in errors]
+    # A union (`str | list[str]`) reports every member; for a value of one member's type, the
+    # others' "should be a valid list" is noise beside what is actually wrong with it.
+    wrong = {f.field for f, e in found if not str(e.get("type", "")).endswith("_type")}
+    return [
+        f for f, e in found if not (str(e.get("type", "")).endswith("_type") and f.field in wrong)
+    ]
 
 
 async def _llmnet_error(_: Request, exc: Exception) -> JSONResponse:
@@ -171,7 +195,22 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     return error_response(422, "validation_error", f"Invalid request. {summary}", fields=fields)
 
 
-async def _http_exception(_: Request, exc: Exception) -> JSONResponse:
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method the request's path answers. Starlette's own 405 names only the methods of
+    the first route whose path matched, while FastAPI makes one route per method; so each
+    method is asked of the router (through its public `matches`, included routers too)."""
+    routes = request.app.router.routes
+    return [
+        method
+        for method in _METHODS
+        if any(r.matches({**request.scope, "method": method})[0] == Match.FULL for r in routes)
+    ]
+
+
+async def _http_exception(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     try:
         phrase = HTTPStatus(exc.status_code).phrase
@@ -179,7 +218,24 @@ async def _http_exception(_: Request, exc: Exception) -> JSONResponse:
         phrase = "error"
     code = phrase.lower().replace(" ", "_").replace("-", "_")
     detail = exc.detail if isinstance(exc.detail, str) else phrase
-    return error_response(exc.status_code, code, detail, headers=exc.headers)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405 and (allowed := _allowed_methods(request)):
+        headers["Allow"] = ", ".join(allowed)
+        detail = f"{request.method} is not allowed here; this path answers {headers['Allow']}."
+    return error_response(exc.status_code, code, detail, headers=headers)
+
+
+async def _redis_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    # Redis is used from many routes (limits, revocations, slots): its outage is translated
+    # here, once, rather than at every call site. (The database's is, in shared.db's engine.)
+    logger.warning("Redis unavailable: %s", exc)
+    error = ServiceUnavailable(
+        "Redis is unavailable; try again shortly.",
+        retry_after=2,
+        code="redis_unavailable",
+    )
+    error.__cause__ = exc
+    return await _llmnet_error(request, error)
 
 
 async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
@@ -193,6 +249,8 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(LLMNetError, _llmnet_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_exception)
+    app.add_exception_handler(RedisConnectionError, _redis_unavailable)
+    app.add_exception_handler(RedisTimeoutError, _redis_unavailable)
     app.add_exception_handler(Exception, _unexpected)
 
 

@@ -9,14 +9,17 @@ Exports: ModelAccess, ServableVersion, RemoteEndpoint, UsableModel, ModelsClient
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel, TypeAdapter
 
-from shared.auth.identity import INTERNAL_TOKEN_HEADER, Identity, identity_headers
+from shared.auth.identity import Identity, forwarded_identity_headers
+from shared.auth.service_credentials import ServiceName, service_headers
 from shared.errors import NotFound, ServiceUnavailable
 
 
@@ -31,7 +34,7 @@ class ServableVersion(BaseModel):
 class RemoteEndpoint(BaseModel):
     provider_id: uuid.UUID
     base_url: str
-    api_key: str | None
+    api_key: str | None  # only ever sent to the inference service
     remote_model: str
 
 
@@ -49,6 +52,9 @@ class ModelAccess(BaseModel):
     system_prompt: str | None
     active_version: ServableVersion | None
     remote: RemoteEndpoint | None
+    # Owner-set daily token bounds for everyone but the owner (None: unbounded).
+    daily_token_cap: int | None = None
+    user_daily_token_cap: int | None = None
 
 
 class UsableModel(BaseModel):
@@ -66,12 +72,20 @@ class ModelNotFound(NotFound):
     code = "model_not_found"
 
 
+# The hub's own rules (services/accounts/auth/schemas.py USERNAME_PATTERN, lenient on length as
+# the users routes are; services/models_hub/catalog/schemas.py SLUG_PATTERN). Matched whole with
+# fullmatch, so no newline, NUL, "..", space or non-ASCII letter ever reaches the hub's URL.
+_OWNER = re.compile(r"[A-Za-z0-9_]{1,32}")
+_SLUG = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+
+
 class ModelsClient:
-    def __init__(self, base_url: str, internal_token: str, *, timeout: float = 10.0) -> None:
-        self._token = internal_token
+    def __init__(
+        self, base_url: str, caller: ServiceName, service_token: str, *, timeout: float = 10.0
+    ) -> None:
         self._client = httpx.AsyncClient(
             base_url=base_url,
-            headers={INTERNAL_TOKEN_HEADER: internal_token},
+            headers=service_headers(caller, service_token),
             timeout=httpx.Timeout(timeout, connect=5.0),
         )
 
@@ -79,7 +93,7 @@ class ModelsClient:
         await self._client.aclose()
 
     async def _get(self, path: str, caller: Identity | None) -> httpx.Response:
-        headers = identity_headers(caller, self._token) if caller else {}
+        headers = forwarded_identity_headers(caller) if caller else {}
         try:
             response = await self._client.get(path, headers=headers)
         except httpx.HTTPError as exc:
@@ -97,9 +111,16 @@ class ModelsClient:
     async def access(self, ref: str, caller: Identity | None) -> ModelAccess:
         """The model `<owner>/<slug>` if the caller may use it (else ModelNotFound)."""
         owner, sep, slug = ref.partition("/")
-        if not sep or not owner or not slug or "/" in slug:
-            raise ModelNotFound(f"Model names look like '<owner>/<slug>'; got '{ref}'.")
-        response = await self._get(f"/internal/models/by-ref/{owner}/{slug}", caller)
+        if not sep or not _OWNER.fullmatch(owner) or not _SLUG.fullmatch(slug):
+            # A malformed name is a model that does not exist, as OpenAI answers an unknown one.
+            raise ModelNotFound(
+                "No such model. Model names look like '<owner>/<slug>': the owner's username "
+                "(letters, digits, '_'), then the model's slug (lowercase letters, digits, '.', "
+                "'_', '-'; starting with a letter or digit)."
+            )
+        # Quoted although the patterns leave nothing to quote: the path stays safe if they widen.
+        path = f"/internal/models/by-ref/{quote(owner, safe='')}/{quote(slug, safe='')}"
+        response = await self._get(path, caller)
         return ModelAccess.model_validate_json(response.content)
 
     async def usable(self, caller: Identity) -> list[UsableModel]:

@@ -24,9 +24,10 @@ DNS rebinding: a name's answer can change between the check and the connection (
 record answering 93.184.216.34 to the check and 127.0.0.1 to the client). A check made once,
 when the URL is saved, therefore proves nothing about later connections. Callers must either
 re-check right before each connection, or, better, connect to the addresses the check
-returned: `resolve_checked` gives the checked IPs so the caller can pin its connection to
-them (sending the original host in the Host header / TLS SNI). Redirects must not be followed
-blindly either: a redirect target is a new URL to check.
+returned: `pin_outbound_url` checks a URL and binds it to the checked address (the original
+host goes in the Host header and TLS SNI), and `resolve_checked` gives the checked IPs of a
+bare host. Redirects must not be followed blindly either: a redirect target is a new URL to
+check.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import re
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from shared.errors import UnprocessableEntity
@@ -44,7 +46,9 @@ from shared.errors import UnprocessableEntity
 __all__ = [
     "DEFAULT_RESOLVE_TIMEOUT",
     "OutboundURLRefused",
+    "PinnedURL",
     "check_outbound_url",
+    "pin_outbound_url",
     "resolve_checked",
 ]
 
@@ -341,6 +345,50 @@ def _split(url: str) -> SplitResult:
     return parts
 
 
+@dataclass(frozen=True)
+class PinnedURL:
+    """A checked URL bound to the address the check saw: connect there, never re-resolve.
+
+    `url` has the host replaced by that address; `headers` carry the original Host and
+    `extensions` the TLS server name (httpx: certificate checked against the real name).
+    """
+
+    url: str
+    host: str
+    address: str
+    headers: dict[str, str]
+    extensions: dict[str, Any]
+
+    def join(self, path: str) -> str:
+        return f"{self.url}/{path.lstrip('/')}"
+
+
+async def _check(
+    url: str, allow: Sequence[str], resolve_timeout: float
+) -> tuple[SplitResult, int, list[IPAddress]]:
+    """The normalized URL's parts, its port and checked addresses; see check_outbound_url."""
+    entries = _parse_allow_list(allow)
+    parts = _split(url.strip())
+    scheme = parts.scheme.lower()
+    try:
+        explicit_port = parts.port
+    except ValueError:
+        raise OutboundURLRefused("URL refused: its port is not a number from 1 to 65535.") from None
+    if explicit_port == 0:
+        raise OutboundURLRefused("URL refused: port 0 is not a valid port.")
+    port = explicit_port or _DEFAULT_PORTS[scheme]
+    assert parts.hostname is not None
+    host, literal, addresses = await _checked_addresses(
+        parts.hostname, port, entries, resolve_timeout
+    )
+
+    netloc = f"[{host}]" if isinstance(literal, ipaddress.IPv6Address) else host
+    if port != _DEFAULT_PORTS[scheme]:
+        netloc = f"{netloc}:{port}"
+    normalized = urlunsplit((scheme, netloc, parts.path.rstrip("/"), parts.query, ""))
+    return urlsplit(normalized), port, addresses
+
+
 async def check_outbound_url(
     url: str,
     *,
@@ -353,25 +401,41 @@ async def check_outbound_url(
     resolved now, waiting at most `resolve_timeout` seconds for DNS) are public or admitted
     by `allow`. The normalized URL has a lower-case scheme and host, numeric hosts in
     canonical form, no default port, no fragment and no trailing slash. See the module
-    docstring for DNS rebinding: a passed check does not make later connections safe.
+    docstring for DNS rebinding: a passed check does not make later connections safe; use
+    `pin_outbound_url` for a connection.
 
     Raises OutboundURLRefused (422, code "url_not_allowed") naming the reason, and ValueError
     for a malformed allow-list entry (a configuration error).
     """
-    entries = _parse_allow_list(allow)
-    parts = _split(url.strip())
-    scheme = parts.scheme.lower()
-    try:
-        explicit_port = parts.port
-    except ValueError:
-        raise OutboundURLRefused("URL refused: its port is not a number from 1 to 65535.") from None
-    if explicit_port == 0:
-        raise OutboundURLRefused("URL refused: port 0 is not a valid port.")
-    port = explicit_port or _DEFAULT_PORTS[scheme]
-    assert parts.hostname is not None
-    host, literal, _ = await _checked_addresses(parts.hostname, port, entries, resolve_timeout)
+    normalized, _, _ = await _check(url, allow, resolve_timeout)
+    return normalized.geturl()
 
-    netloc = f"[{host}]" if isinstance(literal, ipaddress.IPv6Address) else host
-    if port != _DEFAULT_PORTS[scheme]:
-        netloc = f"{netloc}:{port}"
-    return urlunsplit((scheme, netloc, parts.path.rstrip("/"), parts.query, ""))
+
+async def pin_outbound_url(
+    url: str,
+    *,
+    allow: Sequence[str] = (),
+    resolve_timeout: float = DEFAULT_RESOLVE_TIMEOUT,
+) -> PinnedURL:
+    """Check `url` as `check_outbound_url` does and pin it to the first checked address.
+
+    DNS is asked once: the connection goes to the address the check approved, so a name that
+    answers a public address to the check and a private one afterwards (rebinding) gains
+    nothing. Call it before every connection (or series of requests made together).
+    """
+    parts, port, addresses = await _check(url, allow, resolve_timeout)
+    address = addresses[0]
+    assert parts.hostname is not None
+    shown = f"[{address}]" if isinstance(address, ipaddress.IPv6Address) else str(address)
+    netloc = shown if port == _DEFAULT_PORTS[parts.scheme] else f"{shown}:{port}"
+    host = parts.netloc  # as normalized: the name, with its port when not the default
+    extensions: dict[str, Any] = {}
+    if parts.scheme == "https":
+        extensions["sni_hostname"] = parts.hostname
+    return PinnedURL(
+        url=urlunsplit((parts.scheme, netloc, parts.path, parts.query, "")),
+        host=host,
+        address=str(address),
+        headers={"Host": host},
+        extensions=extensions,
+    )

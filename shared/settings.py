@@ -8,10 +8,12 @@ environment serves all processes.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from shared.auth.service_credentials import ServiceName, parse_service_callers
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,7 +33,19 @@ class CommonSettings(BaseSettings):
         validation_alias="INTERNAL_TOKEN",
         min_length=16,
         description="Secret the gateway sends with forwarded identity; services trust no "
-        "identity headers without it.",
+        "identity headers without it. Internal endpoints never accept it.",
+    )
+    service_token: str = Field(
+        validation_alias="SERVICE_TOKEN",
+        min_length=16,
+        description="This process's own credential for other services' internal endpoints; "
+        "each service (and its worker) has a different one.",
+    )
+    service_callers: Annotated[dict[ServiceName, str], NoDecode] = Field(
+        default_factory=dict,
+        validation_alias="SERVICE_CALLERS",
+        description="'name:sha256,...': the SHA-256 of each service's SERVICE_TOKEN; internal "
+        "endpoints answer only the callers listed here (and named by the endpoint).",
     )
     data_dir: Path = Field(
         default=REPO_ROOT / ".data",
@@ -66,6 +80,11 @@ class CommonSettings(BaseSettings):
     s3_bucket: str = Field(default="llmnet", validation_alias="S3_BUCKET")
     s3_secure: bool = Field(default=False, validation_alias="S3_SECURE", description="Use TLS.")
     s3_region: str | None = Field(default=None, validation_alias="S3_REGION")
+
+    @field_validator("service_callers", mode="before")
+    @classmethod
+    def _parse_callers(cls, value: object) -> object:
+        return parse_service_callers(value) if isinstance(value, str) else value
 
     @field_validator("database_url")
     @classmethod

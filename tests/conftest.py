@@ -32,6 +32,7 @@ from services.inference.app import create_app as create_inference
 from services.inference.config import InferenceSettings
 from services.models_hub.app import create_app as create_models_hub
 from services.models_hub.config import ModelsHubSettings
+from shared.auth.service_credentials import ServiceName, service_token_hash
 from shared.db import Base, create_engine, create_sessionmaker
 from shared.db.migrate import upgrade_head
 from shared.secrets_box import SecretBox
@@ -42,6 +43,9 @@ ADMIN_DATABASE_URL = os.environ.get(
 )
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 INTERNAL_TOKEN = "test-internal-token-0123456789"
+# Each service's own credential for internal endpoints, as `make run` gives each process.
+SERVICE_TOKENS = {name: f"test-{name.value}-service-token-0123456789" for name in ServiceName}
+SERVICE_CALLERS = {name: service_token_hash(token) for name, token in SERVICE_TOKENS.items()}
 SECRET_BOX_KEY = SecretBox.generate_key()
 
 
@@ -64,6 +68,7 @@ class Platform:
             "models_hub_url": self.service_urls["models_hub"],
             "inference_url": self.service_urls["inference"],
             "feed_url": self.service_urls["feed"],
+            "service_token": SERVICE_TOKENS[ServiceName.GATEWAY],
             "rate_limit_per_minute": 100_000,
             "anon_rate_limit_per_minute": 100_000,
         }
@@ -83,6 +88,7 @@ class Platform:
 def platform_hub_settings(common: dict[str, Any], **overrides: Any) -> ModelsHubSettings:
     values = {
         **common,
+        "service_token": SERVICE_TOKENS[ServiceName.MODELS_HUB],
         "secret_keys": SECRET_BOX_KEY,
         "accounts_url": common.get("accounts_url", "http://127.0.0.1:8001"),
         "validation_timeout_seconds": 120,
@@ -107,30 +113,42 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     await engine.dispose()
 
 
-@pytest.fixture(scope="session")
-async def platform(
-    database_url: str, engine: AsyncEngine, tmp_path_factory: pytest.TempPathFactory
+@contextlib.asynccontextmanager
+async def serve_platform(
+    database_url: str,
+    redis_url: str,
+    data_dir: Path,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    redis: Redis,
 ) -> AsyncIterator[Platform]:
-    data_dir = tmp_path_factory.mktemp("data")
+    """Every service and the gateway on loopback, against this database (migrated) and Redis."""
     key_file = generate_rsa_key(data_dir / "jwt.pem")
     common: dict[str, Any] = {
         "database_url": database_url,
-        "redis_url": REDIS_URL,
+        "redis_url": redis_url,
         "internal_token": INTERNAL_TOKEN,
+        # Overridden per service below; this one belongs to no service and opens nothing.
+        "service_token": "test-unknown-service-token-0123456789",
+        "service_callers": SERVICE_CALLERS,
         "data_dir": data_dir,
         "log_json": False,
         "log_level": "WARNING",
         "db_pool_size": 5,
     }
-    redis = Redis.from_url(REDIS_URL, decode_responses=True)
-    await redis.flushdb()
     factories: dict[str, Callable[[], Any]] = {
         "accounts": lambda: create_accounts(
-            AccountsSettings(**common, jwt_private_key_file=key_file)
+            AccountsSettings(
+                **{**common, "service_token": SERVICE_TOKENS[ServiceName.ACCOUNTS]},
+                jwt_private_key_file=key_file,
+            )
         ),
         "models_hub": lambda: create_models_hub(platform_hub_settings(common)),
-        "inference": lambda: create_inference(InferenceSettings(**common)),
-        "feed": lambda: create_feed(FeedSettings(**common)),
+        "inference": lambda: create_inference(
+            InferenceSettings(**{**common, "service_token": SERVICE_TOKENS[ServiceName.INFERENCE]})
+        ),
+        "feed": lambda: create_feed(
+            FeedSettings(**{**common, "service_token": SERVICE_TOKENS[ServiceName.FEED]})
+        ),
     }
     async with contextlib.AsyncExitStack() as stack:
         urls: dict[str, str] = {}
@@ -146,12 +164,25 @@ async def platform(
             service_urls=urls,
             common=common,
             jwt_key_file=key_file,
-            sessionmaker=create_sessionmaker(engine),
+            sessionmaker=sessionmaker,
             redis=redis,
             apps=apps,
         )
         apps["gateway"] = create_gateway(platform.gateway_settings())
         platform.gateway_url = await stack.enter_async_context(serve_app(apps["gateway"]))
+        yield platform
+
+
+@pytest.fixture(scope="session")
+async def platform(
+    database_url: str, engine: AsyncEngine, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Platform]:
+    redis = Redis.from_url(REDIS_URL, decode_responses=True)
+    await redis.flushdb()
+    data_dir = tmp_path_factory.mktemp("data")
+    async with serve_platform(
+        database_url, REDIS_URL, data_dir, create_sessionmaker(engine), redis
+    ) as platform:
         yield platform
     await redis.aclose()
 

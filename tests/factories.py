@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,6 +11,7 @@ import httpx
 
 from services.accounts.cli import create_or_promote_admin
 from services.accounts.config import AccountsSettings
+from shared.auth.identity import Identity, scopes_for
 from shared.db import session_scope
 
 PASSWORD = "correct-horse-42"
@@ -26,6 +28,17 @@ class UserSession:
     @property
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.access_token}"}
+
+
+def identity_of(user: UserSession, role: str = "user") -> Identity:
+    """The identity the gateway forwards for this user's session."""
+    return Identity(
+        user_id=uuid.UUID(user.id),
+        username=user.username,
+        role=role,
+        scopes=scopes_for(role),
+        auth_method="jwt",
+    )
 
 
 async def register(

@@ -7,14 +7,14 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from services.accounts.admin.service import admin_service
 from services.accounts.api import router
+from services.accounts.auth.revocation_sync import sync_revocations
 from services.accounts.config import AccountsSettings
 from services.accounts.deps import AccountsContext
 from shared.app import create_service_app
 from shared.auth.passwords import PasswordHasher
 from shared.auth.tokens import TokenSigner
-from shared.db import session_scope
+from shared.fields import document_bounds
 
 
 def create_app(settings: AccountsSettings | None = None) -> FastAPI:
@@ -39,11 +39,15 @@ def create_app(settings: AccountsSettings | None = None) -> FastAPI:
             sessionmaker=app.state.sessionmaker,
         )
         app.state.accounts = context
-        async with session_scope(context.sessionmaker) as session:
-            await admin_service.sync_bans(session, context)
+        # Redis may have lost bans and logouts while accounts was away; the worker repeats this.
+        await sync_revocations(
+            context.sessionmaker,
+            context.redis,
+            access_token_ttl_seconds=settings.access_token_ttl_seconds,
+        )
         yield
 
-    return create_service_app(
+    app = create_service_app(
         name="accounts",
         title="llmnet accounts",
         description="Users, authentication, API keys, profiles and follows.",
@@ -51,3 +55,9 @@ def create_app(settings: AccountsSettings | None = None) -> FastAPI:
         routers=[router],
         resources=resources,
     )
+    password = {
+        "minLength": settings.password_min_length,
+        "maxLength": settings.password_max_length,
+    }
+    document_bounds(app, {("RegisterRequest", "password"): password})
+    return app

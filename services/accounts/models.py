@@ -15,6 +15,7 @@ from sqlalchemy import (
     Index,
     String,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
@@ -28,6 +29,8 @@ def _created_at() -> Mapped[datetime]:
 
 class User(Base):
     __tablename__ = "users"
+    # The revocation sync lists banned users every minute; few are, so the index stays tiny.
+    __table_args__ = (Index("ix_users_banned", "id", postgresql_where=text("is_banned")),)
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     # Stored lower-case: usernames and emails are unique regardless of case.
@@ -69,6 +72,15 @@ class RefreshToken(Base):
     """One row per issued refresh token; a family is one login's chain of rotations."""
 
     __tablename__ = "refresh_tokens"
+    # The revocation sync reads the families revoked in the last access-token lifetime.
+    __table_args__ = (
+        Index(
+            "ix_refresh_tokens_revoked_at",
+            "revoked_at",
+            "family_id",
+            postgresql_where=text("revoked_at IS NOT NULL"),
+        ),
+    )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)  # the token's jti
     user_id: Mapped[uuid.UUID] = mapped_column(

@@ -1,4 +1,5 @@
-"""The gateway app: probes, the merged OpenAPI document and Swagger UI, then the proxy."""
+"""The gateway app: path normalisation, probes, admin-only metrics, the merged OpenAPI
+document and Swagger UI, then the proxy."""
 
 from __future__ import annotations
 
@@ -11,15 +12,20 @@ from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from fastapi.responses import HTMLResponse, JSONResponse
+from starlette.middleware import Middleware
 from starlette.responses import Response
 
 from services.gateway.auth import Authenticator
 from services.gateway.config import GatewaySettings
+from services.gateway.metrics import install_admin_metrics
 from services.gateway.openapi import OpenAPICache
+from services.gateway.paths import NormalPathMiddleware
 from services.gateway.proxy import Proxy
+from services.gateway.routing import upstream_urls
 from services.gateway.upstreams import close_upstreams, create_upstreams
 from shared.app import create_service_app
 from shared.errors import LLMNetError
+from shared.health import upstream_ready
 
 _METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
@@ -30,6 +36,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def resources(app: FastAPI) -> AsyncIterator[None]:
         upstreams = create_upstreams(settings)
+        app.state.upstreams = upstreams  # /readyz asks each service's own /readyz
         authenticator = Authenticator(settings, upstreams["accounts"], app.state.redis)
         app.state.proxy = Proxy(settings, upstreams, authenticator, app.state.redis)
         app.state.authenticator = authenticator
@@ -51,7 +58,13 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         resources=resources,
         uses_database=False,
         own_docs=False,
+        # Ready when Redis and every service are: the gateway alone serves nothing useful.
+        readiness={name: upstream_ready(name) for name in upstream_urls(settings)},
     )
+    install_admin_metrics(app)  # the gateway's port is public: its /metrics is not
+    # Innermost (user_middleware runs first to last): inside the shared observability
+    # middleware, so refused paths get a request id, an access-log line and metrics too.
+    app.user_middleware.append(Middleware(NormalPathMiddleware))
 
     @app.get("/openapi.json", include_in_schema=False)
     async def openapi(request: Request) -> JSONResponse:

@@ -21,8 +21,9 @@ from redis.exceptions import RedisError
 
 from services.gateway.config import GatewaySettings
 from shared.auth.api_keys import hash_api_key, looks_like_api_key
-from shared.auth.identity import INTERNAL_TOKEN_HEADER, Identity, scopes_for
+from shared.auth.identity import Identity, scopes_for
 from shared.auth.revocation import api_key_cache_key, banned_user_key, revoked_family_key
+from shared.auth.service_credentials import ServiceName, service_headers
 from shared.auth.tokens import InvalidToken, TokenType, TokenVerifier, UnknownSigningKey
 from shared.errors import (
     BadGateway,
@@ -165,7 +166,7 @@ class Authenticator:
             async with self._accounts.post(
                 "/internal/api-keys/resolve",
                 json={"key_hash": key_hash},
-                headers={INTERNAL_TOKEN_HEADER: self._settings.internal_token},
+                headers=service_headers(ServiceName.GATEWAY, self._settings.service_token),
             ) as response:
                 status, body = response.status, await response.text()
         except (aiohttp.ClientError, TimeoutError) as exc:

@@ -1,5 +1,7 @@
 """Forwarding a request to its service and the response back, streaming both ways.
 
+The path is put in normal form first (paths.py): routing, access rules and the forwarded
+request all use that one path, and only paths under the public prefixes reach a service.
 Small bodies are read whole (the common JSON case, cheapest); large or chunked bodies are
 streamed and counted against the size limit. Event streams and large responses are relayed
 chunk by chunk; when the client goes away Starlette cancels the relay, which closes the
@@ -12,6 +14,7 @@ import logging
 from collections.abc import AsyncIterator
 
 import aiohttp
+from aiohttp.client import IDEMPOTENT_METHODS
 from redis.asyncio import Redis
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -19,10 +22,12 @@ from yarl import URL
 
 from services.gateway.auth import Authenticated, Authenticator
 from services.gateway.config import GatewaySettings
+from services.gateway.paths import NormalTarget, target_of
 from services.gateway.ratelimit import admit
-from services.gateway.routing import allows_anonymous, is_upload, match
+from services.gateway.routing import allows_anonymous, is_upload, match, upstream_urls
 from services.gateway.upstreams import Upstreams
 from shared.auth.identity import IDENTITY_HEADERS, INTERNAL_TOKEN_HEADER, identity_headers
+from shared.auth.service_credentials import SERVICE_HEADERS
 from shared.errors import (
     BadGateway,
     BadRequest,
@@ -51,6 +56,7 @@ _HOP_BY_HOP = frozenset(
 _NOT_FORWARDED = (
     _HOP_BY_HOP
     | IDENTITY_HEADERS
+    | SERVICE_HEADERS
     | {
         "host",
         "content-length",
@@ -80,6 +86,10 @@ class Proxy:
         self._upstreams = upstreams
         self._authenticator = authenticator
         self._redis = redis
+        # Forwarded URLs are absolute: nothing resolves the path against a base URL again.
+        self._origins = {
+            name: str(URL(url).origin()) for name, url in upstream_urls(settings).items()
+        }
 
     def client_ip(self, request: Request) -> str:
         forwarded = request.headers.get("x-forwarded-for")
@@ -88,13 +98,13 @@ class Proxy:
         return request.client.host if request.client else "unknown"
 
     async def handle(self, request: Request) -> Response:
-        path = request.url.path
-        route = match(path)
+        target = target_of(request.scope)
+        route = match(target.path)
         if route is None:
-            raise NotFound(f"No API route at {path}; see /docs for the API.")
+            raise NotFound(f"No API route at {target.path}; see /docs for the API.")
         request.scope[ROUTE_LABEL_KEY] = route.prefix
         ip = self.client_ip(request)
-        auth = await self._authenticate(request)
+        auth = await self._authenticate(request, target.path)
         if auth is None:
             await admit(
                 self._redis, subject=f"ip:{ip}", limit=self._settings.anon_rate_limit_per_minute
@@ -106,13 +116,13 @@ class Proxy:
                 limit=self._settings.rate_limit_per_minute,
                 auth=auth,
             )
-        return await self._forward(request, route.service, auth, ip)
+        return await self._forward(request, route.service, target, auth, ip)
 
-    async def _authenticate(self, request: Request) -> Authenticated | None:
+    async def _authenticate(self, request: Request, path: str) -> Authenticated | None:
         authorization = request.headers.get("authorization")
         if authorization:
             return await self._authenticator.authenticate(authorization)
-        if allows_anonymous(request.method, request.url.path):
+        if allows_anonymous(request.method, path):
             return None
         raise Unauthorized(
             "Authentication required: send 'Authorization: Bearer <access token or API key>'.",
@@ -120,17 +130,20 @@ class Proxy:
         )
 
     async def _forward(
-        self, request: Request, service: str, auth: Authenticated | None, ip: str
+        self,
+        request: Request,
+        service: str,
+        target: NormalTarget,
+        auth: Authenticated | None,
+        ip: str,
     ) -> Response:
         session = self._upstreams[service]
-        target = request.scope["raw_path"].decode("latin-1")
-        if query := request.scope.get("query_string"):
-            target += "?" + query.decode("latin-1")
-        body = await self._request_body(request)
+        body = await self._request_body(request, target.path)
         try:
             upstream = await session.request(
                 request.method,
-                URL(target, encoded=True),  # forwarded byte for byte, not re-quoted
+                # Already canonical: encoded=True keeps yarl from quoting or resolving it again.
+                URL(self._origins[service] + target.target, encoded=True),
                 headers=self._upstream_headers(request, auth, ip),
                 data=body,
                 allow_redirects=False,
@@ -139,7 +152,7 @@ class Proxy:
         except (aiohttp.ClientError, TimeoutError, PayloadTooLarge) as exc:
             if isinstance(body, _LimitedBody) and body.exceeded:
                 raise body.error() from exc
-            raise _upstream_error(service, exc) from exc
+            raise _upstream_error(service, request.method, exc) from exc
         headers = [
             (k.encode("latin-1"), v.encode("latin-1"))
             for k, v in upstream.headers.items()
@@ -177,10 +190,10 @@ class Proxy:
             headers[INTERNAL_TOKEN_HEADER] = self._settings.internal_token
         return headers
 
-    async def _request_body(self, request: Request) -> bytes | _LimitedBody | None:
+    async def _request_body(self, request: Request, path: str) -> bytes | _LimitedBody | None:
         limit = (
             self._settings.max_upload_bytes
-            if is_upload(request.method, request.url.path)
+            if is_upload(request.method, path)
             else self._settings.max_body_bytes
         )
         declared = request.headers.get("content-length")
@@ -200,9 +213,16 @@ class Proxy:
         return _LimitedBody(request, limit)
 
 
-def _upstream_error(service: str, exc: BaseException) -> BadGateway | GatewayTimeout:
+def _upstream_error(service: str, method: str, exc: BaseException) -> BadGateway | GatewayTimeout:
     if isinstance(exc, TimeoutError):
         return GatewayTimeout(f"The {service} service did not answer in time.")
+    if isinstance(exc, aiohttp.ServerDisconnectedError) and method not in IDEMPOTENT_METHODS:
+        # Idempotent requests were already replayed once by aiohttp (see upstreams.py).
+        return BadGateway(
+            f"The {service} service closed the connection before answering. A {method} is "
+            "not replayed automatically: check whether it took effect before sending it again.",
+            code="upstream_unavailable",
+        )
     return BadGateway(f"The {service} service is unreachable.", code="upstream_unavailable")
 
 

@@ -16,6 +16,8 @@ from services.inference.config import InferenceSettings
 from services.inference.deps import InferenceContext
 from services.inference.engine import EngineOptions, ModelRegistry
 from shared.app import create_service_app
+from shared.auth.service_credentials import ServiceName
+from shared.fields import document_bounds
 from shared.models_client import ModelsClient
 from shared.storage.factory import create_storage
 
@@ -49,7 +51,9 @@ def create_app(settings: InferenceSettings | None = None) -> FastAPI:
         context = InferenceContext(
             settings=settings,
             registry=registry,
-            models=ModelsClient(settings.models_hub_url, settings.internal_token),
+            models=ModelsClient(
+                settings.models_hub_url, ServiceName.INFERENCE, settings.service_token
+            ),
             redis=app.state.redis,
             sessionmaker=app.state.sessionmaker,
             # Redirects could lead past the outbound URL check: never followed.
@@ -71,7 +75,7 @@ def create_app(settings: InferenceSettings | None = None) -> FastAPI:
             await context.models.aclose()
             await context.remote.aclose()
 
-    return create_service_app(
+    app = create_service_app(
         name="inference",
         title="llmnet inference",
         description="Model runtime and the OpenAI-compatible API.",
@@ -79,3 +83,13 @@ def create_app(settings: InferenceSettings | None = None) -> FastAPI:
         routers=[router],
         resources=resources,
     )
+    limit = {"maximum": settings.max_tokens_limit}
+    document_bounds(
+        app,
+        {
+            (request, field): limit
+            for request in ("ChatCompletionRequest", "CompletionRequest")
+            for field in ("max_tokens", "max_completion_tokens")
+        },
+    )
+    return app

@@ -15,7 +15,11 @@ class UsageRecord(Base):
     """One completion: who used which model, how many tokens, how long it took."""
 
     __tablename__ = "usage_ledger"
-    __table_args__ = (Index("ix_usage_ledger_user_created", "user_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_usage_ledger_user_created", "user_id", "created_at"),
+        # Model token caps sum a model's usage of the day.
+        Index("ix_usage_ledger_model_created", "model_id", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     user_id: Mapped[uuid.UUID]

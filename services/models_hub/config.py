@@ -28,6 +28,15 @@ class ModelsHubSettings(CommonSettings):
         default=4 * GIB, ge=1024, description="Bytes an uploaded archive may unpack to."
     )
     max_archive_members: int = Field(default=1000, ge=1)
+    # Weights (safetensors, GGUF) compress 1.05-1.5x and tokenizer/config JSON 3-8x, so a real
+    # model archive stays far below 20x; zeros deflate about 1000x, so a bomb passes it within
+    # its first megabytes.
+    max_expansion_ratio: float = Field(
+        default=20,
+        ge=1,
+        description="Most bytes an uploaded archive may unpack to per compressed byte (past "
+        "its first 16 MiB).",
+    )
     max_json_file_bytes: int = Field(
         default=64 * 1024 * 1024, ge=1024, description="Largest config/tokenizer JSON file."
     )

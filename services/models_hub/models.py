@@ -76,6 +76,9 @@ class Model(Base):
         ForeignKey("providers.id", ondelete="CASCADE"), index=True
     )
     remote_model: Mapped[str | None] = mapped_column(String(200))
+    # Owner-set bounds on what others spend (a public remote model spends the owner's key).
+    daily_token_cap: Mapped[int | None] = mapped_column(BigInteger)
+    user_daily_token_cap: Mapped[int | None] = mapped_column(BigInteger)
     likes_count: Mapped[int] = mapped_column(Integer, default=0)
     usage_count: Mapped[int] = mapped_column(BigInteger, default=0)
     tokens_generated: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.models_hub.config import ModelsHubSettings
 from services.models_hub.deps import HubContext
 from shared.accounts_client import AccountsClient
+from shared.auth.service_credentials import ServiceName
 from shared.jobs import create_job_pool
 from shared.secrets_box import SecretBox
 from shared.storage.factory import create_storage
@@ -21,7 +22,9 @@ async def build_context(
     return HubContext(
         settings=settings,
         storage=create_storage(settings),
-        accounts=AccountsClient(settings.accounts_url, settings.internal_token),
+        accounts=AccountsClient(
+            settings.accounts_url, ServiceName.MODELS_HUB, settings.service_token
+        ),
         jobs=jobs or await create_job_pool(settings.redis_url),
         secrets=SecretBox.from_setting(settings.secret_keys),
         sessionmaker=sessionmaker,

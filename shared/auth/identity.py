@@ -2,11 +2,12 @@
 
 The gateway authenticates (JWT or API key), strips any identity headers the client sent, and
 forwards the identity below together with the internal token. Services trust identity headers
-only next to that token, and still decide what the caller may do: scopes here, ownership and
-visibility in their own service modules.
+only next to that token (or from another service that signed the request with its own
+credential, see service_credentials.py), and still decide what the caller may do: scopes
+here, ownership and visibility in their own service modules.
 
-Exports: Identity, Scope, identity_headers, required_scope, get_identity, CurrentUser,
-OptionalUser, AdminUser, InternalCaller, INTERNAL_TOKEN_HEADER.
+Exports: Identity, Scope, identity_headers, forwarded_identity_headers, required_scope,
+get_identity, CurrentUser, OptionalUser, AdminUser, INTERNAL_TOKEN_HEADER, IDENTITY_HEADERS.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from shared.auth.service_credentials import verified_caller
 from shared.errors import Forbidden, Unauthorized
 
 INTERNAL_TOKEN_HEADER = "x-llmnet-internal-token"
@@ -62,8 +64,13 @@ def scopes_for(role: str, granted: frozenset[str] | None = None) -> frozenset[st
 
 
 def identity_headers(identity: Identity, internal_token: str) -> dict[str, str]:
+    """What the gateway attaches to a forwarded request: the identity and its edge token."""
+    return {INTERNAL_TOKEN_HEADER: internal_token, **forwarded_identity_headers(identity)}
+
+
+def forwarded_identity_headers(identity: Identity) -> dict[str, str]:
+    """The identity alone, for a service that signs its request with its own credential."""
     headers = {
-        INTERNAL_TOKEN_HEADER: internal_token,
         _USER_ID: str(identity.user_id),
         _USERNAME: identity.username,
         _ROLE: identity.role,
@@ -95,7 +102,7 @@ async def get_identity(request: Request) -> Identity | None:
     user_id = request.headers.get(_USER_ID)
     if user_id is None:
         return None
-    if not _trusted(request):
+    if not _trusted(request) and verified_caller(request) is None:
         raise Unauthorized("Identity headers are only accepted from the gateway.")
     return Identity(
         user_id=uuid.UUID(user_id),
@@ -126,15 +133,9 @@ async def require_admin(identity: Annotated[Identity, Depends(require_identity)]
     return identity
 
 
-async def require_internal(request: Request) -> None:
-    if not _trusted(request):
-        raise Unauthorized("Internal endpoint: callers must present the internal token.")
-
-
 CurrentUser = Annotated[Identity, Depends(require_identity)]
 OptionalUser = Annotated[Identity | None, Depends(get_identity)]
 AdminUser = Annotated[Identity, Depends(require_admin)]
-InternalCaller = Depends(require_internal)
 
 
 def client_ip(request: Request) -> str | None:

@@ -6,6 +6,10 @@ Exports: record_event, stream_for, EventRelay, Event, EventConsumer.
 Delivery is at least once: a relay that dies between XADD and marking the row publishes that
 event again, so consumers dedupe on `Event.event_id`. Stream ids (`Event.id`) are ordered
 within a stream and serve as SSE event ids for clients that resume with Last-Event-ID.
+
+Relays and consumers outlive outages of Redis and of the database: they log once, retry with
+a capped backoff and resume where they were when the servers are back (a consumer recreates
+its groups if Redis came back without them).
 """
 
 from __future__ import annotations
@@ -25,11 +29,15 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.db import after_commit, session_scope, utcnow
+from shared.errors import ServiceUnavailable
 from shared.events.models import OutboxEvent
 
 logger = logging.getLogger("llmnet.events")
 
 STREAM_PREFIX = "llmnet:events:"
+# Retry delays while Redis or the database is away: first, and the most between attempts.
+RETRY_DELAY_SECONDS = 0.5
+MAX_RETRY_DELAY_SECONDS = 5.0
 # Relays in this process; a commit that wrote events wakes them instead of waiting a poll.
 _relays: weakref.WeakSet[EventRelay] = weakref.WeakSet()
 
@@ -41,6 +49,34 @@ def _cancelled() -> bool:
     loops check this instead of trusting CancelledError to arrive."""
     task = asyncio.current_task()
     return task is not None and task.cancelling() > 0
+
+
+class _Outage:
+    """Capped exponential backoff, and logging once per outage rather than once per attempt."""
+
+    def __init__(self, what: str) -> None:
+        self._what = what
+        self._delay = RETRY_DELAY_SECONDS
+        self._failing = False
+
+    def failed(self, exc: Exception) -> float:
+        """Log the failure (a traceback only for unexpected ones); the seconds to wait."""
+        expected = isinstance(exc, RedisError | ServiceUnavailable)
+        if not self._failing:
+            if expected:
+                logger.warning("%s: %s; retrying until it is back", self._what, exc)
+            else:
+                logger.exception("%s failed; retrying", self._what)
+        self._failing = True
+        delay = self._delay
+        self._delay = min(self._delay * 2, MAX_RETRY_DELAY_SECONDS)
+        return delay
+
+    def succeeded(self) -> None:
+        if self._failing:
+            logger.info("%s: resumed", self._what)
+        self._failing = False
+        self._delay = RETRY_DELAY_SECONDS
 
 
 def stream_for(event_type: str) -> str:
@@ -120,6 +156,7 @@ class EventRelay:
             return len(rows)
 
     async def run(self) -> None:
+        outage = _Outage("event relay")
         while not _cancelled():
             self._wakeup.clear()
             try:
@@ -127,11 +164,10 @@ class EventRelay:
             except Exception as exc:
                 if _cancelled():
                     raise asyncio.CancelledError from exc
-                if isinstance(exc, RedisError):
-                    logger.warning("event relay: Redis unavailable, will retry: %s", exc)
-                else:
-                    logger.exception("event relay failed, will retry")
-                published = 0
+                # Rows stay unpublished; a commit's wake-up does not cut the backoff short.
+                await asyncio.sleep(outage.failed(exc))
+                continue
+            outage.succeeded()
             if published == self._batch_size:
                 continue
             with contextlib.suppress(TimeoutError):
@@ -194,7 +230,9 @@ class EventConsumer:
         self._block_ms = block_ms
         self._claim_idle_ms = claim_idle_ms
         self._stopping = False
+        self._stop_requested = asyncio.Event()
         self._finished = asyncio.Event()
+        self._groups_ready = False
 
     async def ensure_groups(self) -> None:
         for stream in self._streams:
@@ -213,6 +251,10 @@ class EventConsumer:
             if event.type in self._types:
                 try:
                     await self._handler(event)
+                except ServiceUnavailable as exc:
+                    # The database is away: left pending like any failure, without a traceback.
+                    logger.warning("handler for %s deferred on %s: %s", event.type, event.id, exc)
+                    continue
                 except Exception:
                     # Left pending: claimed again after claim_idle_ms, so nothing is lost.
                     logger.exception("handler for %s failed on %s", event.type, event.id)
@@ -236,21 +278,31 @@ class EventConsumer:
             await self._handle(stream, entries)
 
     async def run(self) -> None:
+        """Consume until stopped, through Redis outages (groups are created, and recreated if
+        Redis came back without them, before reading)."""
+        outage = _Outage(f"event consumer {self._group}")
         try:
-            await self.ensure_groups()
             while not (self._stopping or _cancelled()):
                 try:
+                    if not self._groups_ready:
+                        await self.ensure_groups()
+                        self._groups_ready = True
                     await self.consume_once()
-                except RedisError as exc:
+                except Exception as exc:
                     if _cancelled():
                         raise asyncio.CancelledError from exc
-                    logger.warning("event consumer %s: Redis error, retrying: %s", self._group, exc)
-                    await asyncio.sleep(1)
+                    if isinstance(exc, ResponseError) and "NOGROUP" in str(exc):
+                        self._groups_ready = False  # Redis lost its data (restarted empty)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stop_requested.wait(), outage.failed(exc))
+                else:
+                    outage.succeeded()
         finally:
             self._finished.set()
 
     async def stop(self) -> None:
         """Ask the loop to end after its current read, and wait (a bounded time) until it has."""
         self._stopping = True
+        self._stop_requested.set()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._finished.wait(), self._block_ms / 1000 + 5)

@@ -14,6 +14,7 @@ Building blocks live in ``shared.launcher.embedded`` (PostgreSQL, Redis),
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -23,6 +24,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+from shared.auth.service_credentials import ServiceName, service_token_hash
 from shared.launcher.embedded import (
     EmbeddedPostgres,
     EmbeddedRedis,
@@ -30,11 +32,13 @@ from shared.launcher.embedded import (
     start_postgres,
     start_redis,
 )
-from shared.launcher.secrets import ensure_dev_secrets
+from shared.launcher.secrets import DevSecrets, ensure_dev_secrets
 from shared.launcher.supervisor import (
     REPO_ROOT,
+    ProcessSpec,
     Supervisor,
     SupervisorError,
+    embedded_ports,
     service_specs,
     service_url_env,
     service_urls,
@@ -49,6 +53,8 @@ _RECORDED = (
     "INTERNAL_TOKEN",
     "ACCOUNTS_JWT_PRIVATE_KEY_FILE",
     "MODELS_HUB_SECRET_KEYS",
+    "SERVICE_CALLERS",
+    "SERVICE_TOKEN",
     "LLMNET_DATA_DIR",
     "ACCOUNTS_URL",
     "MODELS_HUB_URL",
@@ -100,6 +106,28 @@ def read_platform_env(data_dir: Path) -> dict[str, str]:
     return recorded
 
 
+def service_callers_setting(tokens: dict[ServiceName, str]) -> str:
+    """SERVICE_CALLERS for every process: the hash of each service's token."""
+    return ",".join(f"{name.value}:{service_token_hash(token)}" for name, token in tokens.items())
+
+
+# A worker acts with the credential of the service it belongs to.
+_PROCESS_SERVICE = {
+    "accounts-worker": ServiceName.ACCOUNTS,
+    "models-hub-worker": ServiceName.MODELS_HUB,
+}
+
+
+def with_own_credentials(specs: list[ProcessSpec], dev_secrets: DevSecrets) -> list[ProcessSpec]:
+    """Each process gets its own service's SERVICE_TOKEN and no other service's."""
+    own = []
+    for spec in specs:
+        service = _PROCESS_SERVICE.get(spec.name) or ServiceName(spec.name)
+        token = dev_secrets.service_tokens[service]
+        own.append(dataclasses.replace(spec, env={**spec.env, "SERVICE_TOKEN": token}))
+    return own
+
+
 def _migrate(database_url: str) -> None:
     # Imported late: the migration module pulls in SQLAlchemy and every model.
     from shared.db.migrate import upgrade_head
@@ -142,11 +170,11 @@ def run_platform(data_dir: Path | None = None) -> int:
     try:
         if not env.get("DATABASE_URL"):
             _say(f"starting embedded PostgreSQL in {data_dir / 'postgres'}")
-            postgres = start_postgres(data_dir)
+            postgres = start_postgres(data_dir, port=embedded_ports(env).postgres)
             env["DATABASE_URL"] = postgres.database_url
         if not env.get("REDIS_URL"):
             _say(f"starting embedded Redis in {data_dir / 'redis'}")
-            redis_server = start_redis(data_dir)
+            redis_server = start_redis(data_dir, port=embedded_ports(env).redis)
             env["REDIS_URL"] = redis_server.url
         dev_secrets = ensure_dev_secrets(data_dir)
         env["LLMNET_DATA_DIR"] = str(data_dir)
@@ -156,6 +184,10 @@ def run_platform(data_dir: Path | None = None) -> int:
             env["ACCOUNTS_JWT_PRIVATE_KEY_FILE"] = str(dev_secrets.jwt_private_key_file)
         if not env.get("MODELS_HUB_SECRET_KEYS"):
             env["MODELS_HUB_SECRET_KEYS"] = dev_secrets.secret_box_key
+        # The launcher runs every service, so it hands out their credentials itself.
+        env["SERVICE_CALLERS"] = service_callers_setting(dev_secrets.service_tokens)
+        # The seed and the recorded CLI environment act as the model hub does.
+        env["SERVICE_TOKEN"] = dev_secrets.service_tokens[ServiceName.MODELS_HUB]
         env.update(service_url_env(env))
 
         _say("applying database migrations")
@@ -163,7 +195,7 @@ def run_platform(data_dir: Path | None = None) -> int:
 
         _seed(env)
         recorded = _record_platform_env(data_dir, env)
-        supervisor = Supervisor(service_specs(env))
+        supervisor = Supervisor(with_own_credentials(service_specs(env), dev_secrets))
         supervisor.start()
         supervisor.wait_ready(timeout=READY_TIMEOUT_S)
         _print_banner(env)

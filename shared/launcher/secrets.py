@@ -2,8 +2,9 @@
 
 Exports:
     ensure_dev_secrets(data_dir) -> DevSecrets
-    DevSecrets: ``jwt_private_key_file`` (RSA-2048 PEM, mode 0600), ``internal_token`` and
-        ``secret_box_key`` (a Fernet key encrypting provider API keys at rest).
+    DevSecrets: ``jwt_private_key_file`` (RSA-2048 PEM, mode 0600), ``internal_token``,
+        ``secret_box_key`` (a Fernet key encrypting provider API keys at rest) and
+        ``service_tokens`` (each service's own credential for internal endpoints).
 
 Reuse matters: a fresh JWT key on every start would log every user out, and a fresh
 internal token would break services left running from a previous launch.
@@ -11,6 +12,7 @@ internal token would break services left running from a previous launch.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from dataclasses import dataclass
@@ -19,6 +21,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from shared.auth.service_credentials import ServiceName
 from shared.secrets_box import SecretBox
 
 __all__ = ["INTERNAL_TOKEN_NAME", "JWT_PRIVATE_KEY_NAME", "DevSecrets", "ensure_dev_secrets"]
@@ -27,6 +30,7 @@ SECRET_BOX_KEY_NAME = "secret_box_key"
 
 JWT_PRIVATE_KEY_NAME = "jwt_private_key.pem"
 INTERNAL_TOKEN_NAME = "internal_token"
+SERVICE_TOKENS_NAME = "service_tokens.json"
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,7 @@ class DevSecrets:
     jwt_private_key_file: Path
     internal_token: str
     secret_box_key: str
+    service_tokens: dict[ServiceName, str]
 
 
 def _write_private(path: Path, content: bytes) -> None:
@@ -86,6 +91,19 @@ def ensure_dev_secrets(data_dir: Path) -> DevSecrets:
         box_key = SecretBox.generate_key()
         _write_private(box_file, box_key.encode() + b"\n")
 
+    tokens_file = data_dir / SERVICE_TOKENS_NAME
+    stored: dict[str, str] = json.loads(tokens_file.read_text()) if tokens_file.is_file() else {}
+    service_tokens = {name: stored.get(name.value, "") for name in ServiceName}
+    if not all(service_tokens.values()):
+        service_tokens = {
+            name: token or secrets.token_urlsafe(32) for name, token in service_tokens.items()
+        }
+        payload = {name.value: token for name, token in service_tokens.items()}
+        _write_private(tokens_file, json.dumps(payload, indent=2).encode() + b"\n")
+
     return DevSecrets(
-        jwt_private_key_file=key_file.resolve(), internal_token=token, secret_box_key=box_key
+        jwt_private_key_file=key_file.resolve(),
+        internal_token=token,
+        secret_box_key=box_key,
+        service_tokens=service_tokens,
     )

@@ -3,10 +3,15 @@
 Exports:
     ProcessSpec: what to run (name, argv, env, port to health-check, cwd).
     Supervisor: start() / wait_ready(timeout) / run_forever() -> int / stop(timeout).
-    SupervisorError: a child failed to start, died early or never became ready.
+    SupervisorError: a child failed to start, died early or never became ready; or bad settings.
     service_specs(env, python=sys.executable) -> list[ProcessSpec]: the platform's process table.
     service_urls(env) -> dict[str, str]: base URL of each HTTP service, keyed by name.
     service_url_env(env) -> dict[str, str]: the same as ACCOUNTS_URL=... style variables.
+    embedded_ports(env) -> EmbeddedPorts: where the embedded PostgreSQL and Redis listen.
+
+Once the platform is up, a child that exits is restarted (after a delay that doubles with each
+quick crash, capped, and starts over once the child has run a while); only SIGINT/SIGTERM stop
+everything.
 """
 
 from __future__ import annotations
@@ -27,13 +32,17 @@ from typing import IO, Any
 
 import httpx
 
+from shared.launcher.embedded import DEFAULT_POSTGRES_PORT, DEFAULT_REDIS_PORT
+
 __all__ = [
     "DEFAULT_HOST",
     "DEFAULT_PORT_BASE",
     "REPO_ROOT",
+    "EmbeddedPorts",
     "ProcessSpec",
     "Supervisor",
     "SupervisorError",
+    "embedded_ports",
     "service_specs",
     "service_url_env",
     "service_urls",
@@ -93,6 +102,45 @@ def _bind_settings(env: dict[str, str]) -> tuple[str, int]:
     except ValueError:
         raise SupervisorError(f"LLMNET_PORT_BASE must be an integer, got {raw_base!r}") from None
     return host, base
+
+
+@dataclass(frozen=True)
+class EmbeddedPorts:
+    postgres: int
+    redis: int
+
+
+def _port(env: dict[str, str], variable: str, derived: int) -> int:
+    raw = env.get(variable)
+    if raw:
+        try:
+            port = int(raw)
+        except ValueError:
+            raise SupervisorError(f"{variable} must be an integer, got {raw!r}") from None
+        source = variable
+    else:
+        port, source = derived, "LLMNET_PORT_BASE"
+    if not 1024 <= port <= 65535:
+        raise SupervisorError(
+            f"{source} puts the embedded server on port {port}, outside 1024-65535; "
+            f"set {variable} to a free port"
+        )
+    return port
+
+
+def embedded_ports(env: dict[str, str]) -> EmbeddedPorts:
+    """Ports of the embedded PostgreSQL and Redis (``make run`` without DATABASE_URL/REDIS_URL).
+
+    LLMNET_POSTGRES_PORT / LLMNET_REDIS_PORT when set; otherwise 55432 / 56379 moved by as
+    much as LLMNET_PORT_BASE is from 8000, so that instances on different port bases (two
+    ``make run`` on one machine) never share a server port.
+    """
+    _, base = _bind_settings(env)
+    shift = base - DEFAULT_PORT_BASE
+    return EmbeddedPorts(
+        postgres=_port(env, "LLMNET_POSTGRES_PORT", DEFAULT_POSTGRES_PORT + shift),
+        redis=_port(env, "LLMNET_REDIS_PORT", DEFAULT_REDIS_PORT + shift),
+    )
 
 
 def service_urls(env: dict[str, str]) -> dict[str, str]:
@@ -171,23 +219,46 @@ def _describe_exit(returncode: int) -> str:
     return f"exit code {returncode}"
 
 
-def _exit_status(returncode: int) -> int:
-    """Map a child's unexpected exit to our own exit code: never 0, shell-style for signals."""
-    if returncode < 0:
-        return 128 - returncode
-    return returncode or 1
+# A crashed child waits this long before its first restart, doubling with each quick crash.
+RESTART_DELAY_S = 1.0
+MAX_RESTART_DELAY_S = 30.0
+# A child that ran at least this long before exiting counts as healthy: its next restart
+# waits the first delay again.
+HEALTHY_AFTER_S = 60.0
+
+
+@dataclass
+class _RestartState:
+    delay: float
+    due: float | None = None  # monotonic time of the pending restart
+    count: int = 0
 
 
 class Supervisor:
-    """Starts each ProcessSpec in its own process group and stops them all together."""
+    """Starts each ProcessSpec in its own process group, restarts those that exit while the
+    platform runs, and stops them all together."""
 
-    def __init__(self, specs: Iterable[ProcessSpec], *, poll_interval: float = 0.2) -> None:
+    def __init__(
+        self,
+        specs: Iterable[ProcessSpec],
+        *,
+        poll_interval: float = 0.2,
+        restart_delay: float = RESTART_DELAY_S,
+        max_restart_delay: float = MAX_RESTART_DELAY_S,
+        healthy_after: float = HEALTHY_AFTER_S,
+    ) -> None:
         self.specs = list(specs)
         names = [spec.name for spec in self.specs]
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate process names in {names}")
         self.poll_interval = poll_interval
+        self.restart_delay = restart_delay
+        self.max_restart_delay = max_restart_delay
+        self.healthy_after = healthy_after
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.restarts: dict[str, int] = {}
+        self._started_at: dict[str, float] = {}
+        self._restart_state: dict[str, _RestartState] = {}
         self._readers: list[threading.Thread] = []
         self._output_lock = threading.Lock()
         self._signal_received: int | None = None
@@ -216,37 +287,42 @@ class Supervisor:
 
     # ----------------------------------------------------------------- lifecycle
 
+    def _spawn(self, spec: ProcessSpec) -> None:
+        # Own session: Ctrl-C reaches only us, and we stop children in a controlled way; it
+        # also lets stop() signal a child together with its own children.
+        process = subprocess.Popen(  # noqa: S603 - argv comes from trusted specs
+            spec.argv,
+            env=spec.env,
+            cwd=spec.cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        self.processes[spec.name] = process
+        self._started_at[spec.name] = time.monotonic()
+        self._readers = [reader for reader in self._readers if reader.is_alive()]
+        for source, stream_name in ((process.stdout, "stdout"), (process.stderr, "stderr")):
+            assert source is not None
+            reader = threading.Thread(
+                target=self._pump,
+                args=(spec.name, source, stream_name),
+                name=f"output-{spec.name}-{stream_name}",
+                daemon=True,
+            )
+            reader.start()
+            self._readers.append(reader)
+
     def start(self) -> None:
         """Spawn every process that is not already running."""
         for spec in self.specs:
             if spec.name in self.processes:
                 continue
             try:
-                # Own session: Ctrl-C reaches only us, and we stop children in a controlled
-                # way; it also lets stop() signal a child together with its own children.
-                process = subprocess.Popen(  # noqa: S603 - argv comes from trusted specs
-                    spec.argv,
-                    env=spec.env,
-                    cwd=spec.cwd,
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    start_new_session=True,
-                )
+                self._spawn(spec)
             except OSError as exc:
                 self.stop()
                 raise SupervisorError(f"could not start {spec.name}: {exc}") from exc
-            self.processes[spec.name] = process
-            for source, stream_name in ((process.stdout, "stdout"), (process.stderr, "stderr")):
-                assert source is not None
-                reader = threading.Thread(
-                    target=self._pump,
-                    args=(spec.name, source, stream_name),
-                    name=f"output-{spec.name}-{stream_name}",
-                    daemon=True,
-                )
-                reader.start()
-                self._readers.append(reader)
 
     def exited(self) -> dict[str, int]:
         """Return code of every child that is no longer running, by name."""
@@ -293,10 +369,51 @@ class Supervisor:
         # processes or take locks themselves.
         self._signal_received = signum
 
-    def run_forever(self) -> int:
-        """Block until SIGINT/SIGTERM (returns 0) or until a child exits (returns non-zero).
+    def _restart_due(self, spec: ProcessSpec, state: _RestartState) -> None:
+        state.due = None
+        state.count += 1
+        self.restarts[spec.name] = state.count
+        try:
+            self._spawn(spec)
+        except OSError as exc:
+            self._schedule_restart(spec.name, state, f"could not be restarted ({exc})")
+            return
+        self.log(f"{spec.name} restarted (restart {state.count})")
 
-        All children are stopped before returning.
+    def _schedule_restart(self, name: str, state: _RestartState, why: str) -> None:
+        delay = state.delay
+        state.delay = min(state.delay * 2, self.max_restart_delay)
+        state.due = time.monotonic() + delay
+        self.log(f"{name} {why}; restarting it in {delay:.1f}s")
+
+    def supervise(self) -> None:
+        """One round: restart children whose delay is over, schedule those that just exited."""
+        for spec in self.specs:
+            state = self._restart_state.setdefault(spec.name, _RestartState(self.restart_delay))
+            if state.due is not None:
+                if time.monotonic() >= state.due:
+                    self._restart_due(spec, state)
+                continue
+            process = self.processes.get(spec.name)
+            returncode = None if process is None else process.poll()
+            if process is None or returncode is None:
+                continue
+            ran = time.monotonic() - self._started_at[spec.name]
+            if ran >= self.healthy_after:
+                state.delay = self.restart_delay
+            # Its own children (a validation sandbox, say) must not outlive it.
+            self._signal_group(process, signal.SIGKILL)
+            self._schedule_restart(
+                spec.name,
+                state,
+                f"exited unexpectedly ({_describe_exit(returncode)}) after {ran:.0f}s",
+            )
+
+    def run_forever(self) -> int:
+        """Keep every child running until SIGINT/SIGTERM, then stop them all and return 0.
+
+        A child that exits is restarted after a delay (see RESTART_DELAY_S and friends): an
+        outage of Redis or PostgreSQL, or a crash, must not take the platform down.
         """
         self._signal_received = None
         previous: dict[int, Any] = {}
@@ -304,29 +421,17 @@ class Supervisor:
             for signum in (signal.SIGINT, signal.SIGTERM):
                 previous[signum] = signal.signal(signum, self._on_signal)
         try:
-            while True:
-                if self._signal_received is not None:
-                    name = signal.Signals(self._signal_received).name
-                    self.log(f"received {name}, stopping")
-                    status = 0
-                    break
-                exited = self.exited()
-                if exited:
-                    name, returncode = next(iter(exited.items()))
-                    self.log(
-                        f"{name} exited unexpectedly ({_describe_exit(returncode)}); "
-                        "stopping the others"
-                    )
-                    status = _exit_status(returncode)
-                    break
+            while self._signal_received is None:
+                self.supervise()
                 time.sleep(self.poll_interval)
+            self.log(f"received {signal.Signals(self._signal_received).name}, stopping")
             # Stopping inside the handler scope: a second Ctrl-C only re-sets the flag
             # instead of raising KeyboardInterrupt half-way through the shutdown.
             self.stop()
         finally:
             for restored, handler in previous.items():
                 signal.signal(restored, handler)
-        return status
+        return 0
 
     @staticmethod
     def _signal_group(process: subprocess.Popen[bytes], signum: int) -> None:

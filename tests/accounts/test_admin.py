@@ -106,6 +106,7 @@ async def test_create_admin_command_creates_a_new_admin(client, platform, monkey
     monkeypatch.setenv("DATABASE_URL", common["database_url"])
     monkeypatch.setenv("REDIS_URL", common["redis_url"])
     monkeypatch.setenv("INTERNAL_TOKEN", common["internal_token"])
+    monkeypatch.setenv("SERVICE_TOKEN", common["service_token"])
     monkeypatch.setenv("ACCOUNTS_JWT_PRIVATE_KEY_FILE", str(platform.jwt_key_file))
     monkeypatch.setattr("sys.stdin", io.StringIO("root-password-123\n"))
     import asyncio

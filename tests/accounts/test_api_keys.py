@@ -117,9 +117,10 @@ async def test_internal_resolve_endpoint_is_not_public(client, platform):
     # Not routed by the gateway...
     response = await client.post("/internal/api-keys/resolve", json={"key_hash": "0" * 64})
     assert response.status_code == 404
-    # ...and refused by accounts itself without the internal token.
+    # ...and, to a caller without the gateway's service credential, absent at accounts itself
+    # (tests/accounts/test_internal.py covers each credential).
     import httpx
 
     async with httpx.AsyncClient(base_url=platform.service_urls["accounts"]) as direct:
         response = await direct.post("/internal/api-keys/resolve", json={"key_hash": "0" * 64})
-    assert response.status_code == 401
+    assert response.status_code == 404

@@ -19,7 +19,9 @@ import asyncpg
 import httpx
 
 from shared.auth.identity import Identity, identity_headers, scopes_for
+from shared.auth.service_credentials import ServiceName
 from shared.db.migrate import upgrade_head
+from shared.launcher import service_callers_setting
 from shared.launcher.supervisor import ProcessSpec, Supervisor
 from shared.secrets_box import SecretBox
 from shared.testing import create_database, drop_database, generate_rsa_key
@@ -28,6 +30,7 @@ ADMIN_DATABASE_URL = os.environ.get(
     "TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
+SERVICE_TOKENS = {name: f"bench-{name.value}-service-token-0123456789" for name in ServiceName}
 
 
 def free_port() -> int:
@@ -64,6 +67,9 @@ def services(database_url: str, work_dir: Path, names: list[str]) -> Iterator[Be
         "DATABASE_URL": database_url,
         "REDIS_URL": REDIS_URL,
         "INTERNAL_TOKEN": "bench-internal-token-0123456789",
+        "SERVICE_CALLERS": service_callers_setting(SERVICE_TOKENS),
+        # What in-process helpers (the demo seed) act as; each service gets its own below.
+        "SERVICE_TOKEN": SERVICE_TOKENS[ServiceName.MODELS_HUB],
         "LLMNET_DATA_DIR": str(work_dir),
         "ACCOUNTS_JWT_PRIVATE_KEY_FILE": str(generate_rsa_key(work_dir / "jwt.pem")),
         "MODELS_HUB_SECRET_KEYS": SecretBox.generate_key(),
@@ -93,7 +99,7 @@ def services(database_url: str, work_dir: Path, names: list[str]) -> Iterator[Be
                 "--log-level",
                 "warning",
             ],
-            env=env,
+            env={**env, "SERVICE_TOKEN": SERVICE_TOKENS[ServiceName(name)]},
             port=port,
         )
         for name, port in ports.items()

@@ -284,6 +284,8 @@ async def _prepare_model(bench: BenchEnv) -> tuple[str, Path]:
             "DATABASE_URL": env["DATABASE_URL"],
             "REDIS_URL": env["REDIS_URL"],
             "INTERNAL_TOKEN": env["INTERNAL_TOKEN"],
+            "SERVICE_TOKEN": env["SERVICE_TOKEN"],
+            "SERVICE_CALLERS": env["SERVICE_CALLERS"],
             "LLMNET_DATA_DIR": env["LLMNET_DATA_DIR"],
             "ACCOUNTS_URL": env["ACCOUNTS_URL"],
             "LOG_LEVEL": "WARNING",

@@ -21,6 +21,12 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from shared.auth.service_credentials import (
+    ServiceName,
+    parse_service_callers,
+    service_token_hash,
+)
+
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY_DIR = ROOT / "deploy"
 K8S_DIR = DEPLOY_DIR / "k8s"
@@ -732,3 +738,43 @@ def test_dockerignore_keeps_secrets_and_local_state_out() -> None:
         assert required in patterns, f".dockerignore must exclude {required}"
     for needed in ("pyproject.toml", "README.md", "shared", "services"):
         assert needed not in patterns, f".dockerignore must not exclude {needed}"
+
+
+# --------------------------------------------------------------------------- service credentials
+
+
+def _service_of(name: str) -> ServiceName:
+    return ServiceName(WORKER_OF.get(name, name).replace("-", "_"))
+
+
+def test_compose_gives_each_service_its_own_credential(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    tokens: dict[ServiceName, str] = {}
+    for name in [*SERVICES, *WORKERS]:
+        env = compose_env(services[name])
+        token = env.get("SERVICE_TOKEN", "")
+        assert len(token) >= 16, f"{name} has no SERVICE_TOKEN"
+        service = _service_of(name)
+        assert tokens.setdefault(service, token) == token, f"{name}: not its service's token"
+        callers = parse_service_callers(env["SERVICE_CALLERS"])
+        assert callers == {s: service_token_hash(t) for s, t in callers_tokens(services).items()}
+    assert len(set(tokens.values())) == len(tokens) == len(ServiceName)
+
+
+def callers_tokens(services: dict[str, Any]) -> dict[ServiceName, str]:
+    return {ServiceName(n): compose_env(services[n])["SERVICE_TOKEN"] for n in SERVICES}
+
+
+def test_k8s_pods_read_only_their_own_credential(k8s_docs: list[dict[str, Any]]) -> None:
+    keys: dict[str, str] = {}
+    for doc in of_kind(k8s_docs, "Deployment").values():
+        name = doc["metadata"]["name"]
+        (container,) = pod_spec(doc)["containers"]
+        (entry,) = [e for e in container.get("env", []) if e["name"] == "SERVICE_TOKEN"]
+        ref = entry["valueFrom"]["secretKeyRef"]
+        assert ref["name"] == "llmnet-service-tokens"
+        assert ref["key"] == _service_of(name).value, name
+        keys[name] = ref["key"]
+    tokens = of_kind(k8s_docs, "Secret")["llmnet-service-tokens"]["stringData"]
+    assert set(tokens) == {s.value for s in ServiceName}
+    assert "SERVICE_CALLERS" in container_env(k8s_docs, container)

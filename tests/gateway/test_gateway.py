@@ -12,7 +12,7 @@ from fastapi.responses import StreamingResponse
 from openapi_spec_validator import validate
 
 from shared.testing import serve_app
-from tests.factories import user_session
+from tests.factories import admin_session, user_session
 
 
 class StreamProbe:
@@ -244,7 +244,8 @@ async def test_probes_and_metrics(client, platform):
     ready = await client.get("/readyz")
     assert ready.status_code == 200
     await client.get("/api/v1/auth/jwks")
-    metrics = (await client.get("/metrics")).text
+    admin = await admin_session(client, platform)
+    metrics = (await client.get("/metrics", headers=admin.headers)).text
     assert 'route="/api/v1/auth"' in metrics
     assert "llmnet_http_request_duration_seconds_bucket" in metrics
     async with httpx.AsyncClient(base_url=platform.service_urls["accounts"]) as direct:

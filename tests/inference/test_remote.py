@@ -9,6 +9,7 @@ import json
 import pytest
 
 from shared.testing import serve_app
+from tests.factories import user_session
 from tests.fakes.openai_provider import create_fake_provider
 from tests.models_hub.conftest import developer, hub_limits  # noqa: F401 - fixture
 
@@ -130,3 +131,68 @@ async def test_concurrent_requests_per_user_are_capped(
         assert third.status_code == 200
     finally:
         app.state.inference = original
+
+
+async def test_a_remote_model_is_private_until_its_owner_publishes_it(client, remote_model):
+    dev, ref = remote_model
+    other = await user_session(client)
+    body = {"model": ref, "messages": [{"role": "user", "content": "hello"}]}
+    hidden = await client.post("/v1/chat/completions", json=body, headers=other.headers)
+    assert hidden.status_code == 404
+    assert hidden.json()["code"] == "model_not_found"
+
+    model_id = (await client.get(f"/api/v1/models/by-ref/{ref}", headers=dev.headers)).json()["id"]
+    published = await client.patch(
+        f"/api/v1/models/{model_id}", json={"visibility": "public"}, headers=dev.headers
+    )
+    assert published.status_code == 200
+    answered = await client.post("/v1/chat/completions", json=body, headers=other.headers)
+    assert answered.status_code == 200, answered.text
+
+
+async def test_owner_caps_bound_what_others_spend_on_the_owners_key(client, remote_model):
+    dev, ref = remote_model
+    model_id = (await client.get(f"/api/v1/models/by-ref/{ref}", headers=dev.headers)).json()["id"]
+    capped = await client.patch(
+        f"/api/v1/models/{model_id}",
+        json={"visibility": "public", "user_daily_token_cap": 1},
+        headers=dev.headers,
+    )
+    assert capped.status_code == 200
+    assert capped.json()["user_daily_token_cap"] == 1
+    body = {"model": ref, "messages": [{"role": "user", "content": "hello"}]}
+    first, second = await user_session(client), await user_session(client)
+
+    assert (await client.post("/v1/chat/completions", json=body, headers=first.headers)).is_success
+    spent = await client.post("/v1/chat/completions", json=body, headers=first.headers)
+    assert spent.status_code == 429
+    assert spent.json()["code"] == "model_cap_reached"
+    assert int(spent.headers["retry-after"]) > 0
+    # Each user has their own allowance; the owner is bound by none of it.
+    assert (await client.post("/v1/chat/completions", json=body, headers=second.headers)).is_success
+    for _ in range(2):
+        own = await client.post("/v1/chat/completions", json=body, headers=dev.headers)
+        assert own.status_code == 200
+
+    # A cap for everyone together: the two users have spent it between them.
+    await client.patch(
+        f"/api/v1/models/{model_id}",
+        json={"user_daily_token_cap": None, "daily_token_cap": 2},
+        headers=dev.headers,
+    )
+    third = await user_session(client)
+    together = await client.post("/v1/chat/completions", json=body, headers=third.headers)
+    assert together.status_code == 429
+    assert "all users together" in together.json()["detail"]
+    assert (await client.post("/v1/chat/completions", json=body, headers=dev.headers)).is_success
+
+
+async def test_caps_are_bounded_to_what_their_column_holds(client, remote_model):
+    dev, ref = remote_model
+    model_id = (await client.get(f"/api/v1/models/by-ref/{ref}", headers=dev.headers)).json()["id"]
+    for value in (0, -1, 2**63, "many"):
+        response = await client.patch(
+            f"/api/v1/models/{model_id}", json={"daily_token_cap": value}, headers=dev.headers
+        )
+        assert response.status_code == 422, value
+        assert response.json()["fields"][0]["field"].endswith("daily_token_cap")

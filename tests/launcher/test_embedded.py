@@ -1,13 +1,9 @@
-"""Launcher tests against real servers and processes: no mocks."""
+"""Embedded PostgreSQL and Redis, and the dev secrets: real servers and files, no mocks."""
 
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
-import sys
-import textwrap
-import time
 from pathlib import Path
 
 import asyncpg
@@ -18,21 +14,12 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from shared.launcher.embedded import EmbeddedServiceError, start_postgres, start_redis
 from shared.launcher.secrets import ensure_dev_secrets
-from shared.launcher.supervisor import ProcessSpec, Supervisor, SupervisorError, service_specs
 
 
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def pid_gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
 
 
 # --------------------------------------------------------------------------- Redis
@@ -117,135 +104,3 @@ def test_dev_secrets_are_generated_once(tmp_path: Path) -> None:
     key = serialization.load_pem_private_key(first.jwt_private_key_file.read_bytes(), password=None)
     assert isinstance(key, rsa.RSAPrivateKey)
     assert key.key_size == 2048
-
-
-# --------------------------------------------------------------------------- supervisor
-
-HEALTH_SERVER = textwrap.dedent(
-    """
-    import http.server, sys
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            self.send_response(200 if self.path == "/healthz" else 404)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    print("listening", flush=True)
-    http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
-    """
-)
-IGNORES_SIGTERM = (
-    "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"
-)
-
-
-def test_supervisor_waits_for_health_and_stops_everything(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    ports = [free_port(), free_port()]
-    specs = [
-        ProcessSpec(
-            f"web{i}", [sys.executable, "-c", HEALTH_SERVER, str(port)], dict(os.environ), port
-        )
-        for i, port in enumerate(ports)
-    ]
-    specs.append(
-        ProcessSpec("stubborn", [sys.executable, "-c", IGNORES_SIGTERM], dict(os.environ), None)
-    )
-    supervisor = Supervisor(specs)
-    supervisor.start()
-    try:
-        supervisor.wait_ready(timeout=15)
-    finally:
-        started = time.monotonic()
-        supervisor.stop(timeout=2)
-    assert time.monotonic() - started < 10
-    for process in supervisor.processes.values():
-        assert process.returncode is not None
-        assert pid_gone(process.pid)
-    assert supervisor.processes["stubborn"].returncode == -9
-    assert "[web0] listening" in capsys.readouterr().out
-
-
-def test_run_forever_returns_nonzero_when_a_child_exits_early() -> None:
-    port = free_port()
-    supervisor = Supervisor(
-        [
-            ProcessSpec(
-                "web", [sys.executable, "-c", HEALTH_SERVER, str(port)], dict(os.environ), port
-            ),
-            ProcessSpec(
-                "crasher",
-                [sys.executable, "-c", "import time, sys; time.sleep(0.5); sys.exit(3)"],
-                dict(os.environ),
-                None,
-            ),
-        ]
-    )
-    supervisor.start()
-    try:
-        assert supervisor.run_forever() == 3
-    finally:
-        supervisor.stop(timeout=2)
-    assert pid_gone(supervisor.processes["web"].pid)
-
-
-def test_wait_ready_reports_a_child_that_died() -> None:
-    supervisor = Supervisor(
-        [
-            ProcessSpec(
-                "broken",
-                [sys.executable, "-c", "raise SystemExit(2)"],
-                dict(os.environ),
-                free_port(),
-            ),
-        ]
-    )
-    supervisor.start()
-    try:
-        with pytest.raises(SupervisorError, match="broken exited"):
-            supervisor.wait_ready(timeout=10)
-    finally:
-        supervisor.stop(timeout=2)
-
-
-def test_service_specs_follow_host_and_port_base() -> None:
-    specs = {s.name: s for s in service_specs({"LLMNET_PORT_BASE": "9000"}, python="py")}
-    assert list(specs) == [
-        "accounts",
-        "models_hub",
-        "inference",
-        "feed",
-        "gateway",
-        "accounts-worker",
-        "models-hub-worker",
-    ]
-    assert specs["gateway"].port == 9000
-    assert specs["feed"].port == 9004
-    assert specs["accounts-worker"].port is None
-    assert specs["accounts-worker"].argv == [
-        "py",
-        "-m",
-        "arq",
-        "services.accounts.worker.WorkerSettings",
-    ]
-    assert specs["accounts"].argv[:10] == [
-        "py",
-        "-m",
-        "uvicorn",
-        "services.accounts.app:create_app",
-        "--factory",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "9001",
-        "--no-access-log",
-    ]
-    env = specs["gateway"].env
-    assert env["ACCOUNTS_URL"] == "http://127.0.0.1:9001"
-    assert env["MODELS_HUB_URL"] == "http://127.0.0.1:9002"
-    assert env["INFERENCE_URL"] == "http://127.0.0.1:9003"
-    assert env["FEED_URL"] == "http://127.0.0.1:9004"

@@ -7,10 +7,12 @@ import pytest
 from sqlalchemy import select
 
 from services.models_hub.models import Provider
-from shared.auth.identity import INTERNAL_TOKEN_HEADER
+from shared import outbound
+from shared.auth.identity import forwarded_identity_headers
+from shared.auth.service_credentials import ServiceName, service_headers
 from shared.testing import serve_app
-from tests.conftest import INTERNAL_TOKEN
-from tests.factories import user_session
+from tests.conftest import SERVICE_TOKENS
+from tests.factories import identity_of, user_session
 from tests.fakes.openai_provider import create_fake_provider
 from tests.models_hub.conftest import developer, upload
 
@@ -58,7 +60,10 @@ async def test_register_provider_with_models_and_test_connection(
     assert "sk-secret" not in created.text
     (model_id,) = provider["model_ids"]
 
-    model = (await client.get(f"/api/v1/models/{model_id}")).json()
+    # Remote models are private unless made public: others would spend the owner's key.
+    assert (await client.get(f"/api/v1/models/{model_id}")).status_code == 404
+    model = (await client.get(f"/api/v1/models/{model_id}", headers=dev.headers)).json()
+    assert model["visibility"] == "private"
     assert model["source"] == "remote"
     assert model["status"] == "ready"
     assert model["ref"] == "remoteowner/fake-gpt"
@@ -78,10 +83,14 @@ async def test_register_provider_with_models_and_test_connection(
     # The one access check hands inference the decrypted key, over the internal API only.
     async with httpx.AsyncClient(base_url=platform.service_urls["models_hub"]) as internal:
         access = await internal.get(
-            f"/internal/models/{model_id}", headers={INTERNAL_TOKEN_HEADER: INTERNAL_TOKEN}
+            f"/internal/models/{model_id}",
+            headers={
+                **service_headers(ServiceName.INFERENCE, SERVICE_TOKENS[ServiceName.INFERENCE]),
+                **forwarded_identity_headers(identity_of(dev)),
+            },
         )
         assert access.json()["remote"]["api_key"] == "sk-secret"
-        assert (await internal.get(f"/internal/models/{model_id}")).status_code == 401
+        assert (await internal.get(f"/internal/models/{model_id}")).status_code == 404
 
     added = await client.post(
         f"/api/v1/providers/{provider['id']}/models",
@@ -89,7 +98,9 @@ async def test_register_provider_with_models_and_test_connection(
         headers=dev.headers,
     )
     assert added.status_code == 201
-    remote_models = (await client.get("/api/v1/models", params={"source": "remote"})).json()
+    remote_models = (
+        await client.get("/api/v1/models", params={"source": "remote"}, headers=dev.headers)
+    ).json()
     assert len(remote_models["items"]) == 2
 
     no_uploads = await upload(client, dev, model_id, [("files", ("x.json", b"{}", "a/b"))])
@@ -147,3 +158,35 @@ async def test_providers_belong_to_their_owner(client, fake_provider, hub_limits
     assert (await client.delete(path, headers=dev.headers)).status_code == 204
     model = await client.get(f"/api/v1/models/{provider['model_ids'][0]}")
     assert model.status_code == 404  # its models went with it
+
+
+async def test_connections_go_to_the_checked_address_not_a_fresh_lookup(
+    client, fake_provider, hub_limits, monkeypatch
+):
+    """DNS rebinding: the name is resolved once per connection, by the check, and pinned."""
+    hub_limits(outbound_allow=["127.0.0.1"])
+    asked: list[str] = []
+
+    async def resolver(host: str, port: int) -> list[str]:
+        asked.append(host)
+        return ["127.0.0.1"]
+
+    monkeypatch.setattr(outbound, "_getaddrinfo", resolver)
+    port = fake_provider.rsplit(":", 1)[1]
+    dev = await developer(client)
+    provider = (
+        await client.post(
+            "/api/v1/providers",
+            json={
+                "name": "Named",
+                "base_url": f"http://provider.test:{port}/v1",
+                "api_key": "sk-secret",
+            },
+            headers=dev.headers,
+        )
+    ).json()
+    asked.clear()
+    test = await client.post(f"/api/v1/providers/{provider['id']}/test", headers=dev.headers)
+    # provider.test is unknown to the machine's resolver: only a pinned connection gets there.
+    assert test.json()["ok"] is True, test.text
+    assert asked == ["provider.test"]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -15,6 +17,7 @@ from shared.db import create_engine, create_sessionmaker, session_scope
 from shared.db.migrate import upgrade_head
 from shared.events import EventConsumer, EventRelay, record_event
 from shared.events.models import OutboxEvent
+from shared.launcher.embedded import start_redis
 from shared.testing import create_database, drop_database
 from tests.conftest import ADMIN_DATABASE_URL, REDIS_URL
 
@@ -155,3 +158,56 @@ async def test_a_blocked_consumer_stops_when_cancelled(outbox):
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(task, 3)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def _wait_for(condition, seconds: float = 15.0) -> None:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.05)
+
+
+async def test_a_consumer_outlives_redis_outages_and_lost_groups(outbox, tmp_path):
+    """Started before its Redis is up, then Redis restarts without its data (streams and
+    groups gone): the consumer carries on and handles what is published afterwards."""
+    port = free_port()
+    redis = Redis.from_url(f"redis://127.0.0.1:{port}/0", decode_responses=True)
+    seen: list[int] = []
+
+    async def handler(event) -> None:
+        seen.append(event.payload["n"])
+
+    async def publish(n: int) -> None:
+        async with session_scope(outbox.sessionmaker) as session:
+            record_event(session, "test.resumed", {"n": n}, source="tests")
+        assert await EventRelay(outbox.sessionmaker, redis).publish_pending() == 1
+
+    consumer = EventConsumer(
+        redis, group="survivor", consumer="c1", event_types=["test.resumed"], handler=handler
+    )
+    task = asyncio.create_task(consumer.run())
+    server = None
+    try:
+        await asyncio.sleep(1)  # Redis is not there yet: the consumer keeps retrying
+        server = await asyncio.to_thread(start_redis, tmp_path / "first", port=port)
+        await publish(1)
+        await _wait_for(lambda: seen == [1])
+
+        await asyncio.to_thread(server.stop)
+        server = await asyncio.to_thread(start_redis, tmp_path / "empty", port=port)
+        await publish(2)
+        await _wait_for(lambda: seen == [1, 2])
+    finally:
+        await consumer.stop()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await redis.aclose()
+        if server is not None:
+            await asyncio.to_thread(server.stop)

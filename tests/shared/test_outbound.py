@@ -285,3 +285,40 @@ async def test_resolve_checked_gives_addresses_to_pin() -> None:
         await resolve_checked("0x7f.1", 80)
     with pytest.raises(OutboundURLRefused, match="port 0"):
         await resolve_checked("93.184.216.34", 0)
+
+
+async def test_pinned_url_connects_to_the_checked_address_with_the_real_host(
+    dns: Callable[..., list[str]],
+) -> None:
+    app = create_fake_provider(models=["fake-gpt"])
+    async with serve_app(app) as url:
+        port = int(url.rsplit(":", 1)[1])
+        asked = dns({"provider.test": ["127.0.0.1"]})
+        pinned = await outbound.pin_outbound_url(
+            f"http://provider.test:{port}/v1/", allow=["127.0.0.1"]
+        )
+        assert pinned.url == f"http://127.0.0.1:{port}/v1"
+        assert pinned.headers == {"Host": f"provider.test:{port}"}
+        # The name is unknown to the machine's resolver: this only connects because the
+        # client goes to the pinned address instead of asking DNS again.
+        async with httpx.AsyncClient() as client:
+            answer = await client.get(
+                pinned.join("models"),
+                headers={**pinned.headers, "Authorization": "Bearer sk-test"},
+            )
+        assert answer.status_code == 200
+        assert app.state.requests[-1].headers["host"] == f"provider.test:{port}"
+        assert asked == ["provider.test"]
+
+
+@pytest.mark.usefixtures("no_dns")
+async def test_pinned_https_url_keeps_the_name_for_tls() -> None:
+    pinned = await outbound.pin_outbound_url("https://[2606:2800:220:1::1946]:8443/v1")
+    assert pinned.url == "https://[2606:2800:220:1::1946]:8443/v1"
+    assert pinned.extensions == {"sni_hostname": "2606:2800:220:1::1946"}
+
+
+async def test_pinning_refuses_what_the_check_refuses(dns: Callable[..., list[str]]) -> None:
+    dns({"rebind.example": ["10.0.0.1"]})
+    with pytest.raises(OutboundURLRefused, match="private"):
+        await outbound.pin_outbound_url("https://rebind.example/v1")

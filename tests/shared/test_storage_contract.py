@@ -342,6 +342,7 @@ def test_create_storage_follows_the_settings(tmp_path: Path) -> None:
         "database_url": "postgresql://u@127.0.0.1/db",
         "redis_url": "redis://127.0.0.1/0",
         "internal_token": "x" * 16,
+        "service_token": "y" * 16,
         "data_dir": tmp_path,
     }
     local = create_storage(CommonSettings(**common, storage_backend="local"))

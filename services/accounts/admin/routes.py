@@ -11,6 +11,7 @@ from services.accounts.admin.service import admin_service
 from services.accounts.deps import ContextDep
 from shared.auth.identity import AdminUser, client_ip
 from shared.db import SessionDep
+from shared.fields import Text
 from shared.pagination import CursorQuery, LimitQuery, Page
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
@@ -20,7 +21,7 @@ router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
 async def list_users(
     admin: AdminUser,
     session: SessionDep,
-    q: str | None = Query(default=None, max_length=100, description="Part of name or email."),
+    q: Text | None = Query(default=None, max_length=100, description="Part of name or email."),
     cursor: CursorQuery = None,
     limit: LimitQuery = 20,
 ) -> Page[AdminUserRead]:
@@ -61,7 +62,7 @@ async def set_role(
 async def audit(
     admin: AdminUser,
     session: SessionDep,
-    action: str | None = Query(default=None, max_length=64),
+    action: Text | None = Query(default=None, max_length=64),
     cursor: CursorQuery = None,
     limit: LimitQuery = 50,
 ) -> Page[AuditRecordRead]:

@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.fields import Text
+
 
 class AdminUserRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
@@ -25,7 +27,7 @@ class AdminUserRead(BaseModel):
 
 
 class BanRequest(BaseModel):
-    reason: str = Field(min_length=1, max_length=500)
+    reason: Text = Field(min_length=1, max_length=500)
 
 
 class RoleUpdate(BaseModel):

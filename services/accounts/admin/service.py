@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 
+from redis.exceptions import RedisError
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -17,7 +19,9 @@ from shared.auth.revocation import banned_user_key
 from shared.db import after_commit, utcnow
 from shared.errors import BadRequest
 from shared.events import record_event
-from shared.pagination import Page, decode_cursor, encode_cursor
+from shared.pagination import CursorPart, Page, decode_cursor, encode_cursor
+
+logger = logging.getLogger("llmnet.accounts.revocation")
 
 
 class AdminService:
@@ -37,8 +41,8 @@ class AdminService:
                 )
             )
         if cursor:
-            (after,) = decode_cursor(cursor, 1)
-            query = query.where(User.username > str(after))
+            (after,) = decode_cursor(cursor, CursorPart.TEXT)
+            query = query.where(User.username > after)
         rows = list(await session.scalars(query))
         next_cursor = encode_cursor(rows[limit - 1].username) if len(rows) > limit else None
         return Page[AdminUserRead](
@@ -89,10 +93,21 @@ class AdminService:
 
         async def _publish_ban() -> None:
             # The gateway checks this key on every request: tokens and keys stop at once.
-            if banned:
-                await ctx.redis.set(key, "1")
-            else:
-                await ctx.redis.delete(key)
+            try:
+                if banned:
+                    await ctx.redis.set(key, "1")
+                else:
+                    await ctx.redis.delete(key)
+            except RedisError as exc:
+                # Committed all the same: the revocation sync brings Redis in line once it
+                # answers again.
+                logger.warning(
+                    "could not publish the %s of user %s to Redis (%s); the revocation sync will",
+                    "ban" if banned else "unban",
+                    user.id,
+                    exc,
+                    extra={"fields": {"user_id": str(user.id)}},
+                )
 
         after_commit(session, _publish_ban)
         await session.flush()
@@ -129,22 +144,14 @@ class AdminService:
         if action:
             query = query.where(AuditRecord.action == action)
         if cursor:
-            (before,) = decode_cursor(cursor, 1)
-            query = query.where(AuditRecord.id < int(before))
+            (before,) = decode_cursor(cursor, CursorPart.INT64)
+            query = query.where(AuditRecord.id < before)
         rows = list(await session.scalars(query))
         next_cursor = encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
         return Page[AuditRecordRead](
             items=[AuditRecordRead.model_validate(r) for r in rows[:limit]],
             next_cursor=next_cursor,
         )
-
-    async def sync_bans(self, session: AsyncSession, ctx: AccountsContext) -> None:
-        """Re-publish bans to Redis (on start-up: Redis may have lost them)."""
-        banned = await session.scalars(select(User.id).where(User.is_banned.is_(True)))
-        async with ctx.redis.pipeline(transaction=False) as pipe:
-            for user_id in banned:
-                pipe.set(banned_user_key(str(user_id)), "1")
-            await pipe.execute()
 
 
 admin_service = AdminService()

@@ -3,23 +3,33 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared.auth.identity import Scope
+from shared.fields import Text, Timestamp
 
 
 class ApiKeyCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=100, examples=["my laptop"])
+    name: Text = Field(min_length=1, max_length=100, examples=["my laptop"])
     scopes: list[Scope] = Field(
         default_factory=lambda: [Scope.READ, Scope.WRITE, Scope.INFERENCE],
         min_length=1,
         description="What the key may do: read, write, inference, admin (admins only).",
     )
-    expires_at: datetime | None = Field(
-        default=None, description="When the key stops working (ISO 8601 with timezone)."
+    # "In the future" has no JSON Schema keyword: a past moment is a 422 (documented as 4XX).
+    expires_at: Timestamp | None = Field(
+        default=None,
+        description="When the key stops working: a future moment, ISO 8601 with timezone.",
     )
+
+    @field_validator("expires_at")
+    @classmethod
+    def _in_future(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value <= datetime.now(UTC):
+            raise ValueError("must be in the future")
+        return value
 
 
 class ApiKeyRead(BaseModel):

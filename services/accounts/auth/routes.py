@@ -24,6 +24,9 @@ from shared.db import SessionDep
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+# The form carries the same fields as the JSON body, with the same rules (it is validated by the
+# same model), plus OAuth2's grant_type.
+_LOGIN_FIELDS = LoginRequest.model_json_schema()["properties"]
 _LOGIN_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
@@ -35,8 +38,8 @@ _LOGIN_BODY: dict[str, Any] = {
                     "required": ["username", "password"],
                     "properties": {
                         "grant_type": {"type": "string", "enum": ["password"]},
-                        "username": {"type": "string"},
-                        "password": {"type": "string", "format": "password"},
+                        "username": _LOGIN_FIELDS["username"],
+                        "password": {**_LOGIN_FIELDS["password"], "format": "password"},
                     },
                 }
             },

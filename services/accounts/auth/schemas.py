@@ -8,6 +8,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, EmailStr, Field, field_validator
 
+from shared.fields import Text
+
 USERNAME_PATTERN = r"^[A-Za-z0-9_]{3,32}$"
 RESERVED_USERNAMES = frozenset({"me", "admin", "api", "root", "system", "llmnet", "settings"})
 
@@ -19,10 +21,15 @@ class RegisterRequest(BaseModel):
         examples=["ada_l"],
     )
     email: EmailStr = Field(examples=["ada@example.com"])
-    password: str = Field(
-        min_length=1, max_length=1024, description="At least 10 characters, letters and digits."
+    # The length rules are settings (ACCOUNTS_PASSWORD_MIN_LENGTH / _MAX_LENGTH): the service
+    # checks them and the accounts app writes them into its document (document_bounds).
+    password: Text = Field(
+        min_length=1,
+        max_length=1024,
+        description="Letters mixed with digits or symbols, at least 5 distinct characters, "
+        "not containing the username.",
     )
-    display_name: str | None = Field(default=None, max_length=100)
+    display_name: Text | None = Field(default=None, max_length=100)
 
     @field_validator("username")
     @classmethod
@@ -38,16 +45,16 @@ class RegisterRequest(BaseModel):
 
 
 class LoginRequest(BaseModel):
-    username: str = Field(min_length=1, max_length=320, description="Username or email.")
-    password: str = Field(min_length=1, max_length=1024)
+    username: Text = Field(min_length=1, max_length=320, description="Username or email.")
+    password: Text = Field(min_length=1, max_length=1024)
 
 
 class RefreshRequest(BaseModel):
-    refresh_token: str = Field(min_length=1, max_length=4096)
+    refresh_token: Text = Field(min_length=1, max_length=4096)
 
 
 class LogoutRequest(BaseModel):
-    refresh_token: str = Field(min_length=1, max_length=4096)
+    refresh_token: Text = Field(min_length=1, max_length=4096)
 
 
 class TokenPair(BaseModel):

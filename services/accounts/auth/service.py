@@ -8,14 +8,17 @@ key the gateway checks on every request.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import UTC, datetime
 
+from redis.exceptions import RedisError
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.accounts.audit import record_audit
+from services.accounts.auth.revocation_sync import REVOCATION_MARGIN_SECONDS
 from services.accounts.auth.schemas import RegisterRequest, TokenPair, password_problem
 from services.accounts.deps import AccountsContext
 from services.accounts.models import RefreshToken, User
@@ -25,6 +28,8 @@ from shared.auth.tokens import InvalidToken, TokenType
 from shared.db import after_commit, session_scope, utcnow
 from shared.errors import Conflict, FieldError, Forbidden, Unauthorized, UnprocessableEntity
 from shared.events import record_event
+
+logger = logging.getLogger("llmnet.accounts.revocation")
 
 
 class UsernameTaken(Conflict):
@@ -194,11 +199,22 @@ class AuthService:
 
         async def _revoke_access_tokens() -> None:
             # Access tokens of the family live at most this long; the key outlives them all.
-            await ctx.redis.set(
-                revoked_family_key(str(family_id)),
-                "1",
-                ex=ctx.settings.access_token_ttl_seconds + 60,
-            )
+            try:
+                await ctx.redis.set(
+                    revoked_family_key(str(family_id)),
+                    "1",
+                    ex=ctx.settings.access_token_ttl_seconds + REVOCATION_MARGIN_SECONDS,
+                )
+            except RedisError as exc:
+                # The revocation is committed: the revocation sync publishes it once Redis
+                # answers again, which it would otherwise never learn.
+                logger.warning(
+                    "could not publish the revocation of token family %s to Redis (%s); "
+                    "the revocation sync will",
+                    family_id,
+                    exc,
+                    extra={"fields": {"family_id": str(family_id)}},
+                )
 
         after_commit(session, _revoke_access_tokens)
 

@@ -4,8 +4,32 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    UrlConstraints,
+)
+
+from shared.fields import Text, non_null_schema, refuse_null
+
+# users.avatar_url is a VARCHAR(2048). The URL is stored normalised (a trailing slash, percent-
+# escapes), which can be longer than what was sent: the schema leaves that room.
+_AVATAR_URL_COLUMN = 2048
+
+
+def _fits_column(url: AnyHttpUrl) -> AnyHttpUrl:
+    if len(str(url)) > _AVATAR_URL_COLUMN:
+        raise ValueError(f"is longer than {_AVATAR_URL_COLUMN} characters once normalised")
+    return url
+
+
+AvatarUrl = Annotated[AnyHttpUrl, UrlConstraints(max_length=2000), AfterValidator(_fits_column)]
 
 
 class UserPublic(BaseModel):
@@ -33,12 +57,16 @@ class UserPrivate(UserPublic):
 class UserUpdate(BaseModel):
     """Fields to change; omitted fields stay as they are, null clears an optional field."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra=non_null_schema("is_model_developer")
+    )
 
-    display_name: str | None = Field(default=None, max_length=100)
-    bio: str | None = Field(default=None, max_length=1000)
-    avatar_url: AnyHttpUrl | None = Field(default=None, description="http(s) URL of an image.")
-    is_model_developer: bool | None = None
+    display_name: Text | None = Field(default=None, max_length=100)
+    bio: Text | None = Field(default=None, max_length=1000)
+    avatar_url: AvatarUrl | None = Field(default=None, description="http(s) URL of an image.")
+    is_model_developer: StrictBool | None = Field(default=None, description="true or false.")
+
+    _not_null = refuse_null("is_model_developer")
 
 
 class UserSummary(BaseModel):

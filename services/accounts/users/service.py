@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,7 +19,7 @@ from services.accounts.users.schemas import (
 from shared.auth.identity import Identity
 from shared.errors import BadRequest, NotFound
 from shared.events import record_event
-from shared.pagination import InvalidCursor, Page, decode_cursor, encode_cursor
+from shared.pagination import CursorPart, Page, decode_cursor, encode_cursor
 
 
 class UserNotFound(NotFound):
@@ -126,11 +125,7 @@ class UserService:
         user = await self.visible_user(session, username, viewer)
         after = None
         if cursor:
-            created, other_id = decode_cursor(cursor, 2)
-            try:
-                after = (datetime.fromisoformat(created), uuid.UUID(other_id))
-            except (TypeError, ValueError) as exc:
-                raise InvalidCursor() from exc
+            after = decode_cursor(cursor, CursorPart.TIMESTAMP, CursorPart.UUID)
         rows = (
             await session.execute(
                 repository.follow_page_query(

@@ -22,7 +22,7 @@ import gc
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Generator, Sequence
+from collections.abc import AsyncIterator, Generator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -39,6 +39,11 @@ from services.inference.engine.kv import (
     padded_batching_supported,
 )
 from services.inference.engine.params import EngineOptions, SamplingParams, TokenEvent
+from services.inference.engine.prompts import (
+    chat_prompt_ids,
+    declare_control_tokens,
+    text_prompt_ids,
+)
 from services.inference.engine.scheduler import Item, Request, Scheduler, Sink
 
 if TYPE_CHECKING:
@@ -182,6 +187,7 @@ class Engine:
         self.options = options or EngineOptions()
         self.name = name
         self._tokenizer = tokenizer
+        declare_control_tokens(tokenizer)
         self._device = next(model.parameters()).device
         self._context_length = _context_length(model, tokenizer)
         self._eos = _eos_token_ids(model, tokenizer)
@@ -251,6 +257,19 @@ class Engine:
     @property
     def tokenizer(self) -> PreTrainedTokenizerBase:
         return self._tokenizer
+
+    @property
+    def has_chat_template(self) -> bool:
+        return bool(getattr(self._tokenizer, "chat_template", None))
+
+    def chat_prompt(self, messages: Sequence[Mapping[str, str]]) -> list[int]:
+        """Prompt ids of chat messages through the model's chat template (see `prompts`: text
+        in the messages never becomes a control token). Raises InvalidPrompt."""
+        return chat_prompt_ids(self._tokenizer, messages)
+
+    def text_prompt(self, text: str) -> list[int]:
+        """Prompt ids of a raw prompt, taken as text (special tokens in it are not parsed)."""
+        return text_prompt_ids(self._tokenizer, text)
 
     @property
     def context_length(self) -> int:

@@ -15,6 +15,7 @@ __all__ = [
     "DuplicateRequest",
     "EngineClosed",
     "GenerationFailed",
+    "InvalidPrompt",
     "InvalidSamplingParams",
     "ModelFileCorrupt",
     "ModelTooLarge",
@@ -33,6 +34,12 @@ class PromptTooLong(BadRequest):
     """prompt tokens + max_tokens do not fit the model's context."""
 
     code = "prompt_too_long"
+
+
+class InvalidPrompt(BadRequest):
+    """The messages cannot be made into a prompt for this model (the detail says why)."""
+
+    code = "invalid_prompt"
 
 
 class InvalidSamplingParams(BadRequest):

@@ -17,7 +17,7 @@ from services.inference.deps import InferenceContext
 from services.inference.engine import TokenEvent
 from services.inference.openai.schemas import ChatCompletionRequest, CompletionRequest
 from shared.errors import BadGateway, GatewayTimeout
-from shared.outbound import check_outbound_url
+from shared.outbound import pin_outbound_url
 
 # Our extensions, and what we always set ourselves.
 _NOT_FORWARDED = {"model", "stream", "stream_options", "top_k", "repetition_penalty", "n"}
@@ -41,17 +41,22 @@ def _provider_message(raw: bytes) -> str:
 async def provider_tokens(
     ctx: InferenceContext, remote: Any, body: ChatCompletionRequest | CompletionRequest
 ) -> AsyncGenerator[TokenEvent]:
-    base_url = await check_outbound_url(remote.base_url, allow=ctx.settings.outbound_allow)
+    # Resolved once and pinned: DNS cannot answer differently between check and connection.
+    pinned = await pin_outbound_url(remote.base_url, allow=ctx.settings.outbound_allow)
     chat = isinstance(body, ChatCompletionRequest)
     payload = body.model_dump(exclude_none=True, exclude_defaults=True, exclude=_NOT_FORWARDED)
     if isinstance(body, ChatCompletionRequest):
         payload["messages"] = [m.model_dump(exclude_none=True) for m in body.messages]
     payload.update(model=remote.remote_model, stream=True, stream_options={"include_usage": True})
-    headers = {"Authorization": f"Bearer {remote.api_key}"} if remote.api_key else {}
-    url = f"{base_url}/{'chat/completions' if chat else 'completions'}"
+    headers = dict(pinned.headers)
+    if remote.api_key:
+        headers["Authorization"] = f"Bearer {remote.api_key}"
+    url = pinned.join("chat/completions" if chat else "completions")
     prompt_tokens = completion_tokens = 0
     try:
-        async with ctx.remote.stream("POST", url, json=payload, headers=headers) as response:
+        async with ctx.remote.stream(
+            "POST", url, json=payload, headers=headers, extensions=pinned.extensions
+        ) as response:
             if response.status_code != 200:
                 message = _provider_message(await response.aread())
                 raise ProviderError(

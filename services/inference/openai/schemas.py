@@ -2,22 +2,34 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    field_validator,
+)
+
+from shared.fields import INT32_MAX, JSON_INT_MAX, JSON_INTEGER, Text
+
+StopSequence = Annotated[Text, Field(min_length=1)]
+TokenCount = Annotated[int, Field(ge=1, le=INT32_MAX), JSON_INTEGER]
 
 
 class TextPart(BaseModel):
     type: Literal["text"]
-    text: str
+    text: Text
 
 
 class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     role: Literal["system", "developer", "user", "assistant"]
-    content: str | list[TextPart] = Field(description="Text, or a list of text parts.")
-    name: str | None = None
+    content: Text | list[TextPart] = Field(description="Text, or a list of text parts.")
+    name: Text | None = Field(default=None, max_length=256)
 
     def text(self) -> str:
         if isinstance(self.content, str):
@@ -26,36 +38,43 @@ class ChatMessage(BaseModel):
 
 
 class StreamOptions(BaseModel):
-    include_usage: bool = False
+    include_usage: StrictBool = False
 
 
 class _GenerationFields(BaseModel):
     # Unknown OpenAI fields (logit_bias, tools, ...) are refused by name rather than ignored.
     model_config = ConfigDict(extra="forbid")
 
-    model: str = Field(min_length=3, max_length=100, description="`<owner>/<slug>`.")
-    max_tokens: int | None = Field(default=None, ge=1)
-    max_completion_tokens: int | None = Field(default=None, ge=1)
-    temperature: float | None = Field(default=None, ge=0, le=2)
-    top_p: float | None = Field(default=None, gt=0, le=1)
-    top_k: int | None = Field(default=None, ge=0, description="Extension: 0 disables.")
-    repetition_penalty: float | None = Field(default=None, gt=0, le=10, description="Extension.")
-    stop: str | list[str] | None = Field(default=None)
-    seed: int | None = None
-    n: int = Field(default=1, ge=1, le=1, description="Only one choice per request.")
-    stream: bool = False
+    model: Text = Field(min_length=3, max_length=100, description="`<owner>/<slug>`.")
+    # The upper bound is the INFERENCE_MAX_TOKENS_LIMIT setting: the service checks it, and the
+    # inference app writes it into its document (document_bounds).
+    max_tokens: TokenCount | None = None
+    max_completion_tokens: TokenCount | None = None
+    temperature: StrictFloat | None = Field(default=None, ge=0, le=2)
+    top_p: StrictFloat | None = Field(default=None, gt=0, le=1)
+    top_k: Annotated[int, Field(ge=0, le=INT32_MAX), JSON_INTEGER] | None = Field(
+        default=None, description="Extension: 0 disables."
+    )
+    repetition_penalty: StrictFloat | None = Field(
+        default=None, gt=0, le=10, description="Extension."
+    )
+    stop: StopSequence | Annotated[list[StopSequence], Field(max_length=4)] | None = Field(
+        default=None, description="Up to 4 non-empty sequences that end the output."
+    )
+    seed: Annotated[int, Field(ge=0, le=JSON_INT_MAX), JSON_INTEGER] | None = None
+    n: Annotated[int, Field(ge=1, le=1), JSON_INTEGER] = Field(
+        default=1, description="Only one choice per request."
+    )
+    stream: StrictBool = False
     stream_options: StreamOptions | None = None
-    frequency_penalty: float = Field(default=0, ge=0, le=0, description="Not supported: 0.")
-    presence_penalty: float = Field(default=0, ge=0, le=0, description="Not supported: 0.")
-    user: str | None = Field(default=None, max_length=256)
+    frequency_penalty: StrictFloat = Field(default=0, ge=0, le=0, description="Not supported: 0.")
+    presence_penalty: StrictFloat = Field(default=0, ge=0, le=0, description="Not supported: 0.")
+    user: Text | None = Field(default=None, max_length=256)
 
     @field_validator("stop")
     @classmethod
     def _stops(cls, value: str | list[str] | None) -> list[str] | None:
-        stops = [value] if isinstance(value, str) else value
-        if stops is not None and (len(stops) > 4 or any(not s for s in stops)):
-            raise ValueError("give at most 4 non-empty stop sequences")
-        return stops
+        return [value] if isinstance(value, str) else value
 
     def stop_list(self) -> list[str]:
         return list(self.stop or [])
@@ -69,14 +88,9 @@ class ChatCompletionRequest(_GenerationFields):
 
 
 class CompletionRequest(_GenerationFields):
-    prompt: str | list[str] = Field(description="One prompt (a list of exactly one is accepted).")
-
-    @field_validator("prompt")
-    @classmethod
-    def _single(cls, value: str | list[str]) -> str | list[str]:
-        if isinstance(value, list) and len(value) != 1:
-            raise ValueError("send one prompt per request")
-        return value
+    prompt: Text | Annotated[list[Text], Field(min_length=1, max_length=1)] = Field(
+        description="One prompt (a list of exactly one is accepted)."
+    )
 
     def prompt_text(self) -> str:
         return self.prompt if isinstance(self.prompt, str) else self.prompt[0]

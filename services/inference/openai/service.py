@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import time
 import uuid
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,11 +83,11 @@ def sampling_params(
 
 
 def prompt_ids(engine: Engine, body: GenerationRequest, system_prompt: str | None) -> list[int]:
-    tokenizer = engine.tokenizer
+    # Message and prompt text is always text: control-token spellings in it are encoded as
+    # characters (engine/prompts.py), so no caller can forge a turn or end the prompt early.
     if isinstance(body, CompletionRequest):
-        ids: list[int] = tokenizer(body.prompt_text(), add_special_tokens=True)["input_ids"]
-        return ids
-    if not tokenizer.chat_template:
+        return engine.text_prompt(body.prompt_text())
+    if not engine.has_chat_template:
         raise NoChatTemplate(
             "This model has no chat template, so it cannot take chat messages; use "
             "/v1/completions with a plain prompt."
@@ -98,9 +98,7 @@ def prompt_ids(engine: Engine, body: GenerationRequest, system_prompt: str | Non
     ]
     if system_prompt and messages[0]["role"] != "system":
         messages.insert(0, {"role": "system", "content": system_prompt})
-    rendered = tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=True)
-    # transformers 5 answers a BatchEncoding (a mapping); older versions a plain list.
-    return list(rendered["input_ids"] if isinstance(rendered, Mapping) else rendered)
+    return engine.chat_prompt(messages)
 
 
 async def acquire_slot(ctx: InferenceContext, caller: Identity) -> str:
@@ -129,7 +127,7 @@ async def begin(
             f"{model.ref} has no ready version yet (status: {model.status}); try again once "
             "validation has finished."
         )
-    await check_quota(ctx.sessionmaker, caller, ctx.settings.daily_token_quota)
+    await check_quota(ctx.sessionmaker, caller, ctx.settings.daily_token_quota, model)
     slot = await acquire_slot(ctx, caller)
     prefix = "chatcmpl" if endpoint == "chat.completions" else "cmpl"
     return Generation(caller, model, endpoint, f"{prefix}-{uuid.uuid4().hex}"), slot

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 
 from fastapi import APIRouter, Query, Request
 
@@ -11,6 +10,7 @@ from services.inference.usage import service
 from services.inference.usage.schemas import QuotaRead, QuotaUpdate, UsagePage
 from shared.auth.identity import AdminUser, CurrentUser
 from shared.db import SessionDep
+from shared.fields import Timestamp
 from shared.pagination import CursorQuery, LimitQuery
 
 router = APIRouter(prefix="/api/v1/usage", tags=["usage"])
@@ -22,7 +22,7 @@ async def ledger(
     session: SessionDep,
     user_id: uuid.UUID | None = Query(default=None, description="Admins: whose usage."),
     model_id: uuid.UUID | None = None,
-    since: datetime | None = None,
+    since: Timestamp | None = None,
     cursor: CursorQuery = None,
     limit: LimitQuery = 50,
 ) -> UsagePage:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.fields import JSON_INT_MAX, JSON_INTEGER
 from shared.pagination import Page
 
 
@@ -37,8 +39,9 @@ class UsagePage(Page[UsageRead]):
 
 
 class QuotaUpdate(BaseModel):
-    daily_tokens: int | None = Field(
-        ge=0, description="Tokens per day; null returns the user to the default setting."
+    # token_quotas.daily_tokens is a BIGINT; JSON_INT_MAX fits it.
+    daily_tokens: Annotated[int, Field(ge=0, le=JSON_INT_MAX), JSON_INTEGER] | None = Field(
+        description="Tokens per day; null returns the user to the default setting.",
     )
 
 

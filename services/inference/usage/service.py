@@ -21,11 +21,17 @@ from shared.db import session_scope, utcnow
 from shared.errors import TooManyRequests
 from shared.events import record_event
 from shared.models_client import ModelAccess
-from shared.pagination import InvalidCursor, decode_cursor, encode_cursor
+from shared.pagination import CursorPart, decode_cursor, encode_cursor
 
 
 class QuotaExceeded(TooManyRequests):
     code = "quota_exceeded"
+
+
+class ModelCapReached(TooManyRequests):
+    """The model's owner bounds what others spend on it per day (their provider key, say)."""
+
+    code = "model_cap_reached"
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,22 +63,60 @@ async def quota_for(session: AsyncSession, user_id: uuid.UUID, default: int) -> 
     return default or None
 
 
+async def model_used_today(
+    session: AsyncSession, model_id: uuid.UUID, *, user_id: uuid.UUID | None, except_user: uuid.UUID
+) -> int:
+    """Tokens spent on a model today by one user, or by everyone but `except_user`."""
+    who = UsageRecord.user_id == user_id if user_id else UsageRecord.user_id != except_user
+    total = await session.scalar(
+        select(
+            func.coalesce(func.sum(UsageRecord.prompt_tokens + UsageRecord.completion_tokens), 0)
+        ).where(UsageRecord.model_id == model_id, who, UsageRecord.created_at >= _day_start())
+    )
+    return int(total or 0)
+
+
+def _spent(message: str, error: type[TooManyRequests] = QuotaExceeded) -> TooManyRequests:
+    tomorrow = _day_start() + timedelta(days=1)
+    return error(
+        f"{message}; it resets at {tomorrow.isoformat()}.",
+        retry_after=int((tomorrow - utcnow()).total_seconds()) + 1,
+    )
+
+
 async def check_quota(
-    sessionmaker: async_sessionmaker[AsyncSession], caller: Identity, default: int
+    sessionmaker: async_sessionmaker[AsyncSession],
+    caller: Identity,
+    default: int,
+    model: ModelAccess,
 ) -> None:
-    """Before any work starts: 429 once today's tokens are spent."""
+    """Before any work starts: 429 once the caller's tokens of the day are spent, or what the
+    model's owner lets others spend on it (the owner is bound only by their own quota)."""
+    others = caller.user_id != model.owner_id
     async with session_scope(sessionmaker) as session:
         quota = await quota_for(session, caller.user_id, default)
-        if quota is None:
-            return
-        used = await used_today(session, caller.user_id)
-    if used >= quota:
-        tomorrow = _day_start() + timedelta(days=1)
-        raise QuotaExceeded(
-            f"Your daily quota of {quota} tokens is spent ({used} used); it resets at "
-            f"{tomorrow.isoformat()}.",
-            retry_after=int((tomorrow - utcnow()).total_seconds()) + 1,
-        )
+        if quota is not None and (used := await used_today(session, caller.user_id)) >= quota:
+            raise _spent(f"Your daily quota of {quota} tokens is spent ({used} used)")
+        if others and model.user_daily_token_cap is not None:
+            used = await model_used_today(
+                session, model.id, user_id=caller.user_id, except_user=model.owner_id
+            )
+            if used >= model.user_daily_token_cap:
+                raise _spent(
+                    f"{model.ref} allows each user {model.user_daily_token_cap} tokens a day, "
+                    f"and you have used {used}",
+                    ModelCapReached,
+                )
+        if others and model.daily_token_cap is not None:
+            used = await model_used_today(
+                session, model.id, user_id=None, except_user=model.owner_id
+            )
+            if used >= model.daily_token_cap:
+                raise _spent(
+                    f"{model.ref} allows {model.daily_token_cap} tokens a day to all users "
+                    "together, and they are spent",
+                    ModelCapReached,
+                )
 
 
 async def record_usage(
@@ -142,9 +186,7 @@ async def ledger_page(
     ).one()
     query = select(UsageRecord).where(*conditions).order_by(UsageRecord.id.desc())
     if cursor:
-        (before,) = decode_cursor(cursor, 1)
-        if not isinstance(before, int):
-            raise InvalidCursor()
+        (before,) = decode_cursor(cursor, CursorPart.INT64)
         query = query.where(UsageRecord.id < before)
     rows = list(await session.scalars(query.limit(limit + 1)))
     return UsagePage(

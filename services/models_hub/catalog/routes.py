@@ -5,10 +5,12 @@ from __future__ import annotations
 import uuid
 from typing import Literal
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Path, Query, status
 
 from services.models_hub.catalog import repository
 from services.models_hub.catalog.schemas import (
+    SLUG_PATTERN,
+    USERNAME_PATTERN,
     GrantCreate,
     GrantRead,
     LikeState,
@@ -21,6 +23,7 @@ from services.models_hub.catalog.service import ModelNotFound, catalog_service, 
 from services.models_hub.deps import HubDep
 from shared.auth.identity import CurrentUser, OptionalUser
 from shared.db import SessionDep
+from shared.fields import Text
 from shared.pagination import CursorQuery, LimitQuery, Page
 
 router = APIRouter(prefix="/api/v1/models", tags=["models"])
@@ -30,11 +33,11 @@ router = APIRouter(prefix="/api/v1/models", tags=["models"])
 async def list_models(
     session: SessionDep,
     viewer: OptionalUser,
-    q: str | None = Query(
+    q: Text | None = Query(
         default=None, max_length=100, description="Text in name, description or tags."
     ),
-    owner: str | None = Query(default=None, max_length=32, description="Owner's username."),
-    tag: str | None = Query(default=None, max_length=32),
+    owner: Text | None = Query(default=None, max_length=32, description="Owner's username."),
+    tag: Text | None = Query(default=None, max_length=32),
     status: Literal["ready", "validating", "failed", "empty"] | None = None,
     source: Literal["upload", "remote"] | None = None,
     sort: ModelSort = ModelSort.RECENT,
@@ -71,7 +74,12 @@ async def create_model(
 @router.get(
     "/by-ref/{owner}/{slug}", response_model=ModelRead, summary="A model by `<owner>/<slug>`"
 )
-async def get_by_ref(owner: str, slug: str, session: SessionDep, viewer: OptionalUser) -> ModelRead:
+async def get_by_ref(
+    session: SessionDep,
+    viewer: OptionalUser,
+    owner: str = Path(pattern=USERNAME_PATTERN, description="The owner's username."),
+    slug: str = Path(pattern=SLUG_PATTERN),
+) -> ModelRead:
     model = await repository.get_by_ref(session, owner, slug)
     if model is None:
         raise ModelNotFound("No such model.")
@@ -141,6 +149,9 @@ async def add_grant(
     summary="Withdraw a user's access",
 )
 async def remove_grant(
-    model_id: uuid.UUID, username: str, viewer: CurrentUser, session: SessionDep
+    model_id: uuid.UUID,
+    viewer: CurrentUser,
+    session: SessionDep,
+    username: str = Path(pattern=USERNAME_PATTERN),
 ) -> None:
     await catalog_service.revoke_grant(session, model_id, viewer, username)

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
-import re
 import uuid
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, field_validator
+
+from shared.fields import JSON_INT_MAX, JSON_INTEGER, Text, non_null_schema, refuse_null
 
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
-TAG_PATTERN = r"^[a-z0-9][a-z0-9-]{0,31}$"
+# Tags are stored lower-case; what a client sends may be in either case.
+TAG_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9-]{0,31}$"
+USERNAME_PATTERN = r"^[A-Za-z0-9_]{1,32}$"
+Tag = Annotated[str, Field(pattern=TAG_PATTERN, description="Letters, digits or '-'.")]
+StopSequence = Annotated[Text, Field(min_length=1)]
 Visibility = Literal["public", "private", "unlisted"]
+TOKEN_CAP_MAX = JSON_INT_MAX  # fits the BIGINT columns with room for sums
+TokenCap = Annotated[int, Field(ge=1, le=TOKEN_CAP_MAX), JSON_INTEGER]
 
 
 class SamplingDefaults(BaseModel):
@@ -20,39 +27,47 @@ class SamplingDefaults(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    temperature: float | None = Field(default=None, ge=0, le=2)
-    top_p: float | None = Field(default=None, gt=0, le=1)
-    top_k: int | None = Field(default=None, ge=0, le=1000)
-    max_tokens: int | None = Field(default=None, ge=1, le=32768)
-    repetition_penalty: float | None = Field(default=None, gt=0, le=10)
-    stop: list[str] | None = Field(default=None, max_length=4)
+    temperature: StrictFloat | None = Field(default=None, ge=0, le=2)
+    top_p: StrictFloat | None = Field(default=None, gt=0, le=1)
+    top_k: Annotated[int, Field(ge=0, le=1000), JSON_INTEGER] | None = None
+    max_tokens: Annotated[int, Field(ge=1, le=32768), JSON_INTEGER] | None = None
+    repetition_penalty: StrictFloat | None = Field(default=None, gt=0, le=10)
+    stop: list[StopSequence] | None = Field(default=None, max_length=4)
 
 
 class _ModelFields(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    description: str | None = Field(default=None, max_length=1000)
-    card: str | None = Field(default=None, max_length=100_000, description="Markdown.")
-    tags: list[str] | None = Field(default=None, max_length=10)
-    license: str | None = Field(default=None, max_length=64)
-    visibility: Visibility | None = None
+    description: Text | None = Field(default=None, max_length=1000)
+    card: Text | None = Field(default=None, max_length=100_000, description="Markdown.")
+    tags: list[Tag] | None = Field(default=None, max_length=10)
+    license: Text | None = Field(default=None, max_length=64)
+    visibility: Visibility | None = Field(
+        default=None,
+        description="public, unlisted or private. A remote model is private unless made "
+        "public: then everyone who uses it spends the owner's provider key (bound it with "
+        "the token caps).",
+    )
     default_params: SamplingDefaults | None = None
-    system_prompt: str | None = Field(default=None, max_length=8000)
+    system_prompt: Text | None = Field(default=None, max_length=8000)
+    daily_token_cap: TokenCap | None = Field(
+        default=None,
+        description="Tokens per day everyone but the owner may spend on this model together "
+        "(429 past it); null: no cap.",
+    )
+    user_daily_token_cap: TokenCap | None = Field(
+        default=None,
+        description="Tokens per day each user but the owner may spend on this model; null: no cap.",
+    )
 
     @field_validator("tags")
     @classmethod
     def _tags(cls, tags: list[str] | None) -> list[str] | None:
-        if tags is None:
-            return None
-        cleaned = sorted({t.strip().lower() for t in tags})
-        for tag in cleaned:
-            if not re.match(TAG_PATTERN, tag):
-                raise ValueError(f"tag '{tag}' must be lowercase letters, digits or '-'")
-        return cleaned
+        return None if tags is None else sorted({t.lower() for t in tags})
 
 
 class ModelCreate(_ModelFields):
-    name: str = Field(min_length=1, max_length=100, examples=["Tiny Poet"])
+    name: Text = Field(min_length=1, max_length=100, examples=["Tiny Poet"])
     slug: str | None = Field(
         default=None,
         pattern=SLUG_PATTERN,
@@ -61,9 +76,16 @@ class ModelCreate(_ModelFields):
 
 
 class ModelUpdate(_ModelFields):
-    """Only the fields sent change; null clears an optional field."""
+    """Only the fields sent change; null clears an optional field (name and visibility have
+    no "cleared": null is refused)."""
 
-    name: str | None = Field(default=None, min_length=1, max_length=100)
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra=non_null_schema("name", "visibility")
+    )
+
+    name: Text | None = Field(default=None, min_length=1, max_length=100)
+
+    _not_null = refuse_null("name", "visibility")
 
 
 class Owner(BaseModel):
@@ -103,6 +125,8 @@ class ModelRead(BaseModel):
     active_version: VersionSummary | None
     provider_id: uuid.UUID | None
     remote_model: str | None
+    daily_token_cap: int | None
+    user_daily_token_cap: int | None
     likes_count: int
     liked_by_me: bool | None
     stats: ModelStats
@@ -123,7 +147,7 @@ class LikeState(BaseModel):
 
 
 class GrantCreate(BaseModel):
-    username: str = Field(min_length=1, max_length=32)
+    username: str = Field(pattern=USERNAME_PATTERN, description="Who gets access.")
     level: Literal["use", "manage"] = "use"
 
 

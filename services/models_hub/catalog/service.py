@@ -31,7 +31,7 @@ from shared.auth.identity import Identity
 from shared.db import after_commit, utcnow
 from shared.errors import BadRequest, Conflict, Forbidden, NotFound, TooManyRequests
 from shared.events import record_event
-from shared.pagination import InvalidCursor, Page, decode_cursor, encode_cursor
+from shared.pagination import CursorPart, InvalidCursor, Page, decode_cursor, encode_cursor
 
 
 class ModelNotFound(NotFound):
@@ -99,6 +99,8 @@ async def to_read(
         ),
         provider_id=model.provider_id,
         remote_model=model.remote_model,
+        daily_token_cap=model.daily_token_cap,
+        user_daily_token_cap=model.user_daily_token_cap,
         likes_count=model.likes_count,
         liked_by_me=liked,
         stats=ModelStats(
@@ -262,22 +264,20 @@ class CatalogService:
         if sort == ModelSort.TRENDING:
             offset = 0
             if cursor:
-                (offset,) = decode_cursor(cursor, 1)
-                if not isinstance(offset, int) or offset < 0:
+                (offset,) = decode_cursor(cursor, CursorPart.INT64)
+                if offset < 0:
                     raise InvalidCursor()
             rows = list(await session.scalars(repository.trending(query, offset, limit + 1)))
             next_cursor = encode_cursor(offset + limit) if len(rows) > limit else None
         else:
             after = None
             if cursor:
-                value, last_id = decode_cursor(cursor, 2)
-                try:
-                    after = (
-                        datetime.fromisoformat(value) if sort == ModelSort.RECENT else int(value),
-                        uuid.UUID(last_id),
-                    )
-                except (TypeError, ValueError) as exc:
-                    raise InvalidCursor() from exc
+                # The kind of the sort column: likes_count is an INTEGER, usage_count a BIGINT.
+                kind = {
+                    ModelSort.RECENT: CursorPart.TIMESTAMP,
+                    ModelSort.MOST_LIKED: CursorPart.INT32,
+                }.get(sort, CursorPart.INT64)
+                after = decode_cursor(cursor, kind, CursorPart.UUID)
             rows = list(await session.scalars(repository.keyset(query, sort, after, limit + 1)))
             next_cursor = None
             if len(rows) > limit:

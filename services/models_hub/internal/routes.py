@@ -1,14 +1,17 @@
-"""Endpoints for other services (not routed by the gateway; internal token required).
+"""Endpoints for other services, each answering only the services that need it.
 
 `/internal/models/...` is the one access check the inference, conversation and feed services
-use: it answers 404 exactly when the public API would, forwarded identity included.
+use: it answers 404 exactly when the public API would, forwarded identity included. A remote
+model's decrypted provider key leaves the hub only for the inference service, which calls
+the provider; every other caller learns the endpoint without its key.
 """
 
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -17,18 +20,22 @@ from services.models_hub.catalog.access import access_level
 from services.models_hub.catalog.service import ModelNotFound
 from services.models_hub.deps import HubContext, HubDep
 from services.models_hub.models import Model, ModelAccessGrant, ModelVersion, Provider
-from shared.auth.identity import InternalCaller, OptionalUser
+from shared.auth.identity import OptionalUser
+from shared.auth.service_credentials import ServiceName, require_service
 from shared.db import SessionDep
 from shared.errors import Unauthorized
 from shared.models_client import ModelAccess, RemoteEndpoint, ServableVersion, UsableModel
 
-router = APIRouter(
-    prefix="/internal/models", dependencies=[InternalCaller], include_in_schema=False
-)
+router = APIRouter(prefix="/internal/models", include_in_schema=False)
+Caller = Annotated[ServiceName, Depends(require_service(ServiceName.INFERENCE, ServiceName.FEED))]
 
 
 async def _access(
-    session: AsyncSession, ctx: HubContext, model: Model | None, viewer: OptionalUser
+    session: AsyncSession,
+    ctx: HubContext,
+    model: Model | None,
+    viewer: OptionalUser,
+    caller: ServiceName,
 ) -> ModelAccess:
     if model is None:
         raise ModelNotFound("No such model.")
@@ -48,7 +55,7 @@ async def _access(
                 provider_id=provider.id,
                 base_url=provider.base_url,
                 api_key=ctx.secrets.decrypt(provider.api_key_encrypted)
-                if provider.api_key_encrypted
+                if provider.api_key_encrypted and caller == ServiceName.INFERENCE
                 else None,
                 remote_model=model.remote_model or "",
             )
@@ -72,11 +79,13 @@ async def _access(
         if version is not None and version.status == "ready"
         else None,
         remote=remote,
+        daily_token_cap=model.daily_token_cap,
+        user_daily_token_cap=model.user_daily_token_cap,
     )
 
 
 @router.get("", response_model=list[UsableModel])
-async def usable(session: SessionDep, viewer: OptionalUser) -> list[UsableModel]:
+async def usable(_: Caller, session: SessionDep, viewer: OptionalUser) -> list[UsableModel]:
     """Ready models the caller may use and should see listed (for GET /v1/models): public
     ones, their own, and private ones granted to them."""
     if viewer is None:
@@ -106,13 +115,15 @@ async def usable(session: SessionDep, viewer: OptionalUser) -> list[UsableModel]
 
 @router.get("/by-ref/{owner}/{slug}", response_model=ModelAccess)
 async def by_ref(
-    owner: str, slug: str, session: SessionDep, viewer: OptionalUser, ctx: HubDep
+    owner: str, slug: str, caller: Caller, session: SessionDep, viewer: OptionalUser, ctx: HubDep
 ) -> ModelAccess:
-    return await _access(session, ctx, await repository.get_by_ref(session, owner, slug), viewer)
+    model = await repository.get_by_ref(session, owner, slug)
+    return await _access(session, ctx, model, viewer, caller)
 
 
 @router.get("/{model_id}", response_model=ModelAccess)
 async def by_id(
-    model_id: uuid.UUID, session: SessionDep, viewer: OptionalUser, ctx: HubDep
+    model_id: uuid.UUID, caller: Caller, session: SessionDep, viewer: OptionalUser, ctx: HubDep
 ) -> ModelAccess:
-    return await _access(session, ctx, await repository.get_model(session, model_id), viewer)
+    model = await repository.get_model(session, model_id)
+    return await _access(session, ctx, model, viewer, caller)

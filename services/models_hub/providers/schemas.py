@@ -8,41 +8,56 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.models_hub.catalog.schemas import SLUG_PATTERN, Visibility
+from services.models_hub.catalog.schemas import SLUG_PATTERN, TokenCap, Visibility
+from shared.fields import Text, non_null_schema, refuse_null
 
 
 class RemoteModelCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    remote_model: str = Field(min_length=1, max_length=200, description="The provider's model id.")
-    name: str | None = Field(default=None, max_length=100, description="Defaults to remote_model.")
+    remote_model: Text = Field(min_length=1, max_length=200, description="The provider's model id.")
+    name: Text | None = Field(
+        default=None,
+        max_length=100,
+        description="Defaults to remote_model (its first 100 characters).",
+    )
     slug: str | None = Field(default=None, pattern=SLUG_PATTERN)
-    description: str | None = Field(default=None, max_length=1000)
-    visibility: Visibility = "public"
+    description: Text | None = Field(default=None, max_length=1000)
+    visibility: Visibility = Field(
+        default="private",
+        description="Private by default: a public remote model lets everyone spend your "
+        "provider key (set daily_token_cap / user_daily_token_cap to bound it).",
+    )
+    daily_token_cap: TokenCap | None = None
+    user_daily_token_cap: TokenCap | None = None
 
 
 class ProviderCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=100)
-    base_url: str = Field(
+    name: Text = Field(min_length=1, max_length=100)
+    base_url: Text = Field(
         min_length=1,
         max_length=2048,
         examples=["https://api.example.com/v1"],
         description="The OpenAI-compatible base URL (the part before /chat/completions).",
     )
-    api_key: str | None = Field(
+    api_key: Text | None = Field(
         default=None, max_length=4096, description="Stored encrypted; never returned."
     )
     models: list[RemoteModelCreate] = Field(default_factory=list, max_length=50)
 
 
 class ProviderUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """Only the fields sent change; a name or base URL cannot be null."""
 
-    name: str | None = Field(default=None, min_length=1, max_length=100)
-    base_url: str | None = Field(default=None, min_length=1, max_length=2048)
-    api_key: str | None = Field(default=None, max_length=4096, description="null removes the key.")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=non_null_schema("name", "base_url"))
+
+    name: Text | None = Field(default=None, min_length=1, max_length=100)
+    base_url: Text | None = Field(default=None, min_length=1, max_length=2048)
+    api_key: Text | None = Field(default=None, max_length=4096, description="null removes the key.")
+
+    _not_null = refuse_null("name", "base_url")
 
 
 class ProviderRead(BaseModel):

@@ -21,7 +21,7 @@ from services.models_hub.providers.schemas import (
 )
 from shared.auth.identity import Identity
 from shared.errors import NotFound
-from shared.outbound import check_outbound_url
+from shared.outbound import check_outbound_url, pin_outbound_url
 
 
 class ProviderNotFound(NotFound):
@@ -78,7 +78,8 @@ class ProviderService:
         provider: Provider,
         remote: RemoteModelCreate,
     ) -> Model:
-        name = remote.name or remote.remote_model
+        # A model name holds 100 characters, a provider's model id 200.
+        name = remote.name or remote.remote_model[:100]
         return await catalog_service.create(
             session,
             ctx,
@@ -88,6 +89,8 @@ class ProviderService:
                 slug=remote.slug or slugify(name),
                 description=remote.description,
                 visibility=remote.visibility,
+                daily_token_cap=remote.daily_token_cap,
+                user_daily_token_cap=remote.user_daily_token_cap,
             ),
             source="remote",
             provider_id=provider.id,
@@ -147,9 +150,10 @@ class ProviderService:
         self, session: AsyncSession, ctx: HubContext, provider_id: uuid.UUID, viewer: Identity
     ) -> ConnectionTest:
         provider = await self._owned(session, provider_id, viewer)
-        # Checked again now: the name may resolve elsewhere than when it was registered.
-        base_url = await check_outbound_url(provider.base_url, allow=ctx.settings.outbound_allow)
-        headers = {}
+        # Checked again now and pinned: the name may resolve elsewhere than when it was
+        # registered, or than a moment ago.
+        pinned = await pin_outbound_url(provider.base_url, allow=ctx.settings.outbound_allow)
+        headers = dict(pinned.headers)
         if provider.api_key_encrypted:
             headers["Authorization"] = f"Bearer {ctx.secrets.decrypt(provider.api_key_encrypted)}"
         try:
@@ -158,7 +162,9 @@ class ProviderService:
                 follow_redirects=False,
                 trust_env=False,
             ) as client:
-                response = await client.get(f"{base_url}/models", headers=headers)
+                response = await client.get(
+                    pinned.join("models"), headers=headers, extensions=pinned.extensions
+                )
         except httpx.TimeoutException:
             return ConnectionTest(ok=False, error="The provider did not answer in time.")
         except httpx.HTTPError as exc:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, Path, Request, status
 from fastapi.responses import StreamingResponse
 
 from services.models_hub.deps import HubDep
-from services.models_hub.versions.schemas import VersionRead
+from services.models_hub.versions.schemas import FILE_NAME_PATTERN, VersionRead
 from services.models_hub.versions.service import version_service
 from shared.auth.identity import CurrentUser, OptionalUser
 from shared.db import SessionDep
@@ -97,10 +97,10 @@ async def delete_version(
 async def download_file(
     model_id: uuid.UUID,
     version_id: uuid.UUID,
-    name: str,
     session: SessionDep,
     viewer: OptionalUser,
     ctx: HubDep,
+    name: str = Path(pattern=FILE_NAME_PATTERN, description="A file's name, as listed."),
 ) -> StreamingResponse:
     size, chunks = await version_service.file_stream(
         session, ctx, model_id, version_id, name, viewer

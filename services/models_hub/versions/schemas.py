@@ -8,6 +8,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# What an upload's file names may be (versions/upload.py, clean_name): '/'-separated segments of
+# letters, digits, '.', '_' and '-', each starting with a letter or digit.
+_SEGMENT = r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}"
+FILE_NAME_PATTERN = rf"^{_SEGMENT}(/{_SEGMENT})*$"
+
 
 class VersionFile(BaseModel):
     name: str

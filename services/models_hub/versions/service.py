@@ -180,6 +180,7 @@ class VersionService:
                 max_extracted_bytes=settings.max_extracted_bytes,
                 max_members=settings.max_archive_members,
                 max_json_bytes=settings.max_json_file_bytes,
+                max_expansion_ratio=settings.max_expansion_ratio,
             ),
             tmp_dir,
         )

@@ -5,18 +5,28 @@ archive (.tar, .tar.gz, .zip) of a model folder. Archives are spooled to a tempo
 (zip needs random access) and read member by member by this code, never `extractall`: only
 regular files with clean relative names are taken, links and devices are refused, and both
 the member count and the bytes actually unpacked are capped.
+
+Archives are also held to an expansion ratio (`max_expansion_ratio`), so that a few megabytes
+cannot buy gigabytes of decompression: first against the sizes the archive declares (a zip's
+central directory before anything is unpacked, each tar header before its data is read), then
+against the bytes actually unpacked per compressed byte read so far (which also covers what
+tarfile reads on its own: skipped members, long-name and pax headers).
 """
 
 from __future__ import annotations
 
+import functools
+import gzip
+import io
 import re
 import tarfile
 import tempfile
 import zipfile
+import zlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 import anyio
 
@@ -34,11 +44,19 @@ from shared.errors import PayloadTooLarge, UnprocessableEntity
 from shared.storage import Storage
 
 CHUNK = 1 << 20
+# The first 16 MiB of an archive unpack without the ratio check: tar pads each small file to
+# 512-byte blocks and the whole to 10 KiB records, and small JSON files compress 10x and more,
+# so a tiny genuine model can pass any ratio, while 16 MiB costs nothing to unpack.
+RATIO_GRACE_BYTES = 16 << 20
 _SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
 
 
 class ArchiveRefused(UnprocessableEntity):
     code = "archive_refused"
+
+
+class ArchiveExpansionRefused(ArchiveRefused):
+    code = "archive_expansion_refused"
 
 
 class IncompleteModel(UnprocessableEntity):
@@ -55,6 +73,7 @@ class UploadLimits:
     max_extracted_bytes: int
     max_members: int
     max_json_bytes: int
+    max_expansion_ratio: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +85,89 @@ class StoredFile:
 
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "size": self.size, "sha256": self.sha256, "kind": self.kind}
+
+
+class _CountingFile(io.FileIO):
+    """The spooled archive, counting the (compressed) bytes read from it."""
+
+    bytes_read = 0
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        data = super().read(size)
+        self.bytes_read += len(data)
+        return data
+
+
+class _Expansion:
+    """How far one archive unpacks, against its compressed bytes; refused past the ratio."""
+
+    def __init__(self, name: str, source: _CountingFile, size: int, ratio: float) -> None:
+        self._name = name
+        self._source = source
+        self._size = size
+        self._ratio = ratio
+        self._declared = 0
+
+    def _allowed(self, compressed: int) -> float:
+        return max(RATIO_GRACE_BYTES, self._ratio * compressed)
+
+    def declare(self, size: int) -> None:
+        """A member's size as the archive states it (zip central directory, tar header)."""
+        self._declared += max(0, size)
+        if self._declared > self._allowed(self._size):
+            raise self._refusal("declares", self._declared, self._size)
+
+    def produced(self, total: int) -> None:
+        """`total` bytes unpacked so far, against the compressed bytes read to get them."""
+        compressed = self._source.bytes_read
+        if total > self._allowed(compressed):
+            raise self._refusal("unpacks", total, compressed)
+
+    def _refusal(self, verb: str, unpacked: int, compressed: int) -> ArchiveExpansionRefused:
+        return ArchiveExpansionRefused(
+            f"'{self._name}' {verb} {unpacked} bytes from {compressed} compressed bytes, more "
+            f"than {self._ratio:g} times as many, which no model archive needs (weights barely "
+            "compress). Upload the model's files themselves, or an uncompressed .tar of them."
+        )
+
+
+class _Unreadable(Exception):
+    """The archive's compressed data is broken (translated to ArchiveRefused where read)."""
+
+
+class _Readable(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
+    def close(self) -> None: ...
+
+
+class _CheckedTarStream:
+    """The (decompressed) tar stream as tarfile reads it, held to the expansion ratio."""
+
+    def __init__(self, source: _Readable, expansion: _Expansion) -> None:
+        self._source = source
+        self._expansion = expansion
+        self._position = 0
+
+    def read(self, size: int = -1, /) -> bytes:
+        try:
+            data = self._source.read(size)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise _Unreadable(str(exc) or type(exc).__name__) from exc
+        self._position += len(data)
+        self._expansion.produced(self._position)
+        return data
+
+    def tell(self) -> int:
+        return self._position
+
+    def write(self, b: bytes, /) -> int:
+        raise io.UnsupportedOperation("read-only")
+
+    def seek(self, pos: int, /) -> int:
+        raise io.UnsupportedOperation("tar streams are read in order")
+
+    def close(self) -> None:
+        self._source.close()
 
 
 def clean_name(raw: str, *, where: str) -> str:
@@ -95,6 +197,7 @@ class VersionFiles:
         self.uploaded_bytes = 0
         self.extracted_bytes = 0
         self.archive = False
+        self._expansion: _Expansion | None = None
 
     # -- budgets ------------------------------------------------------------------------
     def _count_upload(self, size: int) -> None:
@@ -110,6 +213,8 @@ class VersionFiles:
             raise ArchiveRefused(
                 f"The archive unpacks to more than {self._limits.max_extracted_bytes} bytes."
             )
+        if self._expansion is not None:
+            self._expansion.produced(self.extracted_bytes)
 
     # -- files --------------------------------------------------------------------------
     async def add_upload(self, filename: str, chunks: AsyncIterator[bytes]) -> None:
@@ -169,36 +274,48 @@ class VersionFiles:
     async def _extract(self, name: str, kind: FileKind, chunks: AsyncIterator[bytes]) -> None:
         with tempfile.TemporaryDirectory(dir=self._tmp_dir) as tmp:
             path = Path(tmp) / "archive"
+            size = 0
             async with await anyio.open_file(path, "wb") as spool:
                 async for chunk in chunks:
                     self._count_upload(len(chunk))
+                    size += len(chunk)
                     await spool.write(chunk)
-            members = _zip_members(path) if kind == FileKind.ZIP else _tar_members(path)
-            top: str | None = None
-            count = 0
-            async for member_name, is_file, opener in members:
-                count += 1
-                if count > self._limits.max_members:
-                    raise ArchiveRefused(
-                        f"The archive has more than {self._limits.max_members} members."
-                    )
-                raw = member_name.rstrip("/")
-                if not is_file or not raw:
-                    continue
-                segments = raw.replace("\\", "/").split("/")
-                hidden = any(s.startswith(".") and s not in (".", "..") for s in segments)
-                if (hidden or "__MACOSX" in segments) and ".." not in segments:
-                    continue  # editor and OS droppings (.gitattributes, __MACOSX/)
-                member = clean_name(raw, where="Archive member")
-                member, top = _strip_top(member, top)
-                stream = opener()
-                head, rest = await _head(_read_sync(stream))
-                member_kind = classify(member, head)
-                if member_kind in ARCHIVES:
-                    raise ArchiveRefused(f"'{member}': archives inside archives are not accepted.")
-                await self._store(member, member_kind, head, rest, self._count_extracted)
+            with _CountingFile(path, "rb") as source:
+                self._expansion = _Expansion(name, source, size, self._limits.max_expansion_ratio)
+                await self._extract_members(kind, source, self._expansion)
         if not self.files:
             raise ArchiveRefused(f"'{name}' contains no model files.")
+
+    async def _extract_members(
+        self, kind: FileKind, source: _CountingFile, expansion: _Expansion
+    ) -> None:
+        if kind == FileKind.ZIP:
+            members = _zip_members(source, expansion)
+        else:
+            members = _tar_members(source, kind, expansion)
+        top: str | None = None
+        count = 0
+        async for member_name, is_file, opener in members:
+            count += 1
+            if count > self._limits.max_members:
+                raise ArchiveRefused(
+                    f"The archive has more than {self._limits.max_members} members."
+                )
+            raw = member_name.rstrip("/")
+            if not is_file or not raw:
+                continue
+            segments = raw.replace("\\", "/").split("/")
+            hidden = any(s.startswith(".") and s not in (".", "..") for s in segments)
+            if (hidden or "__MACOSX" in segments) and ".." not in segments:
+                continue  # editor and OS droppings (.gitattributes, __MACOSX/)
+            member = clean_name(raw, where="Archive member")
+            member, top = _strip_top(member, top)
+            stream = opener()
+            head, rest = await _head(_read_sync(stream))
+            member_kind = classify(member, head)
+            if member_kind in ARCHIVES:
+                raise ArchiveRefused(f"'{member}': archives inside archives are not accepted.")
+            await self._store(member, member_kind, head, rest, self._count_extracted)
 
     # -- the whole ------------------------------------------------------------------------
     def verify_checksums(self, expected: dict[str, str]) -> None:
@@ -273,8 +390,15 @@ async def _prepend(head: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[byt
 
 
 async def _read_sync(stream: IO[bytes]) -> AsyncIterator[bytes]:
+    """An archive member's bytes (a zip CRC mismatch or broken compressed data is refused)."""
     try:
-        while chunk := await anyio.to_thread.run_sync(stream.read, CHUNK):
+        while True:
+            try:
+                chunk = await anyio.to_thread.run_sync(stream.read, CHUNK)
+            except (_Unreadable, zipfile.BadZipFile, zlib.error, EOFError) as exc:
+                raise ArchiveRefused(f"The archive is corrupt: {exc}.") from exc
+            if not chunk:
+                return
             yield chunk
     finally:
         stream.close()
@@ -283,16 +407,24 @@ async def _read_sync(stream: IO[bytes]) -> AsyncIterator[bytes]:
 Member = tuple[str, bool, Callable[[], IO[bytes]]]
 
 
-async def _tar_members(path: Path) -> AsyncIterator[Member]:
+async def _tar_members(
+    source: _CountingFile, kind: FileKind, expansion: _Expansion
+) -> AsyncIterator[Member]:
+    # Read as a stream, in order, through our own decompressor: every byte tarfile reads
+    # (headers, data, members it skips) passes the ratio check on its way.
+    raw: _Readable = gzip.GzipFile(fileobj=source, mode="rb") if kind == FileKind.GZIP else source
+    stream = _CheckedTarStream(raw, expansion)
     try:
-        archive = await anyio.to_thread.run_sync(tarfile.open, path, "r:*")
-    except tarfile.TarError as exc:
+        archive = await anyio.to_thread.run_sync(
+            functools.partial(tarfile.open, fileobj=stream, mode="r|", bufsize=CHUNK)
+        )
+    except (tarfile.TarError, _Unreadable) as exc:
         raise ArchiveRefused(f"The archive cannot be read: {exc}.") from exc
     with archive:
         while True:
             try:
                 info = await anyio.to_thread.run_sync(archive.next)
-            except tarfile.TarError as exc:
+            except (tarfile.TarError, _Unreadable) as exc:
                 raise ArchiveRefused(f"The archive is corrupt: {exc}.") from exc
             if info is None:
                 return
@@ -301,6 +433,9 @@ async def _tar_members(path: Path) -> AsyncIterator[Member]:
                     f"Archive member '{info.name}' is a link or device; only regular files "
                     "are accepted."
                 )
+            # Before its data is read: even a member that is skipped is decompressed to reach
+            # the next header.
+            expansion.declare(info.size)
 
             def opener(member: tarfile.TarInfo = info) -> IO[bytes]:
                 stream = archive.extractfile(member)
@@ -310,12 +445,16 @@ async def _tar_members(path: Path) -> AsyncIterator[Member]:
             yield info.name, info.isreg(), opener
 
 
-async def _zip_members(path: Path) -> AsyncIterator[Member]:
+async def _zip_members(source: _CountingFile, expansion: _Expansion) -> AsyncIterator[Member]:
     try:
-        archive = await anyio.to_thread.run_sync(zipfile.ZipFile, path)
+        archive = await anyio.to_thread.run_sync(zipfile.ZipFile, source)
     except (zipfile.BadZipFile, OSError) as exc:
         raise ArchiveRefused(f"The zip archive cannot be read: {exc}.") from exc
     with archive:
+        # The central directory states every size before anything is unpacked, and zipfile
+        # never unpacks past a stated size (overlapping entries are counted once each).
+        for info in archive.infolist():
+            expansion.declare(info.file_size)
         for info in archive.infolist():
             mode = info.external_attr >> 16
             if mode and (mode & 0o170000) not in (0o100000, 0o040000, 0):
