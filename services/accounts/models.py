@@ -1,9 +1,14 @@
-"""Tables owned by the accounts service."""
+"""Tables owned by the accounts service, and the fixed vocabularies of their columns.
+
+`Role` and `Scope` are defined in `shared.auth.identity`, since tokens, identity headers and
+every service's authorization carry them; the columns here are checked against them.
+"""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -18,9 +23,48 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from shared.db import Base
+from shared.auth.identity import Role, Scope
+from shared.db import Base, one_of, sql_values
+
+
+class AuditTarget(StrEnum):
+    """What an audit record is about (its target_id is that thing's id)."""
+
+    USER = "user"
+    API_KEY = "api_key"
+    TOKEN_FAMILY = "token_family"
+
+
+class AuditAction(StrEnum):
+    USER_REGISTERED = "user.registered"
+    USER_ROLE_CHANGED = "user.role_changed"
+    USER_BANNED = "user.banned"
+    USER_UNBANNED = "user.unbanned"
+    LOGIN = "auth.login"
+    LOGOUT = "auth.logout"
+    REFRESH_TOKEN_REUSED = "auth.refresh_reuse"
+    API_KEY_CREATED = "api_key.created"
+    API_KEY_REVOKED = "api_key.revoked"
+
+    @property
+    def target(self) -> AuditTarget:
+        """What the action is about: the record's target_type."""
+        return _AUDIT_TARGETS[self]
+
+
+_AUDIT_TARGETS = {
+    AuditAction.USER_REGISTERED: AuditTarget.USER,
+    AuditAction.USER_ROLE_CHANGED: AuditTarget.USER,
+    AuditAction.USER_BANNED: AuditTarget.USER,
+    AuditAction.USER_UNBANNED: AuditTarget.USER,
+    AuditAction.LOGIN: AuditTarget.USER,
+    AuditAction.LOGOUT: AuditTarget.TOKEN_FAMILY,
+    AuditAction.REFRESH_TOKEN_REUSED: AuditTarget.TOKEN_FAMILY,
+    AuditAction.API_KEY_CREATED: AuditTarget.API_KEY,
+    AuditAction.API_KEY_REVOKED: AuditTarget.API_KEY,
+}
 
 
 def _created_at() -> Mapped[datetime]:
@@ -29,8 +73,11 @@ def _created_at() -> Mapped[datetime]:
 
 class User(Base):
     __tablename__ = "users"
-    # The revocation sync lists banned users every minute; few are, so the index stays tiny.
-    __table_args__ = (Index("ix_users_banned", "id", postgresql_where=text("is_banned")),)
+    __table_args__ = (
+        # The revocation sync lists banned users every minute; few are, so it stays tiny.
+        Index("ix_users_banned", "id", postgresql_where=text("is_banned")),
+        one_of("role", Role),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     # Stored lower-case: usernames and emails are unique regardless of case.
@@ -41,7 +88,7 @@ class User(Base):
     bio: Mapped[str | None] = mapped_column(String(1000))
     avatar_url: Mapped[str | None] = mapped_column(String(2048))
     is_model_developer: Mapped[bool] = mapped_column(Boolean, default=False)
-    role: Mapped[str] = mapped_column(String(20), default="user")
+    role: Mapped[str] = mapped_column(String(20), default=Role.USER.value)
     is_banned: Mapped[bool] = mapped_column(Boolean, default=False)
     banned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     ban_reason: Mapped[str | None] = mapped_column(String(500))
@@ -66,6 +113,10 @@ class UserFollow(Base):
         ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
     )
     created_at: Mapped[datetime] = _created_at()
+
+    # Loaded only where a follow list joins them (contains_eager), never lazily.
+    follower: Mapped[User] = relationship(foreign_keys=[follower_id], lazy="raise")
+    followee: Mapped[User] = relationship(foreign_keys=[followee_id], lazy="raise")
 
 
 class RefreshToken(Base):
@@ -95,6 +146,12 @@ class RefreshToken(Base):
 
 class ApiKey(Base):
     __tablename__ = "api_keys"
+    __table_args__ = (
+        # Every element a known scope (`<@`: contained in); the cast matches the column's type.
+        CheckConstraint(
+            f"scopes <@ ARRAY[{sql_values(Scope)}]::varchar(20)[]", name="scopes_valid"
+        ),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     user_id: Mapped[uuid.UUID] = mapped_column(
@@ -112,6 +169,7 @@ class ApiKey(Base):
 
 class AuditRecord(Base):
     __tablename__ = "audit_records"
+    __table_args__ = (one_of("action", AuditAction), one_of("target_type", AuditTarget))
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     actor_id: Mapped[uuid.UUID | None] = mapped_column(index=True)

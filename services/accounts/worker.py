@@ -6,8 +6,8 @@ from typing import Any
 
 from arq import cron
 
+from services.accounts.auth.tasks import purge_expired_refresh_tokens, sync_revocation_keys
 from services.accounts.config import AccountsSettings
-from services.accounts.tasks import purge_expired_refresh_tokens, sync_revocation_keys
 from shared.jobs import worker_settings
 
 

@@ -1,5 +1,5 @@
 """The gateway app: path normalisation, probes, admin-only metrics, the merged OpenAPI
-document and Swagger UI, then the proxy."""
+document with Swagger UI and ReDoc, then the proxy."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import JSONResponse
 from starlette.middleware import Middleware
 from starlette.responses import Response
 
 from services.gateway.auth import Authenticator
 from services.gateway.config import GatewaySettings
+from services.gateway.docs import install_docs
 from services.gateway.metrics import install_admin_metrics
 from services.gateway.openapi import OpenAPICache
 from services.gateway.paths import NormalPathMiddleware
@@ -71,18 +71,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         document: dict[str, Any] = await request.app.state.openapi_cache.document()
         return JSONResponse(document)
 
-    @app.get("/docs", include_in_schema=False)
-    async def docs() -> HTMLResponse:
-        return get_swagger_ui_html(
-            openapi_url="/openapi.json",
-            title="llmnet API",
-            oauth2_redirect_url="/docs/oauth2-redirect",
-            swagger_ui_parameters={"persistAuthorization": True},
-        )
-
-    @app.get("/docs/oauth2-redirect", include_in_schema=False)
-    async def oauth2_redirect() -> HTMLResponse:
-        return get_swagger_ui_oauth2_redirect_html()
+    install_docs(app)  # Swagger UI and ReDoc from local assets, before the catch-all
 
     @app.api_route("/{path:path}", methods=_METHODS, include_in_schema=False)
     async def proxy(request: Request) -> Response:

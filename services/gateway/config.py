@@ -1,4 +1,8 @@
-"""Settings of the gateway (env prefix GATEWAY_, plus the common fields)."""
+"""Settings of the gateway (env prefix GATEWAY_, plus the common fields).
+
+A model upload's body limit is the common MAX_UPLOAD_BYTES plus multipart framing
+(`max_upload_body_bytes`), so it always agrees with the model hub's cap.
+"""
 
 from __future__ import annotations
 
@@ -23,12 +27,6 @@ class GatewaySettings(CommonSettings):
         default=16 * 1024 * 1024,
         ge=1024,
         description="Largest request body accepted (413 past it).",
-    )
-    max_upload_bytes: int = Field(
-        default=2 * 1024**3 + 16 * 1024**2,
-        ge=1024,
-        description="Largest model upload body (POST /api/v1/models/{id}/versions); the model "
-        "hub enforces its own, exact cap.",
     )
     connect_timeout_seconds: float = Field(default=5.0, gt=0)
     upstream_timeout_seconds: float = Field(

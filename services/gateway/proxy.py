@@ -192,7 +192,7 @@ class Proxy:
 
     async def _request_body(self, request: Request, path: str) -> bytes | _LimitedBody | None:
         limit = (
-            self._settings.max_upload_bytes
+            self._settings.max_upload_body_bytes
             if is_upload(request.method, path)
             else self._settings.max_body_bytes
         )

@@ -15,10 +15,12 @@ from services.inference.api import router
 from services.inference.config import InferenceSettings
 from services.inference.deps import InferenceContext
 from services.inference.engine import EngineOptions, ModelRegistry
+from services.inference.openai.schemas import ChatCompletionChunk, StreamError, TextCompletion
 from shared.app import create_service_app
 from shared.auth.service_credentials import ServiceName
 from shared.fields import document_bounds
 from shared.models_client import ModelsClient
+from shared.sse import document_event_payloads
 from shared.storage.factory import create_storage
 
 
@@ -58,7 +60,7 @@ def create_app(settings: InferenceSettings | None = None) -> FastAPI:
             sessionmaker=app.state.sessionmaker,
             # Redirects could lead past the outbound URL check: never followed.
             remote=httpx.AsyncClient(
-                timeout=httpx.Timeout(settings.remote_timeout_seconds, connect=10),
+                timeout=httpx.Timeout(settings.provider_timeout_seconds, connect=10),
                 follow_redirects=False,
                 trust_env=False,
             ),
@@ -92,4 +94,6 @@ def create_app(settings: InferenceSettings | None = None) -> FastAPI:
             for field in ("max_tokens", "max_completion_tokens")
         },
     )
+    # What the /v1 streams carry (their routes name these in `x-event-data`).
+    document_event_payloads(app, ChatCompletionChunk, TextCompletion, StreamError)
     return app

@@ -1,11 +1,12 @@
-"""Settings of the inference service (env prefix INFERENCE_, plus the common fields)."""
+"""Settings of the inference service (env prefix INFERENCE_, plus the common fields).
+
+Proxied provider calls use the common OUTBOUND_ALLOW and PROVIDER_TIMEOUT_SECONDS.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from pydantic import Field, field_validator
-from pydantic_settings import NoDecode, SettingsConfigDict
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
 
 from shared.settings import CommonSettings
 
@@ -36,18 +37,4 @@ class InferenceSettings(CommonSettings):
     daily_token_quota: int = Field(
         default=0, ge=0, description="Tokens per user per day (0: unlimited); admins may override."
     )
-    remote_timeout_seconds: float = Field(default=120, gt=0)
-    outbound_allow: Annotated[list[str], NoDecode] = Field(
-        default_factory=list,
-        description="Comma-separated hosts, host:port, IPs or CIDRs provider URLs may reach "
-        "although private or loopback (as MODELS_HUB_OUTBOUND_ALLOW).",
-    )
-
-    @field_validator("outbound_allow", mode="before")
-    @classmethod
-    def _split(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [item.strip() for item in value.split(",") if item.strip()]
-        return value
-
     cache_dir_name: str = Field(default="model-cache", description="Under LLMNET_DATA_DIR.")

@@ -1,11 +1,14 @@
-"""Settings of the model hub (env prefix MODELS_HUB_, plus the common fields)."""
+"""Settings of the model hub (env prefix MODELS_HUB_, plus the common fields).
+
+The upload cap, the outbound allow-list and the provider timeout are common fields
+(MAX_UPLOAD_BYTES, OUTBOUND_ALLOW, PROVIDER_TIMEOUT_SECONDS): the gateway and inference read
+the same values.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from pydantic import Field, field_validator
-from pydantic_settings import NoDecode, SettingsConfigDict
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
 
 from shared.settings import CommonSettings
 
@@ -23,7 +26,6 @@ class ModelsHubSettings(CommonSettings):
     )
     max_models_per_user: int = Field(default=50, ge=1)
     max_uploads_per_day: int = Field(default=20, ge=1, description="Versions per user per 24 h.")
-    max_upload_bytes: int = Field(default=2 * GIB, ge=1024, description="One upload, all files.")
     max_extracted_bytes: int = Field(
         default=4 * GIB, ge=1024, description="Bytes an uploaded archive may unpack to."
     )
@@ -48,16 +50,3 @@ class ModelsHubSettings(CommonSettings):
     stale_upload_seconds: int = Field(
         default=6 * 3600, ge=60, description="An upload unfinished this long is failed."
     )
-    outbound_allow: Annotated[list[str], NoDecode] = Field(
-        default_factory=list,
-        description="Comma-separated hosts, host:port, IPs or CIDRs that provider URLs may "
-        "reach although private or loopback.",
-    )
-    provider_timeout_seconds: float = Field(default=30, gt=0)
-
-    @field_validator("outbound_allow", mode="before")
-    @classmethod
-    def _split(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [item.strip() for item in value.split(",") if item.strip()]
-        return value

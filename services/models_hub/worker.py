@@ -15,7 +15,7 @@ from arq import cron
 from services.models_hub.config import ModelsHubSettings
 from services.models_hub.resources import build_context, close_context
 from services.models_hub.usage.consumer import usage_consumer
-from services.models_hub.usage.service import prune_samples
+from services.models_hub.usage.service import usage_service
 from services.models_hub.versions.service import VALIDATION_QUEUE
 from services.models_hub.versions.tasks import sweep_versions, validate_version
 from shared.db import session_scope
@@ -26,7 +26,7 @@ from shared.redis_client import create_redis
 async def sweep(ctx: dict[str, Any]) -> dict[str, int]:
     result = await sweep_versions(ctx)
     async with session_scope(ctx["sessionmaker"]) as session:
-        result["pruned_samples"] = await prune_samples(session)
+        result["pruned_samples"] = await usage_service.prune_samples(session)
     return result
 
 

@@ -6,7 +6,7 @@ only next to that token (or from another service that signed the request with it
 credential, see service_credentials.py), and still decide what the caller may do: scopes
 here, ownership and visibility in their own service modules.
 
-Exports: Identity, Scope, identity_headers, forwarded_identity_headers, required_scope,
+Exports: Identity, Role, Scope, identity_headers, forwarded_identity_headers, required_scope,
 get_identity, CurrentUser, OptionalUser, AdminUser, INTERNAL_TOKEN_HEADER, IDENTITY_HEADERS.
 """
 
@@ -33,6 +33,13 @@ _API_KEY_ID = "x-llmnet-api-key-id"
 IDENTITY_HEADERS = frozenset({_USER_ID, _USERNAME, _ROLE, _SCOPES, _AUTH, _API_KEY_ID})
 
 
+class Role(StrEnum):
+    """A user's role; accounts stores it, tokens and identity headers carry it."""
+
+    USER = "user"
+    ADMIN = "admin"
+
+
 class Scope(StrEnum):
     READ = "read"
     WRITE = "write"
@@ -54,12 +61,12 @@ class Identity:
 
     @property
     def is_admin(self) -> bool:
-        return self.role == "admin" and Scope.ADMIN in self.scopes
+        return self.role == Role.ADMIN and Scope.ADMIN in self.scopes
 
 
 def scopes_for(role: str, granted: frozenset[str] | None = None) -> frozenset[str]:
     """A session (JWT) gets every scope its role allows; an API key at most what it was given."""
-    allowed = USER_SCOPES | ({Scope.ADMIN} if role == "admin" else set())
+    allowed = USER_SCOPES | ({Scope.ADMIN} if role == Role.ADMIN else set())
     return frozenset(allowed if granted is None else granted & allowed)
 
 
@@ -107,7 +114,7 @@ async def get_identity(request: Request) -> Identity | None:
     return Identity(
         user_id=uuid.UUID(user_id),
         username=request.headers.get(_USERNAME, ""),
-        role=request.headers.get(_ROLE, "user"),
+        role=request.headers.get(_ROLE, Role.USER),
         scopes=frozenset(request.headers.get(_SCOPES, "").split()),
         auth_method=request.headers.get(_AUTH, "jwt"),
         api_key_id=request.headers.get(_API_KEY_ID),

@@ -2,10 +2,12 @@
 request-scoped session.
 
 Exports: Base, create_engine, create_sessionmaker, session_scope, after_commit, get_session,
-SessionDep, utcnow, DatabaseUnavailable. One transaction per request: `SessionDep` commits when
-the handler returns and rolls back on any exception; services and repositories never commit,
-they `flush()` when they need ids. Work that must only happen once the data is durable
-(enqueueing jobs, waking the event relay, cache invalidation) is registered with `after_commit`.
+SessionDep, utcnow, one_of, sql_values, DatabaseUnavailable.
+
+One transaction per request: `SessionDep` commits when the handler returns and rolls back on
+any exception; services and repositories never commit, they `flush()` when they need ids.
+Work that must only happen once the data is durable (enqueueing jobs, waking the event relay,
+cache invalidation) is registered with `after_commit`.
 
 The engine is the one boundary where a database that cannot be reached (refused, timed out,
 shut down, connection lost) is translated: it raises `DatabaseUnavailable` (503 with
@@ -18,11 +20,12 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Annotated
 
 import asyncpg
 from fastapi import Depends, Request
-from sqlalchemy import MetaData, event
+from sqlalchemy import CheckConstraint, MetaData, event
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import (
@@ -73,6 +76,17 @@ class Base(DeclarativeBase):
     # Server-generated values (created_at, onupdate timestamps) come back with RETURNING on
     # flush; otherwise they expire and reading them would be a lazy load, forbidden under async.
     __mapper_args__ = {"eager_defaults": True}
+
+
+def sql_values(values: type[StrEnum]) -> str:
+    """An enum's values as a SQL list body: `'a', 'b'`."""
+    return ", ".join(repr(member.value) for member in values)
+
+
+def one_of(column: str, values: type[StrEnum]) -> CheckConstraint:
+    """CHECK that `column` holds a member of `values` (or NULL); named ck_<table>_<column>_valid
+    by the naming convention, so the migration and the model agree."""
+    return CheckConstraint(f"{column} IN ({sql_values(values)})", name=f"{column}_valid")
 
 
 def utcnow() -> datetime:

@@ -20,11 +20,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import pytest
 import schemathesis
 from schemathesis.engine import Status, events, from_schema
 
 from tests.conftest import Platform
 from tests.factories import api_key, user_session
+
+# A bounded run, but a minute or two of requests: more than the suite's default timeout.
+pytestmark = pytest.mark.timeout(600)
 
 SEED = 20261121
 MAX_EXAMPLES = 25

@@ -18,11 +18,11 @@ from pathlib import Path
 import asyncpg
 import httpx
 
+from llmnet.launcher import service_callers_setting
+from llmnet.launcher.supervisor import ProcessSpec, Supervisor
+from llmnet.migrations import upgrade_head
 from shared.auth.identity import Identity, identity_headers, scopes_for
 from shared.auth.service_credentials import ServiceName
-from shared.db.migrate import upgrade_head
-from shared.launcher import service_callers_setting
-from shared.launcher.supervisor import ProcessSpec, Supervisor
 from shared.secrets_box import SecretBox
 from shared.testing import create_database, drop_database, generate_rsa_key
 

@@ -270,7 +270,7 @@ async def _prepare_model(bench: BenchEnv) -> tuple[str, Path]:
     from arq.worker import Worker
     from sqlalchemy import select
 
-    from services.accounts.cli import ensure_system_user
+    from services.accounts.bootstrap import ensure_system_user
     from services.models_hub.config import ModelsHubSettings
     from services.models_hub.models import Model, ModelVersion
     from services.models_hub.resources import build_context, close_context

@@ -26,6 +26,7 @@ from shared.auth.service_credentials import (
     parse_service_callers,
     service_token_hash,
 )
+from shared.settings import UPLOAD_FRAMING_BYTES, CommonSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY_DIR = ROOT / "deploy"
@@ -435,6 +436,40 @@ def test_ingress_backends_exist(k8s_docs: list[dict[str, Any]]) -> None:
     assert backends_seen == {k8s_name(PUBLIC_SERVICE)}, backends_seen
 
 
+def _nginx_size(value: str) -> int:
+    units = {"k": 1024, "m": 1024**2, "g": 1024**3}
+    value = value.strip().lower()
+    return int(value[:-1]) * units[value[-1]] if value[-1] in units else int(value)
+
+
+def test_ingress_admits_the_largest_upload_and_no_more(k8s_docs: list[dict[str, Any]]) -> None:
+    """The Ingress body limit follows MAX_UPLOAD_BYTES as the gateway does (cap + framing)."""
+    data = of_kind(k8s_docs, "ConfigMap")["llmnet-config"]["data"]
+    cap = int(data.get("MAX_UPLOAD_BYTES", CommonSettings.model_fields["max_upload_bytes"].default))
+    annotations = of_kind(k8s_docs, "Ingress")["llmnet"]["metadata"]["annotations"]
+    size = annotations["nginx.ingress.kubernetes.io/proxy-body-size"]
+    assert _nginx_size(size) == cap + UPLOAD_FRAMING_BYTES, size
+
+
+# Per-service names of what is now one common setting: a deployment that still sets one
+# would be silently ignored.
+RETIRED_SETTINGS = (
+    "GATEWAY_MAX_UPLOAD_BYTES",
+    "MODELS_HUB_MAX_UPLOAD_BYTES",
+    "MODELS_HUB_OUTBOUND_ALLOW",
+    "INFERENCE_OUTBOUND_ALLOW",
+    "MODELS_HUB_PROVIDER_TIMEOUT_SECONDS",
+    "INFERENCE_REMOTE_TIMEOUT_SECONDS",
+)
+
+
+@pytest.mark.parametrize("path", [*manifest_files(), COMPOSE_FILE], ids=lambda p: p.name)
+def test_deployment_files_use_the_common_setting_names(path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    used = [name for name in RETIRED_SETTINGS if re.search(rf"\b{name}\b", text)]
+    assert not used, f"{path.name} sets {used}; the common names have no service prefix"
+
+
 def test_config_and_secret_references_exist(k8s_docs: list[dict[str, Any]]) -> None:
     configmaps = of_kind(k8s_docs, "ConfigMap")
     secrets = of_kind(k8s_docs, "Secret")
@@ -736,7 +771,7 @@ def test_dockerignore_keeps_secrets_and_local_state_out() -> None:
     }
     for required in (".git", ".venv", "deploy/secrets"):
         assert required in patterns, f".dockerignore must exclude {required}"
-    for needed in ("pyproject.toml", "README.md", "shared", "services"):
+    for needed in ("pyproject.toml", "README.md", "llmnet", "shared", "services"):
         assert needed not in patterns, f".dockerignore must not exclude {needed}"
 
 

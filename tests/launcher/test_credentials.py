@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from llmnet.launcher import service_callers_setting, with_own_credentials
+from llmnet.launcher.secrets import ensure_dev_secrets
+from llmnet.launcher.supervisor import service_specs
 from shared.auth.service_credentials import ServiceName, parse_service_callers, service_token_hash
-from shared.launcher import service_callers_setting, with_own_credentials
-from shared.launcher.secrets import ensure_dev_secrets
-from shared.launcher.supervisor import service_specs
 
 
 def test_each_process_holds_only_its_own_service_token(tmp_path: Path) -> None:

@@ -12,8 +12,8 @@ import redis
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from shared.launcher.embedded import EmbeddedServiceError, start_postgres, start_redis
-from shared.launcher.secrets import ensure_dev_secrets
+from llmnet.launcher.embedded import EmbeddedServiceError, start_postgres, start_redis
+from llmnet.launcher.secrets import ensure_dev_secrets
 
 
 def free_port() -> int:

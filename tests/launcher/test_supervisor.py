@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.launcher.supervisor import (
+from llmnet.launcher.supervisor import (
     EmbeddedPorts,
     ProcessSpec,
     Supervisor,

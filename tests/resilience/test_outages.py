@@ -20,9 +20,9 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
+from llmnet.launcher.embedded import EmbeddedPostgres, EmbeddedRedis, start_postgres, start_redis
+from llmnet.migrations import upgrade_head
 from shared.db import create_engine, create_sessionmaker
-from shared.db.migrate import upgrade_head
-from shared.launcher.embedded import EmbeddedPostgres, EmbeddedRedis, start_postgres, start_redis
 from tests.conftest import Platform, serve_platform
 from tests.factories import PASSWORD, UserSession, user_session
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from llmnet.launcher.embedded import start_redis
+from llmnet.launcher.supervisor import REPO_ROOT, WORKERS
 from shared.jobs import create_job_pool
-from shared.launcher.embedded import start_redis
-from shared.launcher.supervisor import REPO_ROOT, WORKERS
 from shared.testing import generate_rsa_key
 
 pytestmark = pytest.mark.timeout(120)

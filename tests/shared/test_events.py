@@ -13,11 +13,11 @@ from redis.asyncio import Redis
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from llmnet.launcher.embedded import start_redis
+from llmnet.migrations import upgrade_head
 from shared.db import create_engine, create_sessionmaker, session_scope
-from shared.db.migrate import upgrade_head
 from shared.events import EventConsumer, EventRelay, record_event
 from shared.events.models import OutboxEvent
-from shared.launcher.embedded import start_redis
 from shared.testing import create_database, drop_database
 from tests.conftest import ADMIN_DATABASE_URL, REDIS_URL
 

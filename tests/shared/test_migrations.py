@@ -6,7 +6,7 @@ import asyncio
 
 import asyncpg
 
-from shared.db.migrate import downgrade_base, upgrade_head
+from llmnet.migrations import downgrade_base, upgrade_head
 from shared.testing import create_database, drop_database
 from tests.conftest import ADMIN_DATABASE_URL
 
@@ -39,3 +39,27 @@ async def test_upgrade_downgrade_upgrade():
         assert await _tables(url) == tables
     finally:
         await drop_database(ADMIN_DATABASE_URL, url)
+
+
+async def test_head_has_every_check_constraint_the_models_declare(database_url):
+    """A CHECK declared in models.py but missing from the migrations would hold in tests that
+    build tables from the models and not in production."""
+    from sqlalchemy import CheckConstraint
+
+    from shared.db import Base
+
+    declared = {
+        str(constraint.name)
+        for table in Base.metadata.sorted_tables
+        for constraint in table.constraints
+        if isinstance(constraint, CheckConstraint)
+    }
+    connection = await asyncpg.connect(
+        database_url.replace("postgresql+asyncpg://", "postgresql://")
+    )
+    try:
+        rows = await connection.fetch("SELECT conname FROM pg_constraint WHERE contype = 'c'")
+    finally:
+        await connection.close()
+    assert declared
+    assert declared <= {row["conname"] for row in rows}

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.accounts.models import AuditAction, AuditTarget
+from shared.auth.identity import Role
 from shared.fields import Text
 
 
@@ -18,7 +20,7 @@ class AdminUserRead(BaseModel):
     username: str
     email: str
     display_name: str | None
-    role: str
+    role: Role
     is_model_developer: bool
     is_banned: bool
     banned_at: datetime | None
@@ -31,7 +33,7 @@ class BanRequest(BaseModel):
 
 
 class RoleUpdate(BaseModel):
-    role: Literal["user", "admin"]
+    role: Role
 
 
 class AuditRecordRead(BaseModel):
@@ -39,8 +41,8 @@ class AuditRecordRead(BaseModel):
 
     id: int
     actor_id: uuid.UUID | None
-    action: str
-    target_type: str | None
+    action: AuditAction
+    target_type: AuditTarget | None
     target_id: str | None
     ip: str | None
     details: dict[str, Any]

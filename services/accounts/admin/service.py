@@ -2,58 +2,32 @@
 
 from __future__ import annotations
 
-import logging
 import uuid
 
-from redis.exceptions import RedisError
-from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.accounts.admin import repository
 from services.accounts.admin.schemas import AdminUserRead, AuditRecordRead
 from services.accounts.audit import record_audit
+from services.accounts.auth.revocation import revocation_service
 from services.accounts.deps import AccountsContext
-from services.accounts.models import AuditRecord, RefreshToken, User
-from services.accounts.users.service import UserNotFound
-from shared.auth.identity import Identity
-from shared.auth.revocation import banned_user_key
-from shared.db import after_commit, utcnow
+from services.accounts.models import AuditAction
+from services.accounts.users.service import user_service
+from shared.auth.identity import Identity, Role
+from shared.db import utcnow
 from shared.errors import BadRequest
 from shared.events import record_event
-from shared.pagination import CursorPart, Page, decode_cursor, encode_cursor
-
-logger = logging.getLogger("llmnet.accounts.revocation")
+from shared.pagination import Page
 
 
 class AdminService:
     async def list_users(
         self, session: AsyncSession, q: str | None, cursor: str | None, limit: int
     ) -> Page[AdminUserRead]:
-        query = select(User).order_by(User.username).limit(limit + 1)
-        if q:
-            pattern = (
-                "%" + q.lower().replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_") + "%"
-            )
-            query = query.where(
-                or_(
-                    User.username.like(pattern),
-                    User.email.like(pattern),
-                    User.display_name.ilike(pattern),
-                )
-            )
-        if cursor:
-            (after,) = decode_cursor(cursor, CursorPart.TEXT)
-            query = query.where(User.username > after)
-        rows = list(await session.scalars(query))
-        next_cursor = encode_cursor(rows[limit - 1].username) if len(rows) > limit else None
+        users, next_cursor = await repository.search_users(session, q, cursor=cursor, limit=limit)
         return Page[AdminUserRead](
-            items=[AdminUserRead.model_validate(u) for u in rows[:limit]], next_cursor=next_cursor
+            items=[AdminUserRead.model_validate(u) for u in users], next_cursor=next_cursor
         )
-
-    async def _user(self, session: AsyncSession, user_id: uuid.UUID) -> User:
-        user = await session.get(User, user_id)
-        if user is None:
-            raise UserNotFound("No such user.")
-        return user
 
     async def set_banned(
         self,
@@ -66,50 +40,27 @@ class AdminService:
         reason: str | None,
         ip: str | None,
     ) -> AdminUserRead:
-        user = await self._user(session, user_id)
+        user = await user_service.get(session, user_id)
         if user.id == admin.user_id:
             raise BadRequest("You cannot ban yourself.", code="cannot_ban_self")
         user.is_banned = banned
         user.banned_at = utcnow() if banned else None
         user.ban_reason = reason if banned else None
+        # The gateway checks the ban on every request: tokens and keys stop once this commits.
         if banned:
-            await session.execute(
-                update(RefreshToken)
-                .where(RefreshToken.user_id == user.id, RefreshToken.revoked_at.is_(None))
-                .values(revoked_at=utcnow())
-            )
-        action = "user.banned" if banned else "user.unbanned"
+            await revocation_service.ban(session, ctx, user.id)
+        else:
+            revocation_service.lift_ban(session, ctx, user.id)
+        action = AuditAction.USER_BANNED if banned else AuditAction.USER_UNBANNED
         record_audit(
             session,
             action,
+            user.id,
             actor_id=admin.user_id,
-            target_type="user",
-            target_id=user.id,
             ip=ip,
             details={"reason": reason} if reason else {},
         )
-        record_event(session, action, {"user_id": str(user.id)}, source="accounts")
-        key = banned_user_key(str(user.id))
-
-        async def _publish_ban() -> None:
-            # The gateway checks this key on every request: tokens and keys stop at once.
-            try:
-                if banned:
-                    await ctx.redis.set(key, "1")
-                else:
-                    await ctx.redis.delete(key)
-            except RedisError as exc:
-                # Committed all the same: the revocation sync brings Redis in line once it
-                # answers again.
-                logger.warning(
-                    "could not publish the %s of user %s to Redis (%s); the revocation sync will",
-                    "ban" if banned else "unban",
-                    user.id,
-                    exc,
-                    extra={"fields": {"user_id": str(user.id)}},
-                )
-
-        after_commit(session, _publish_ban)
+        record_event(session, action.value, {"user_id": str(user.id)}, source="accounts")
         await session.flush()
         return AdminUserRead.model_validate(user)
 
@@ -118,21 +69,20 @@ class AdminService:
         session: AsyncSession,
         admin: Identity,
         user_id: uuid.UUID,
-        role: str,
+        role: Role,
         ip: str | None,
     ) -> AdminUserRead:
-        user = await self._user(session, user_id)
-        if user.id == admin.user_id and role != "admin":
+        user = await user_service.get(session, user_id)
+        if user.id == admin.user_id and role != Role.ADMIN:
             raise BadRequest("You cannot demote yourself.", code="cannot_demote_self")
-        user.role = role
+        user.role = role.value
         record_audit(
             session,
-            "user.role_changed",
+            AuditAction.USER_ROLE_CHANGED,
+            user.id,
             actor_id=admin.user_id,
-            target_type="user",
-            target_id=user.id,
             ip=ip,
-            details={"role": role},
+            details={"role": role.value},
         )
         await session.flush()
         return AdminUserRead.model_validate(user)
@@ -140,17 +90,11 @@ class AdminService:
     async def audit_page(
         self, session: AsyncSession, action: str | None, cursor: str | None, limit: int
     ) -> Page[AuditRecordRead]:
-        query = select(AuditRecord).order_by(AuditRecord.id.desc()).limit(limit + 1)
-        if action:
-            query = query.where(AuditRecord.action == action)
-        if cursor:
-            (before,) = decode_cursor(cursor, CursorPart.INT64)
-            query = query.where(AuditRecord.id < before)
-        rows = list(await session.scalars(query))
-        next_cursor = encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
+        records, next_cursor = await repository.audit_page(
+            session, action, cursor=cursor, limit=limit
+        )
         return Page[AuditRecordRead](
-            items=[AuditRecordRead.model_validate(r) for r in rows[:limit]],
-            next_cursor=next_cursor,
+            items=[AuditRecordRead.model_validate(r) for r in records], next_cursor=next_cursor
         )
 
 

@@ -17,7 +17,7 @@ router = APIRouter(prefix="/api/v1/users/me/api-keys", tags=["api keys"])
 
 @router.get("", response_model=list[ApiKeyRead], summary="Your API keys (secrets never shown)")
 async def list_keys(user: CurrentUser, session: SessionDep) -> list[ApiKeyRead]:
-    return await api_key_service.list(session, user.user_id)
+    return await api_key_service.list_keys(session, user.user_id)
 
 
 @router.post(

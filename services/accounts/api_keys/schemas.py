@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from shared.auth.identity import Scope
+from shared.auth.identity import Role, Scope
 from shared.fields import Text, Timestamp
 
 
@@ -38,7 +38,7 @@ class ApiKeyRead(BaseModel):
     id: uuid.UUID
     name: str
     key_prefix: str = Field(description="The key's first characters, to recognise it.")
-    scopes: list[str]
+    scopes: list[Scope]
     created_at: datetime
     expires_at: datetime | None
     last_used_at: datetime | None
@@ -57,6 +57,6 @@ class ResolvedApiKey(BaseModel):
     key_id: uuid.UUID
     user_id: uuid.UUID
     username: str
-    role: str
-    scopes: list[str]
+    role: Role
+    scopes: list[Scope]
     expires_at: datetime | None

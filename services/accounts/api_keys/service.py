@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.accounts.api_keys import repository
 from services.accounts.api_keys.schemas import (
     ApiKeyCreate,
     ApiKeyCreated,
@@ -16,12 +16,12 @@ from services.accounts.api_keys.schemas import (
 )
 from services.accounts.audit import record_audit
 from services.accounts.deps import AccountsContext
-from services.accounts.models import ApiKey, User
+from services.accounts.models import ApiKey, AuditAction
 from shared.auth.api_keys import generate_api_key, hash_api_key
 from shared.auth.identity import Identity, scopes_for
 from shared.auth.revocation import api_key_cache_key
 from shared.db import after_commit, utcnow
-from shared.errors import Forbidden, NotFound, TooManyRequests, Unauthorized, UnprocessableEntity
+from shared.errors import Forbidden, NotFound, TooManyRequests, Unauthorized
 
 
 class ApiKeyNotFound(NotFound):
@@ -41,7 +41,7 @@ class ApiKeyService:
         data: ApiKeyCreate,
         ip: str | None,
     ) -> ApiKeyCreated:
-        requested = frozenset(s.value for s in data.scopes)
+        requested = frozenset(data.scopes)
         # A key never grants more than its creator holds, so a read-only key cannot mint an
         # admin one.
         beyond = requested - (owner.scopes & scopes_for(owner.role))
@@ -50,43 +50,37 @@ class ApiKeyService:
                 f"You cannot grant scopes you do not hold: {', '.join(sorted(beyond))}.",
                 code="scope_not_allowed",
             )
-        if data.expires_at is not None and data.expires_at <= utcnow():
-            raise UnprocessableEntity("expires_at must be in the future.")
-        count = await session.scalar(
-            select(func.count()).where(ApiKey.user_id == owner.user_id, ApiKey.revoked_at.is_(None))
-        )
-        if (count or 0) >= ctx.settings.max_api_keys_per_user:
+        count = await repository.count_active(session, owner.user_id)
+        if count >= ctx.settings.max_api_keys_per_user:
             raise TooManyRequests(
                 f"You have {count} active API keys, the most allowed; revoke one first.",
                 retry_after=60,
                 code="api_key_limit",
             )
         secret = generate_api_key()
-        key = ApiKey(
-            user_id=owner.user_id,
-            name=data.name,
-            key_prefix=secret[:12],
-            key_hash=hash_api_key(secret),
-            scopes=sorted(requested),
-            expires_at=data.expires_at,
+        key = await repository.add(
+            session,
+            ApiKey(
+                user_id=owner.user_id,
+                name=data.name,
+                key_prefix=secret[:12],
+                key_hash=hash_api_key(secret),
+                scopes=[scope.value for scope in sorted(requested)],
+                expires_at=data.expires_at,
+            ),
         )
-        session.add(key)
-        await session.flush()
         record_audit(
             session,
-            "api_key.created",
+            AuditAction.API_KEY_CREATED,
+            key.id,
             actor_id=owner.user_id,
-            target_type="api_key",
-            target_id=key.id,
             ip=ip,
             details={"scopes": key.scopes},
         )
         return ApiKeyCreated(**ApiKeyRead.model_validate(key).model_dump(), key=secret)
 
-    async def list(self, session: AsyncSession, owner_id: uuid.UUID) -> list[ApiKeyRead]:
-        keys = await session.scalars(
-            select(ApiKey).where(ApiKey.user_id == owner_id).order_by(ApiKey.created_at.desc())
-        )
+    async def list_keys(self, session: AsyncSession, owner_id: uuid.UUID) -> list[ApiKeyRead]:
+        keys = await repository.list_of_user(session, owner_id)
         return [ApiKeyRead.model_validate(k) for k in keys]
 
     async def revoke(
@@ -97,41 +91,31 @@ class ApiKeyService:
         key_id: uuid.UUID,
         ip: str | None,
     ) -> None:
-        key = await session.get(ApiKey, key_id)
+        key = await repository.get(session, key_id)
         if key is None or key.user_id != owner.user_id:
             raise ApiKeyNotFound("No such API key among yours.")
         if key.revoked_at is None:
             key.revoked_at = utcnow()
             record_audit(
-                session,
-                "api_key.revoked",
-                actor_id=owner.user_id,
-                target_type="api_key",
-                target_id=key.id,
-                ip=ip,
+                session, AuditAction.API_KEY_REVOKED, key.id, actor_id=owner.user_id, ip=ip
             )
             cache_key = api_key_cache_key(key.key_hash)
 
-            async def _forget() -> None:
+            async def drop_cached_resolution() -> None:
+                # The gateway caches what a key resolved to; it must ask again, and be refused.
                 await ctx.redis.delete(cache_key)
 
-            after_commit(session, _forget)
+            after_commit(session, drop_cached_resolution)
 
     async def resolve(
         self, session: AsyncSession, ctx: AccountsContext, key_hash: str
     ) -> ResolvedApiKey:
         """The identity behind a key, for the gateway; also records when it was last used."""
-        row = (
-            await session.execute(
-                select(ApiKey, User)
-                .join(User, User.id == ApiKey.user_id)
-                .where(ApiKey.key_hash == key_hash)
-            )
-        ).one_or_none()
-        now = utcnow()
-        if row is None:
+        found = await repository.get_with_owner(session, key_hash)
+        if found is None:
             raise InvalidApiKey("Unknown API key.")
-        key, user = row
+        key, user = found
+        now = utcnow()
         if key.revoked_at is not None:
             raise InvalidApiKey("This API key was revoked.", code="api_key_revoked")
         if key.expires_at is not None and key.expires_at <= now:

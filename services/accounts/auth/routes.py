@@ -57,8 +57,7 @@ _LOGIN_BODY: dict[str, Any] = {
 async def register(
     body: RegisterRequest, request: Request, session: SessionDep, ctx: ContextDep
 ) -> RegisteredUser:
-    user = await auth_service.register(session, ctx, body, client_ip(request))
-    return RegisteredUser.model_validate(user, from_attributes=True)
+    return await auth_service.register(session, ctx, body, client_ip(request))
 
 
 async def _login_body(request: Request) -> LoginRequest:

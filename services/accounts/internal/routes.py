@@ -10,9 +10,8 @@ from fastapi import APIRouter, Depends
 from services.accounts.api_keys.schemas import ResolveApiKey, ResolvedApiKey
 from services.accounts.api_keys.service import api_key_service
 from services.accounts.deps import ContextDep
-from services.accounts.users import repository as users
 from services.accounts.users.schemas import InternalUser
-from services.accounts.users.service import UserNotFound
+from services.accounts.users.service import user_service
 from shared.auth.service_credentials import ServiceName, require_service
 from shared.db import SessionDep
 
@@ -36,15 +35,9 @@ async def resolve_api_key(
     "/users/by-name/{username}", response_model=InternalUser, dependencies=[Depends(_USER_READERS)]
 )
 async def user_by_name(username: str, session: SessionDep) -> InternalUser:
-    user = await users.get_by_username(session, username)
-    if user is None:
-        raise UserNotFound(f"No user named '{username}'.")
-    return InternalUser.model_validate(user)
+    return await user_service.internal_by_name(session, username)
 
 
 @router.get("/users/{user_id}", response_model=InternalUser, dependencies=[Depends(_USER_READERS)])
 async def user_by_id(user_id: uuid.UUID, session: SessionDep) -> InternalUser:
-    user = await users.get_by_id(session, user_id)
-    if user is None:
-        raise UserNotFound("No such user.")
-    return InternalUser.model_validate(user)
+    return await user_service.internal_by_id(session, user_id)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Select, func, or_, select, tuple_
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import contains_eager
 
 from services.accounts.models import User, UserFollow
+from shared.pagination import CursorPart, SortKey, keyset_page
 
 
 async def get_by_id(session: AsyncSession, user_id: uuid.UUID) -> User | None:
@@ -39,6 +41,25 @@ async def username_or_email_taken(session: AsyncSession, username: str, email: s
     return None
 
 
+async def add_user(session: AsyncSession, user: User) -> User:
+    """Insert `user` now (its id is needed); a taken name or email raises IntegrityError."""
+    session.add(user)
+    await session.flush()
+    return user
+
+
+async def banned_user_ids(session: AsyncSession) -> set[str]:
+    # `WHERE is_banned` (not `IS TRUE`) so the planner uses the partial index ix_users_banned.
+    ids = await session.scalars(select(User.id).where(User.is_banned))
+    return {str(user_id) for user_id in ids}
+
+
+async def banned_among(session: AsyncSession, user_ids: list[uuid.UUID]) -> set[str]:
+    """Which of `user_ids` are banned."""
+    ids = await session.scalars(select(User.id).where(User.is_banned, User.id.in_(user_ids)))
+    return {str(user_id) for user_id in ids}
+
+
 async def follow_counts(session: AsyncSession, user_id: uuid.UUID) -> tuple[int, int]:
     followers = select(func.count()).where(UserFollow.followee_id == user_id).scalar_subquery()
     following = select(func.count()).where(UserFollow.follower_id == user_id).scalar_subquery()
@@ -52,22 +73,41 @@ async def get_follow(
     return await session.get(UserFollow, (follower_id, followee_id))
 
 
-def follow_page_query(
-    user_id: uuid.UUID, *, followers: bool, after: tuple[datetime, uuid.UUID] | None, limit: int
-) -> Select[User, datetime]:
-    """Newest follows first; (created_at, other user's id) is the cursor."""
+async def add_follow(
+    session: AsyncSession, follower_id: uuid.UUID, followee_id: uuid.UUID
+) -> UserFollow:
+    follow = UserFollow(follower_id=follower_id, followee_id=followee_id)
+    session.add(follow)
+    await session.flush()
+    return follow
+
+
+async def delete_follow(session: AsyncSession, follow: UserFollow) -> None:
+    await session.delete(follow)
+    await session.flush()
+
+
+async def follow_page(
+    session: AsyncSession, user_id: uuid.UUID, *, followers: bool, cursor: str | None, limit: int
+) -> tuple[list[tuple[User, datetime]], str | None]:
+    """A page of the user's followers (or of whom they follow) with when each follow began,
+    newest first; banned users are left out. The cursor is (follow's created_at, other's id)."""
+    relation = UserFollow.follower if followers else UserFollow.followee
     own, other = (
         (UserFollow.followee_id, UserFollow.follower_id)
         if followers
         else (UserFollow.follower_id, UserFollow.followee_id)
     )
     query = (
-        select(User, UserFollow.created_at)
-        .join(UserFollow, other == User.id)
+        select(UserFollow)
+        .join(User, other == User.id)
+        .options(contains_eager(relation))
         .where(own == user_id, User.is_banned.is_(False))
-        .order_by(UserFollow.created_at.desc(), other.desc())
-        .limit(limit)
     )
-    if after is not None:
-        query = query.where(tuple_(UserFollow.created_at, other) < tuple_(*after))
-    return query
+    keys = [
+        SortKey(UserFollow.created_at, CursorPart.TIMESTAMP, descending=True),
+        SortKey(other, CursorPart.UUID, descending=True),
+    ]
+    follows, next_cursor = await keyset_page(session, query, keys, cursor=cursor, limit=limit)
+    pairs = [(f.follower if followers else f.followee, f.created_at) for f in follows]
+    return pairs, next_cursor

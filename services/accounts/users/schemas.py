@@ -16,6 +16,7 @@ from pydantic import (
     UrlConstraints,
 )
 
+from shared.auth.identity import Role
 from shared.fields import Text, non_null_schema, refuse_null
 
 # users.avatar_url is a VARCHAR(2048). The URL is stored normalised (a trailing slash, percent-
@@ -51,7 +52,7 @@ class UserPublic(BaseModel):
 
 class UserPrivate(UserPublic):
     email: str
-    role: str
+    role: Role
 
 
 class UserUpdate(BaseModel):
@@ -95,6 +96,6 @@ class InternalUser(BaseModel):
 
     id: uuid.UUID
     username: str
-    role: str
+    role: Role
     is_model_developer: bool
     is_banned: bool

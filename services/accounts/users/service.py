@@ -6,11 +6,12 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.accounts.models import User, UserFollow
+from services.accounts.models import User
 from services.accounts.users import repository
 from services.accounts.users.schemas import (
     FollowEntry,
     FollowState,
+    InternalUser,
     UserPrivate,
     UserPublic,
     UserSummary,
@@ -19,7 +20,7 @@ from services.accounts.users.schemas import (
 from shared.auth.identity import Identity
 from shared.errors import BadRequest, NotFound
 from shared.events import record_event
-from shared.pagination import CursorPart, Page, decode_cursor, encode_cursor
+from shared.pagination import Page
 
 
 class UserNotFound(NotFound):
@@ -37,26 +38,29 @@ class UserService:
         return user
 
     async def me(self, session: AsyncSession, user_id: uuid.UUID) -> UserPrivate:
-        user = await repository.get_by_id(session, user_id)
-        if user is None:
-            raise UserNotFound("Your account no longer exists.")
-        followers, following = await repository.follow_counts(session, user.id)
-        return UserPrivate.model_validate(user).model_copy(
-            update={"followers_count": followers, "following_count": following}
-        )
+        return await self._private(session, await self._own_account(session, user_id))
 
     async def update_me(
         self, session: AsyncSession, user_id: uuid.UUID, changes: UserUpdate
     ) -> UserPrivate:
+        user = await self._own_account(session, user_id)
+        # UserUpdate refuses null for is_model_developer; null clears the other fields.
+        for field, value in changes.model_dump(exclude_unset=True).items():
+            setattr(user, field, str(value) if field == "avatar_url" and value else value)
+        await session.flush()
+        return await self._private(session, user)
+
+    async def _own_account(self, session: AsyncSession, user_id: uuid.UUID) -> User:
         user = await repository.get_by_id(session, user_id)
         if user is None:
             raise UserNotFound("Your account no longer exists.")
-        for field, value in changes.model_dump(exclude_unset=True).items():
-            if field == "is_model_developer" and value is None:
-                raise BadRequest("is_model_developer must be true or false, not null.")
-            setattr(user, field, str(value) if field == "avatar_url" and value else value)
-        await session.flush()
-        return await self.me(session, user_id)
+        return user
+
+    async def _private(self, session: AsyncSession, user: User) -> UserPrivate:
+        followers, following = await repository.follow_counts(session, user.id)
+        return UserPrivate.model_validate(user).model_copy(
+            update={"followers_count": followers, "following_count": following}
+        )
 
     async def profile(
         self, session: AsyncSession, username: str, viewer: Identity | None
@@ -81,8 +85,7 @@ class UserService:
         if user.id == viewer.user_id:
             raise BadRequest("You cannot follow yourself.", code="cannot_follow_self")
         if await repository.get_follow(session, viewer.user_id, user.id) is None:
-            session.add(UserFollow(follower_id=viewer.user_id, followee_id=user.id))
-            await session.flush()
+            await repository.add_follow(session, viewer.user_id, user.id)
             record_event(
                 session,
                 "user.followed",
@@ -101,8 +104,7 @@ class UserService:
         user = await self.visible_user(session, username, viewer)
         follow = await repository.get_follow(session, viewer.user_id, user.id)
         if follow is not None:
-            await session.delete(follow)
-            await session.flush()
+            await repository.delete_follow(session, follow)
             record_event(
                 session,
                 "user.unfollowed",
@@ -123,25 +125,31 @@ class UserService:
         limit: int,
     ) -> Page[FollowEntry]:
         user = await self.visible_user(session, username, viewer)
-        after = None
-        if cursor:
-            after = decode_cursor(cursor, CursorPart.TIMESTAMP, CursorPart.UUID)
-        rows = (
-            await session.execute(
-                repository.follow_page_query(
-                    user.id, followers=followers, after=after, limit=limit + 1
-                )
-            )
-        ).all()
+        pairs, next_cursor = await repository.follow_page(
+            session, user.id, followers=followers, cursor=cursor, limit=limit
+        )
         items = [
             FollowEntry(user=UserSummary.model_validate(other), followed_at=followed_at)
-            for other, followed_at in rows[:limit]
+            for other, followed_at in pairs
         ]
-        next_cursor = None
-        if len(rows) > limit:
-            last_user, last_at = rows[limit - 1]
-            next_cursor = encode_cursor(last_at.isoformat(), str(last_user.id))
         return Page[FollowEntry](items=items, next_cursor=next_cursor)
+
+    async def internal_by_name(self, session: AsyncSession, username: str) -> InternalUser:
+        """Any user, banned ones included, for another service."""
+        user = await repository.get_by_username(session, username)
+        if user is None:
+            raise UserNotFound(f"No user named '{username}'.")
+        return InternalUser.model_validate(user)
+
+    async def internal_by_id(self, session: AsyncSession, user_id: uuid.UUID) -> InternalUser:
+        """Any user, banned ones included, for another service."""
+        return InternalUser.model_validate(await self.get(session, user_id))
+
+    async def get(self, session: AsyncSession, user_id: uuid.UUID) -> User:
+        user = await repository.get_by_id(session, user_id)
+        if user is None:
+            raise UserNotFound("No such user.")
+        return user
 
 
 user_service = UserService()

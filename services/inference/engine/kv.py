@@ -66,6 +66,8 @@ def _accepts_logits_to_keep(model: PreTrainedModel) -> bool:
 
 
 def _last_logits(model: PreTrainedModel, use_keep: bool, **inputs: Any) -> torch.Tensor:
+    # The KV cache goes in as `cache` (transformers >= 5.24; `past_key_values`, its old name,
+    # is removed in 5.40).
     if use_keep:
         inputs["logits_to_keep"] = 1
     out = model(**inputs, use_cache=True, return_dict=True)
@@ -281,7 +283,7 @@ class PaddedBackend(Backend):
             input_ids=input_ids,
             attention_mask=mask,
             position_ids=position_ids,
-            past_key_values=_SlotCache(layers),
+            cache=_SlotCache(layers),
         )
         keys, values = [], []
         for layer in layers:
@@ -362,7 +364,7 @@ class PaddedBackend(Backend):
             input_ids=ids[:, None],
             attention_mask=batch.mask[:rows, : length + 1],
             position_ids=batch.positions[:rows, None],
-            past_key_values=_SlotCache(batch.layers()),
+            cache=_SlotCache(batch.layers()),
         )
         batch.length += 1
         batch.positions[:rows] += 1
@@ -426,7 +428,7 @@ class SerialBackend(Backend):
                     self._use_keep,
                     input_ids=ids,
                     attention_mask=torch.ones_like(ids),
-                    past_key_values=cache,
+                    cache=cache,
                 )
             )
             rows.append(_SerialRow(cache, len(prompt)))
@@ -454,7 +456,7 @@ class SerialBackend(Backend):
                     attention_mask=torch.ones(
                         (1, row.position + 1), dtype=torch.long, device=self._device
                     ),
-                    past_key_values=row.cache,
+                    cache=row.cache,
                 )
             )
             row.position += 1

@@ -4,6 +4,8 @@
 needed: the servable files are downloaded from storage into `cache_dir/<digest of the file set>/`
 (a file already there with the right size is kept; every downloaded file's sha256 is checked), the
 model is loaded in a thread with `shared.model_loading.load_causal_lm`, and an engine is started.
+What the weights will take is estimated beforehand from their safetensors headers
+(`shared.model_files`, the one file policy, read through the `safetensors` library).
 Concurrent first requests for one model share one load. When the loaded models' parameter bytes
 would exceed `memory_budget_bytes`, the least recently used engines are closed (their running
 requests end with "abort"). A new version of a model is a new `model_key`: it loads a new engine,
@@ -17,7 +19,6 @@ import hashlib
 import json
 import logging
 import os
-import struct
 import uuid
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
@@ -29,6 +30,7 @@ import anyio
 
 from services.inference.engine.errors import ModelFileCorrupt, ModelTooLarge
 from services.inference.engine.params import EngineOptions
+from shared.model_files import estimate_parameter_bytes
 from shared.storage.base import Storage, validate_key
 
 if TYPE_CHECKING:
@@ -49,23 +51,6 @@ _DTYPES = {
     "bfloat16": "bfloat16",
     "bf16": "bfloat16",
 }
-# safetensors dtype names -> bytes per element
-_ST_SIZES = {
-    "F64": 8,
-    "F32": 4,
-    "F16": 2,
-    "BF16": 2,
-    "I64": 8,
-    "I32": 4,
-    "I16": 2,
-    "I8": 1,
-    "U8": 1,
-    "BOOL": 1,
-    "F8_E4M3": 1,
-    "F8_E5M2": 1,
-}
-_ST_FLOATS = {"F64", "F32", "F16", "BF16"}
-_MAX_HEADER = 100_000_000
 
 
 @dataclass(frozen=True)
@@ -119,34 +104,6 @@ def _files_digest(files: Iterable[ModelFile]) -> str:
         sorted([f.name, f.size, f.sha256] for f in files), separators=(",", ":")
     ).encode()
     return hashlib.sha256(canonical).hexdigest()
-
-
-def estimate_parameter_bytes(model_dir: Path, itemsize: int) -> int:
-    """Bytes the weights will take once loaded with `itemsize`-byte floats, from the safetensors
-    headers (no tensor data is read). Falls back to the files' sizes."""
-    total = 0
-    files = sorted(model_dir.glob("*.safetensors"))
-    for path in files:
-        try:
-            with path.open("rb") as handle:
-                (size,) = struct.unpack("<Q", handle.read(8))
-                if size > _MAX_HEADER:
-                    raise ValueError("header too large")
-                header = json.loads(handle.read(size))
-        except (OSError, ValueError, struct.error):
-            total += path.stat().st_size
-            continue
-        for name, info in header.items():
-            if name == "__metadata__" or not isinstance(info, dict):
-                continue
-            count = 1
-            for dim in info.get("shape", []):
-                count *= int(dim)
-            kind = str(info.get("dtype", "F32"))
-            total += count * (itemsize if kind in _ST_FLOATS else _ST_SIZES.get(kind, 4))
-    if not files:
-        total = sum(p.stat().st_size for p in model_dir.iterdir() if p.is_file())
-    return total
 
 
 @dataclass

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncGenerator
-from typing import Any
 
 import httpx
 
@@ -17,6 +16,7 @@ from services.inference.deps import InferenceContext
 from services.inference.engine import TokenEvent
 from services.inference.openai.schemas import ChatCompletionRequest, CompletionRequest
 from shared.errors import BadGateway, GatewayTimeout
+from shared.models_client import RemoteEndpoint
 from shared.outbound import pin_outbound_url
 
 # Our extensions, and what we always set ourselves.
@@ -39,7 +39,7 @@ def _provider_message(raw: bytes) -> str:
 
 
 async def provider_tokens(
-    ctx: InferenceContext, remote: Any, body: ChatCompletionRequest | CompletionRequest
+    ctx: InferenceContext, remote: RemoteEndpoint, body: ChatCompletionRequest | CompletionRequest
 ) -> AsyncGenerator[TokenEvent]:
     # Resolved once and pinned: DNS cannot answer differently between check and connection.
     pinned = await pin_outbound_url(remote.base_url, allow=ctx.settings.outbound_allow)

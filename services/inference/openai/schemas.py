@@ -94,3 +94,109 @@ class CompletionRequest(_GenerationFields):
 
     def prompt_text(self) -> str:
         return self.prompt if isinstance(self.prompt, str) else self.prompt[0]
+
+
+# ---- what the endpoints answer ------------------------------------------------------------------
+# Field order and presence are the wire format OpenAI clients parse: `logprobs` and a null
+# `finish_reason` are always sent; a delta carries only what it has.
+
+
+def _absent(value: object) -> bool:
+    return value is None
+
+
+class CompletionUsage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class AssistantMessage(BaseModel):
+    role: Literal["assistant"] = "assistant"
+    content: str
+
+
+class ChatCompletionChoice(BaseModel):
+    index: int = 0
+    message: AssistantMessage
+    finish_reason: str = Field(description="`stop`, `length`, or what a remote provider said.")
+    logprobs: None = None
+
+
+class ChatCompletion(BaseModel):
+    """A whole chat completion (`stream` false)."""
+
+    id: str = Field(description="`chatcmpl-...`.")
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int = Field(description="Unix time.")
+    model: str
+    choices: list[ChatCompletionChoice]
+    usage: CompletionUsage
+
+
+class ChatDelta(BaseModel):
+    role: Literal["assistant"] | None = Field(default=None, exclude_if=_absent)
+    content: str | None = Field(default=None, exclude_if=_absent)
+
+
+class ChatChunkChoice(BaseModel):
+    index: int = 0
+    delta: ChatDelta
+    finish_reason: str | None = Field(description="Set in the last chunk with choices.")
+    logprobs: None = None
+
+
+class ChatCompletionChunk(BaseModel):
+    """One event of a streamed chat completion: the role first, then text deltas, then the
+    finish reason; with `stream_options.include_usage`, a last chunk with no choices and the
+    usage."""
+
+    id: str
+    object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
+    created: int
+    model: str
+    choices: list[ChatChunkChoice]
+    usage: CompletionUsage | None = Field(default=None, exclude_if=_absent)
+
+
+class CompletionChoice(BaseModel):
+    index: int = 0
+    text: str
+    finish_reason: str | None = Field(description="Always set in a whole completion.")
+    logprobs: None = None
+
+
+class TextCompletion(BaseModel):
+    """A text completion; streamed, each event is one too (with text deltas, and the finish
+    reason in the last choice), and the usage chunk has no choices."""
+
+    id: str = Field(description="`cmpl-...`.")
+    object: Literal["text_completion"] = "text_completion"
+    created: int
+    model: str
+    choices: list[CompletionChoice]
+    usage: CompletionUsage | None = Field(default=None, exclude_if=_absent)
+
+
+class StreamErrorDetail(BaseModel):
+    message: str
+    type: Literal["server_error"] = "server_error"
+    code: str
+
+
+class StreamError(BaseModel):
+    """An error after the stream began (the status line had gone): then `[DONE]`."""
+
+    error: StreamErrorDetail
+
+
+class ModelCard(BaseModel):
+    id: str = Field(description="`<owner>/<slug>`.")
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 
-from services.inference.usage import service
+from services.inference.deps import InferenceDep
 from services.inference.usage.schemas import QuotaRead, QuotaUpdate, UsagePage
+from services.inference.usage.service import usage_service
 from shared.auth.identity import AdminUser, CurrentUser
 from shared.db import SessionDep
 from shared.fields import Timestamp
@@ -26,7 +27,7 @@ async def ledger(
     cursor: CursorQuery = None,
     limit: LimitQuery = 50,
 ) -> UsagePage:
-    return await service.ledger_page(
+    return await usage_service.ledger_page(
         session,
         caller,
         user_id=user_id,
@@ -38,9 +39,8 @@ async def ledger(
 
 
 @router.get("/quota", response_model=QuotaRead, summary="Your daily token quota and use today")
-async def my_quota(caller: CurrentUser, session: SessionDep, request: Request) -> QuotaRead:
-    default = request.app.state.settings.daily_token_quota
-    return await service.quota_read(session, caller.user_id, default)
+async def my_quota(caller: CurrentUser, session: SessionDep, ctx: InferenceDep) -> QuotaRead:
+    return await usage_service.quota_read(session, caller.user_id, ctx.settings.daily_token_quota)
 
 
 @router.put("/quotas/{user_id}", response_model=QuotaRead, summary="Set a user's daily quota")
@@ -49,7 +49,7 @@ async def set_quota(
     body: QuotaUpdate,
     admin: AdminUser,
     session: SessionDep,
-    request: Request,
+    ctx: InferenceDep,
 ) -> QuotaRead:
-    await service.set_quota(session, user_id, body.daily_tokens)
-    return await service.quota_read(session, user_id, request.app.state.settings.daily_token_quota)
+    await usage_service.set_quota(session, user_id, body.daily_tokens)
+    return await usage_service.quota_read(session, user_id, ctx.settings.daily_token_quota)

@@ -8,6 +8,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.inference.models import UsageEndpoint, UsageSource, UsageStatus
 from shared.fields import JSON_INT_MAX, JSON_INTEGER
 from shared.pagination import Page
 
@@ -19,12 +20,12 @@ class UsageRead(BaseModel):
     user_id: uuid.UUID
     model_id: uuid.UUID
     model_ref: str
-    source: str
-    endpoint: str
+    source: UsageSource
+    endpoint: UsageEndpoint
     prompt_tokens: int
     completion_tokens: int
     latency_ms: float
-    status: str
+    status: UsageStatus
     created_at: datetime
 
 

@@ -7,12 +7,12 @@ a private model does not exist: callers answer 404, never 403.
 
 from __future__ import annotations
 
-from services.models_hub.models import Model, ModelAccessGrant
+from services.models_hub.models import GrantLevel, Model, ModelAccessGrant, Visibility
 from shared.auth.identity import Identity
 
 
 def can_use(model: Model, viewer: Identity | None, grant: ModelAccessGrant | None) -> bool:
-    if model.visibility != "private":
+    if model.visibility != Visibility.PRIVATE:
         return True
     if viewer is None:
         return False
@@ -24,11 +24,13 @@ def can_manage(model: Model, viewer: Identity | None, grant: ModelAccessGrant | 
         return False
     if viewer.is_admin or viewer.user_id == model.owner_id:
         return True
-    return grant is not None and grant.level == "manage"
+    return grant is not None and grant.level == GrantLevel.MANAGE
 
 
-def access_level(model: Model, viewer: Identity | None, grant: ModelAccessGrant | None) -> str:
-    """'manage', 'use' or 'none'."""
+def access_level(
+    model: Model, viewer: Identity | None, grant: ModelAccessGrant | None
+) -> GrantLevel | None:
+    """What the viewer may do with the model (None: it does not exist for them)."""
     if can_manage(model, viewer, grant):
-        return "manage"
-    return "use" if can_use(model, viewer, grant) else "none"
+        return GrantLevel.MANAGE
+    return GrantLevel.USE if can_use(model, viewer, grant) else None

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from typing import Literal
 
 from fastapi import APIRouter, Path, Query, status
 
-from services.models_hub.catalog import repository
 from services.models_hub.catalog.schemas import (
     SLUG_PATTERN,
     USERNAME_PATTERN,
@@ -19,8 +17,9 @@ from services.models_hub.catalog.schemas import (
     ModelSort,
     ModelUpdate,
 )
-from services.models_hub.catalog.service import ModelNotFound, catalog_service, to_read
+from services.models_hub.catalog.service import catalog_service
 from services.models_hub.deps import HubDep
+from services.models_hub.models import ModelSource, ModelStatus
 from shared.auth.identity import CurrentUser, OptionalUser
 from shared.db import SessionDep
 from shared.fields import Text
@@ -38,8 +37,8 @@ async def list_models(
     ),
     owner: Text | None = Query(default=None, max_length=32, description="Owner's username."),
     tag: Text | None = Query(default=None, max_length=32),
-    status: Literal["ready", "validating", "failed", "empty"] | None = None,
-    source: Literal["upload", "remote"] | None = None,
+    status: ModelStatus | None = None,
+    source: ModelSource | None = None,
     sort: ModelSort = ModelSort.RECENT,
     cursor: CursorQuery = None,
     limit: LimitQuery = 20,
@@ -68,7 +67,7 @@ async def create_model(
     body: ModelCreate, viewer: CurrentUser, session: SessionDep, ctx: HubDep
 ) -> ModelRead:
     model = await catalog_service.create(session, ctx, viewer, body)
-    return await to_read(session, model, viewer)
+    return await catalog_service.read(session, model, viewer)
 
 
 @router.get(
@@ -80,17 +79,14 @@ async def get_by_ref(
     owner: str = Path(pattern=USERNAME_PATTERN, description="The owner's username."),
     slug: str = Path(pattern=SLUG_PATTERN),
 ) -> ModelRead:
-    model = await repository.get_by_ref(session, owner, slug)
-    if model is None:
-        raise ModelNotFound("No such model.")
-    model = await catalog_service.visible(session, model.id, viewer)
-    return await to_read(session, model, viewer)
+    model = await catalog_service.visible_by_ref(session, owner, slug, viewer)
+    return await catalog_service.read(session, model, viewer)
 
 
 @router.get("/{model_id}", response_model=ModelRead, summary="A model")
 async def get_model(model_id: uuid.UUID, session: SessionDep, viewer: OptionalUser) -> ModelRead:
     model = await catalog_service.visible(session, model_id, viewer)
-    return await to_read(session, model, viewer)
+    return await catalog_service.read(session, model, viewer)
 
 
 @router.patch("/{model_id}", response_model=ModelRead, summary="Change a model")
@@ -98,7 +94,7 @@ async def update_model(
     model_id: uuid.UUID, body: ModelUpdate, viewer: CurrentUser, session: SessionDep
 ) -> ModelRead:
     model = await catalog_service.update(session, model_id, viewer, body)
-    return await to_read(session, model, viewer)
+    return await catalog_service.read(session, model, viewer)
 
 
 @router.delete(

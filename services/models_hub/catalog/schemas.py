@@ -5,10 +5,17 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, field_validator
 
+from services.models_hub.models import (
+    GrantLevel,
+    ModelSource,
+    ModelStatus,
+    VersionStatus,
+    Visibility,
+)
 from shared.fields import JSON_INT_MAX, JSON_INTEGER, Text, non_null_schema, refuse_null
 
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
@@ -17,7 +24,6 @@ TAG_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9-]{0,31}$"
 USERNAME_PATTERN = r"^[A-Za-z0-9_]{1,32}$"
 Tag = Annotated[str, Field(pattern=TAG_PATTERN, description="Letters, digits or '-'.")]
 StopSequence = Annotated[Text, Field(min_length=1)]
-Visibility = Literal["public", "private", "unlisted"]
 TOKEN_CAP_MAX = JSON_INT_MAX  # fits the BIGINT columns with room for sums
 TokenCap = Annotated[int, Field(ge=1, le=TOKEN_CAP_MAX), JSON_INTEGER]
 
@@ -104,7 +110,7 @@ class ModelStats(BaseModel):
 class VersionSummary(BaseModel):
     id: uuid.UUID
     number: int
-    status: str
+    status: VersionStatus
 
 
 class ModelRead(BaseModel):
@@ -117,9 +123,9 @@ class ModelRead(BaseModel):
     card: str
     tags: list[str]
     license: str | None
-    visibility: str
-    source: str
-    status: str
+    visibility: Visibility
+    source: ModelSource
+    status: ModelStatus
     default_params: dict[str, Any]
     system_prompt: str | None
     active_version: VersionSummary | None
@@ -148,7 +154,7 @@ class LikeState(BaseModel):
 
 class GrantCreate(BaseModel):
     username: str = Field(pattern=USERNAME_PATTERN, description="Who gets access.")
-    level: Literal["use", "manage"] = "use"
+    level: GrantLevel = GrantLevel.USE
 
 
 class GrantRead(BaseModel):
@@ -156,5 +162,5 @@ class GrantRead(BaseModel):
 
     user_id: uuid.UUID
     username: str
-    level: str
+    level: GrantLevel
     created_at: datetime

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import datetime, timedelta
+from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,12 +26,20 @@ from services.models_hub.catalog.schemas import (
     VersionSummary,
 )
 from services.models_hub.deps import HubContext
-from services.models_hub.models import Model, ModelAccessGrant, ModelLike, ModelVersion
+from services.models_hub.models import (
+    Model,
+    ModelAccessGrant,
+    ModelLike,
+    ModelSource,
+    ModelStatus,
+    ModelVersion,
+    VersionStatus,
+)
 from shared.auth.identity import Identity
 from shared.db import after_commit, utcnow
 from shared.errors import BadRequest, Conflict, Forbidden, NotFound, TooManyRequests
 from shared.events import record_event
-from shared.pagination import CursorPart, InvalidCursor, Page, decode_cursor, encode_cursor
+from shared.pagination import Page
 
 
 class ModelNotFound(NotFound):
@@ -46,40 +54,20 @@ def model_prefix(model_id: uuid.UUID) -> str:
     return f"models/{model_id}"
 
 
+def model_ref(model: Model) -> str:
+    """`<owner>/<slug>`: the model's public name."""
+    return f"{model.owner_username}/{model.slug}"
+
+
 def slugify(name: str) -> str:
     slug = re.sub(r"[^a-z0-9._-]+", "-", name.lower()).strip("-._")[:64]
     return slug or "model"
 
 
-async def refresh_status(session: AsyncSession, model: Model) -> None:
-    """Derive the model's status from its versions (a remote model is always ready)."""
-    if model.source == "remote" or model.active_version_id is not None:
-        model.status = "ready"
-        return
-    statuses = set(
-        await session.scalars(select(ModelVersion.status).where(ModelVersion.model_id == model.id))
-    )
-    if statuses & {"uploading", "validating"}:
-        model.status = "validating"
-    elif "failed" in statuses:
-        model.status = "failed"
-    else:
-        model.status = "empty"
-
-
-async def to_read(
-    session: AsyncSession, model: Model, viewer: Identity | None, liked: bool | None = None
-) -> ModelRead:
-    active = (
-        await session.get(ModelVersion, model.active_version_id)
-        if model.active_version_id
-        else None
-    )
-    if liked is None:
-        liked = await repository.liked(session, model.id, viewer)
+def _model_read(model: Model, active: ModelVersion | None, liked: bool | None) -> ModelRead:
     return ModelRead(
         id=model.id,
-        ref=f"{model.owner_username}/{model.slug}",
+        ref=model_ref(model),
         owner=Owner(id=model.owner_id, username=model.owner_username),
         slug=model.slug,
         name=model.name,
@@ -116,6 +104,29 @@ async def to_read(
 
 
 class CatalogService:
+    # -- reading --------------------------------------------------------------------------
+    async def reads(
+        self, session: AsyncSession, models: Sequence[Model], viewer: Identity | None
+    ) -> list[ModelRead]:
+        """Models as the viewer sees them: two statements however many there are (their
+        active versions, and which of them the viewer likes)."""
+        active = await repository.versions_by_id(
+            session, [m.active_version_id for m in models if m.active_version_id is not None]
+        )
+        liked = await repository.liked_set(session, [m.id for m in models], viewer)
+        return [
+            _model_read(
+                model,
+                active.get(model.active_version_id) if model.active_version_id else None,
+                (model.id in liked) if viewer is not None else None,
+            )
+            for model in models
+        ]
+
+    async def read(self, session: AsyncSession, model: Model, viewer: Identity | None) -> ModelRead:
+        (read,) = await self.reads(session, [model], viewer)
+        return read
+
     async def visible(
         self, session: AsyncSession, model_id: uuid.UUID, viewer: Identity | None
     ) -> Model:
@@ -127,6 +138,14 @@ class CatalogService:
             raise ModelNotFound("No such model.")
         return model
 
+    async def visible_by_ref(
+        self, session: AsyncSession, owner: str, slug: str, viewer: Identity | None
+    ) -> Model:
+        model = await repository.get_by_ref(session, owner, slug)
+        if model is None:
+            raise ModelNotFound("No such model.")
+        return await self.visible(session, model.id, viewer)
+
     async def managed(self, session: AsyncSession, model_id: uuid.UUID, viewer: Identity) -> Model:
         """A model the viewer may change: 404 if they cannot see it, 403 if they only use it."""
         model = await self.visible(session, model_id, viewer)
@@ -136,6 +155,48 @@ class CatalogService:
             )
         return model
 
+    async def page(
+        self,
+        session: AsyncSession,
+        viewer: Identity | None,
+        *,
+        q: str | None,
+        owner: str | None,
+        tag: str | None,
+        status: ModelStatus | None,
+        source: ModelSource | None,
+        sort: ModelSort,
+        cursor: str | None,
+        limit: int,
+    ) -> Page[ModelRead]:
+        query = repository.list_query(
+            viewer, q=q, owner=owner, tag=tag, status=status, source=source
+        )
+        if sort == ModelSort.TRENDING:
+            rows, next_cursor = await repository.trending(
+                session, query, cursor=cursor, limit=limit
+            )
+        else:
+            rows, next_cursor = await repository.keyset(
+                session, query, sort, cursor=cursor, limit=limit
+            )
+        items = await self.reads(session, rows, viewer)
+        return Page[ModelRead](items=items, next_cursor=next_cursor)
+
+    async def refresh_status(self, session: AsyncSession, model: Model) -> None:
+        """Derive the model's status from its versions (a remote model is always ready)."""
+        if model.source == ModelSource.REMOTE or model.active_version_id is not None:
+            model.status = ModelStatus.READY
+            return
+        statuses = await repository.version_statuses(session, model.id)
+        if statuses & {VersionStatus.UPLOADING, VersionStatus.VALIDATING}:
+            model.status = ModelStatus.VALIDATING
+        elif VersionStatus.FAILED in statuses:
+            model.status = ModelStatus.FAILED
+        else:
+            model.status = ModelStatus.EMPTY
+
+    # -- creating and changing ------------------------------------------------------------
     async def ensure_can_create(
         self, session: AsyncSession, ctx: HubContext, viewer: Identity
     ) -> None:
@@ -161,7 +222,7 @@ class CatalogService:
         viewer: Identity,
         data: ModelCreate,
         *,
-        source: str = "upload",
+        source: ModelSource = ModelSource.UPLOAD,
         provider_id: uuid.UUID | None = None,
         remote_model: str | None = None,
     ) -> Model:
@@ -176,15 +237,13 @@ class CatalogService:
                 data.default_params.model_dump(exclude_none=True) if data.default_params else {}
             ),
             source=source,
-            status="ready" if source == "remote" else "empty",
+            status=ModelStatus.READY if source == ModelSource.REMOTE else ModelStatus.EMPTY,
             provider_id=provider_id,
             remote_model=remote_model,
             **{k: v for k, v in fields.items() if v is not None},
         )
-        session.add(model)
         try:
-            async with session.begin_nested():
-                await session.flush()
+            await repository.add_model(session, model)
         except IntegrityError as exc:
             raise SlugTaken(
                 f"You already have a model with the slug '{model.slug}'; pick another slug."
@@ -195,7 +254,7 @@ class CatalogService:
             {
                 "model_id": str(model.id),
                 "owner_id": str(model.owner_id),
-                "ref": f"{model.owner_username}/{model.slug}",
+                "ref": model_ref(model),
                 "visibility": model.visibility,
             },
             source="models_hub",
@@ -232,10 +291,7 @@ class CatalogService:
             raise Forbidden(
                 "Only the owner or an admin may delete a model.", code="not_model_owner"
             )
-        await session.execute(
-            update(Model).where(Model.id == model.id).values(active_version_id=None)
-        )
-        await session.delete(model)
+        await repository.delete_model(session, model)
         record_event(session, "model.deleted", {"model_id": str(model.id)}, source="models_hub")
         prefix = model_prefix(model.id)
 
@@ -244,63 +300,27 @@ class CatalogService:
 
         after_commit(session, _delete_files)
 
-    async def page(
-        self,
-        session: AsyncSession,
-        viewer: Identity | None,
-        *,
-        q: str | None,
-        owner: str | None,
-        tag: str | None,
-        status: str | None,
-        source: str | None,
-        sort: ModelSort,
-        cursor: str | None,
-        limit: int,
-    ) -> Page[ModelRead]:
-        query = repository.list_query(
-            viewer, q=q, owner=owner, tag=tag, status=status, source=source
-        )
-        if sort == ModelSort.TRENDING:
-            offset = 0
-            if cursor:
-                (offset,) = decode_cursor(cursor, CursorPart.INT64)
-                if offset < 0:
-                    raise InvalidCursor()
-            rows = list(await session.scalars(repository.trending(query, offset, limit + 1)))
-            next_cursor = encode_cursor(offset + limit) if len(rows) > limit else None
-        else:
-            after = None
-            if cursor:
-                # The kind of the sort column: likes_count is an INTEGER, usage_count a BIGINT.
-                kind = {
-                    ModelSort.RECENT: CursorPart.TIMESTAMP,
-                    ModelSort.MOST_LIKED: CursorPart.INT32,
-                }.get(sort, CursorPart.INT64)
-                after = decode_cursor(cursor, kind, CursorPart.UUID)
-            rows = list(await session.scalars(repository.keyset(query, sort, after, limit + 1)))
-            next_cursor = None
-            if len(rows) > limit:
-                last = rows[limit - 1]
-                value = getattr(last, repository.SORT_COLUMNS[sort].key)
-                next_cursor = encode_cursor(
-                    value.isoformat() if isinstance(value, datetime) else value, str(last.id)
-                )
-        rows = rows[:limit]
-        liked = await repository.liked_set(session, [m.id for m in rows], viewer)
-        items = [
-            await to_read(session, m, viewer, liked=(m.id in liked) if viewer else None)
-            for m in rows
-        ]
-        return Page[ModelRead](items=items, next_cursor=next_cursor)
+    async def ensure_upload_allowed_today(
+        self, session: AsyncSession, ctx: HubContext, viewer: Identity
+    ) -> None:
+        """429 once the viewer has uploaded the day's most versions (over the last 24 h)."""
+        since = utcnow() - timedelta(days=1)
+        used = await repository.versions_since(session, viewer.user_id, since)
+        if used >= ctx.settings.max_uploads_per_day:
+            raise TooManyRequests(
+                f"You uploaded {used} versions in the last 24 hours, the most allowed.",
+                retry_after=3600,
+                code="upload_limit",
+            )
 
+    # -- likes ----------------------------------------------------------------------------
     async def set_like(
         self, session: AsyncSession, model_id: uuid.UUID, viewer: Identity, *, like: bool
     ) -> LikeState:
         model = await self.visible(session, model_id, viewer)
-        existing = await session.get(ModelLike, (model.id, viewer.user_id))
+        existing = await repository.get_like(session, model.id, viewer.user_id)
         if like and existing is None:
-            session.add(ModelLike(model_id=model.id, user_id=viewer.user_id))
+            repository.add_like(session, ModelLike(model_id=model.id, user_id=viewer.user_id))
             model.likes_count += 1
             record_event(
                 session,
@@ -314,21 +334,19 @@ class CatalogService:
                 source="models_hub",
             )
         elif not like and existing is not None:
-            await session.delete(existing)
+            await repository.delete_like(session, existing)
             model.likes_count -= 1
         await session.flush()
         return LikeState(liked=like, likes_count=model.likes_count)
 
+    # -- grants ---------------------------------------------------------------------------
     async def grants(
         self, session: AsyncSession, model_id: uuid.UUID, viewer: Identity
     ) -> list[GrantRead]:
         model = await self.managed(session, model_id, viewer)
-        rows = await session.scalars(
-            select(ModelAccessGrant)
-            .where(ModelAccessGrant.model_id == model.id)
-            .order_by(ModelAccessGrant.username)
-        )
-        return [GrantRead.model_validate(g) for g in rows]
+        return [
+            GrantRead.model_validate(g) for g in await repository.list_grants(session, model.id)
+        ]
 
     async def grant(
         self,
@@ -341,40 +359,25 @@ class CatalogService:
         model = await self.managed(session, model_id, viewer)
         user = await ctx.accounts.user_by_name(data.username)
         if user.id == model.owner_id:
-            raise BadRequest("The owner already has full access.", code="grant_to_owner")
-        grant = await session.get(ModelAccessGrant, (model.id, user.id))
+            raise Conflict("The owner already has full access.", code="grant_to_owner")
+        grant = await repository.get_user_grant(session, model.id, user.id)
         if grant is None:
-            grant = ModelAccessGrant(
-                model_id=model.id, user_id=user.id, username=user.username, level=data.level
+            grant = await repository.add_grant(
+                session,
+                ModelAccessGrant(
+                    model_id=model.id, user_id=user.id, username=user.username, level=data.level
+                ),
             )
-            session.add(grant)
         else:
             grant.level = data.level
-        await session.flush()
-        await session.refresh(grant)
+            await session.flush()
         return GrantRead.model_validate(grant)
 
     async def revoke_grant(
         self, session: AsyncSession, model_id: uuid.UUID, viewer: Identity, username: str
     ) -> None:
         model = await self.managed(session, model_id, viewer)
-        await session.execute(
-            delete(ModelAccessGrant).where(
-                ModelAccessGrant.model_id == model.id, ModelAccessGrant.username == username.lower()
-            )
-        )
-
-    async def uploads_left_today(
-        self, session: AsyncSession, ctx: HubContext, viewer: Identity
-    ) -> None:
-        since = utcnow() - timedelta(days=1)
-        used = await repository.versions_today(session, viewer.user_id, since)
-        if used >= ctx.settings.max_uploads_per_day:
-            raise TooManyRequests(
-                f"You uploaded {used} versions in the last 24 hours, the most allowed.",
-                retry_after=3600,
-                code="upload_limit",
-            )
+        await repository.delete_grant(session, model.id, username)
 
 
 catalog_service = CatalogService()

@@ -7,7 +7,7 @@ import uuid
 from fastapi import APIRouter, status
 
 from services.models_hub.catalog.schemas import ModelRead
-from services.models_hub.catalog.service import to_read
+from services.models_hub.catalog.service import catalog_service
 from services.models_hub.deps import HubDep
 from services.models_hub.providers.schemas import (
     ConnectionTest,
@@ -81,7 +81,7 @@ async def add_model(
     ctx: HubDep,
 ) -> ModelRead:
     model = await provider_service.add_model(session, ctx, viewer, provider_id, body)
-    return await to_read(session, model, viewer)
+    return await catalog_service.read(session, model, viewer)
 
 
 @router.post(

@@ -8,7 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.models_hub.catalog.schemas import SLUG_PATTERN, TokenCap, Visibility
+from services.models_hub.catalog.schemas import SLUG_PATTERN, TokenCap
+from services.models_hub.models import Visibility
 from shared.fields import Text, non_null_schema, refuse_null
 
 
@@ -24,7 +25,7 @@ class RemoteModelCreate(BaseModel):
     slug: str | None = Field(default=None, pattern=SLUG_PATTERN)
     description: Text | None = Field(default=None, max_length=1000)
     visibility: Visibility = Field(
-        default="private",
+        default=Visibility.PRIVATE,
         description="Private by default: a public remote model lets everyone spend your "
         "provider key (set daily_token_cap / user_daily_token_cap to bound it).",
     )

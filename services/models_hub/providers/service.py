@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 
 import httpx
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.models_hub.catalog.schemas import ModelCreate
 from services.models_hub.catalog.service import catalog_service, slugify
 from services.models_hub.deps import HubContext
-from services.models_hub.models import Model, Provider
+from services.models_hub.models import Model, ModelSource, Provider
+from services.models_hub.providers import repository
 from services.models_hub.providers.schemas import (
     ConnectionTest,
     ProviderCreate,
@@ -21,6 +22,7 @@ from services.models_hub.providers.schemas import (
 )
 from shared.auth.identity import Identity
 from shared.errors import NotFound
+from shared.models_client import RemoteEndpoint
 from shared.outbound import check_outbound_url, pin_outbound_url
 
 
@@ -32,42 +34,50 @@ class ProviderService:
     async def _owned(
         self, session: AsyncSession, provider_id: uuid.UUID, viewer: Identity
     ) -> Provider:
-        provider = await session.get(Provider, provider_id)
+        provider = await repository.get_provider(session, provider_id)
         # Someone else's provider does not exist for you (admins see all).
         if provider is None or (provider.owner_id != viewer.user_id and not viewer.is_admin):
             raise ProviderNotFound("No such provider among yours.")
         return provider
 
+    async def _reads(
+        self, session: AsyncSession, providers: Sequence[Provider]
+    ) -> list[ProviderRead]:
+        served = await repository.model_ids(session, [p.id for p in providers])
+        return [
+            ProviderRead(
+                id=provider.id,
+                name=provider.name,
+                base_url=provider.base_url,
+                has_api_key=provider.api_key_encrypted is not None,
+                model_ids=served.get(provider.id, []),
+                created_at=provider.created_at,
+                updated_at=provider.updated_at,
+            )
+            for provider in providers
+        ]
+
     async def _read(self, session: AsyncSession, provider: Provider) -> ProviderRead:
-        model_ids = list(
-            await session.scalars(select(Model.id).where(Model.provider_id == provider.id))
-        )
-        return ProviderRead(
-            id=provider.id,
-            name=provider.name,
-            base_url=provider.base_url,
-            has_api_key=provider.api_key_encrypted is not None,
-            model_ids=model_ids,
-            created_at=provider.created_at,
-            updated_at=provider.updated_at,
-        )
+        (read,) = await self._reads(session, [provider])
+        return read
 
     async def create(
         self, session: AsyncSession, ctx: HubContext, viewer: Identity, data: ProviderCreate
     ) -> ProviderRead:
         await catalog_service.ensure_can_create(session, ctx, viewer)
         base_url = await check_outbound_url(data.base_url, allow=ctx.settings.outbound_allow)
-        provider = Provider(
-            owner_id=viewer.user_id,
-            name=data.name,
-            base_url=base_url,
-            api_key_encrypted=ctx.secrets.encrypt(data.api_key) if data.api_key else None,
+        provider = await repository.add_provider(
+            session,
+            Provider(
+                owner_id=viewer.user_id,
+                name=data.name,
+                base_url=base_url,
+                api_key_encrypted=ctx.secrets.encrypt(data.api_key) if data.api_key else None,
+            ),
         )
-        session.add(provider)
-        await session.flush()
         for remote in data.models:
             await self._add_model(session, ctx, viewer, provider, remote)
-        await session.refresh(provider)
+        await repository.reload(session, provider)
         return await self._read(session, provider)
 
     async def _add_model(
@@ -92,7 +102,7 @@ class ProviderService:
                 daily_token_cap=remote.daily_token_cap,
                 user_daily_token_cap=remote.user_daily_token_cap,
             ),
-            source="remote",
+            source=ModelSource.REMOTE,
             provider_id=provider.id,
             remote_model=remote.remote_model,
         )
@@ -109,10 +119,7 @@ class ProviderService:
         return await self._add_model(session, ctx, viewer, provider, remote)
 
     async def list(self, session: AsyncSession, viewer: Identity) -> list[ProviderRead]:
-        providers = await session.scalars(
-            select(Provider).where(Provider.owner_id == viewer.user_id).order_by(Provider.name)
-        )
-        return [await self._read(session, p) for p in providers]
+        return await self._reads(session, await repository.list_owned(session, viewer.user_id))
 
     async def get(
         self, session: AsyncSession, provider_id: uuid.UUID, viewer: Identity
@@ -138,13 +145,32 @@ class ProviderService:
         if "api_key" in changes:
             key = changes["api_key"]
             provider.api_key_encrypted = ctx.secrets.encrypt(key) if key else None
-        await session.flush()
-        await session.refresh(provider)
+        await repository.save(session, provider)
         return await self._read(session, provider)
 
     async def delete(self, session: AsyncSession, provider_id: uuid.UUID, viewer: Identity) -> None:
         provider = await self._owned(session, provider_id, viewer)
-        await session.delete(provider)  # its models go with it (ON DELETE CASCADE)
+        await repository.delete_provider(session, provider)
+
+    async def endpoint(
+        self, session: AsyncSession, ctx: HubContext, model: Model, *, with_key: bool
+    ) -> RemoteEndpoint | None:
+        """Where a remote model is served; the provider's key decrypted only `with_key` (for
+        the one caller that calls the provider itself)."""
+        if model.source != ModelSource.REMOTE or model.provider_id is None:
+            return None
+        provider = await repository.get_provider(session, model.provider_id)
+        if provider is None:
+            return None
+        api_key = None
+        if with_key and provider.api_key_encrypted:
+            api_key = ctx.secrets.decrypt(provider.api_key_encrypted)
+        return RemoteEndpoint(
+            provider_id=provider.id,
+            base_url=provider.base_url,
+            api_key=api_key,
+            remote_model=model.remote_model or "",
+        )
 
     async def test_connection(
         self, session: AsyncSession, ctx: HubContext, provider_id: uuid.UUID, viewer: Identity

@@ -6,7 +6,7 @@ import os
 import socket
 from typing import Any
 
-from services.models_hub.usage.service import record_usage
+from services.models_hub.usage.service import usage_service
 from shared.db import session_scope
 from shared.events import Event, EventConsumer
 
@@ -16,7 +16,7 @@ def usage_consumer(ctx: dict[str, Any]) -> EventConsumer:
 
     async def handle(event: Event) -> None:
         async with session_scope(ctx["sessionmaker"]) as session:
-            await record_usage(session, event)
+            await usage_service.record(session, event)
 
     return EventConsumer(
         ctx["events_redis"],

@@ -9,61 +9,42 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.models_hub.models import Model, ModelUsageSample
+from services.models_hub.catalog import repository as catalog_repository
+from services.models_hub.models import ModelUsageSample
+from services.models_hub.usage import repository
 from shared.events import Event
 
 RECENT_SAMPLES = 1000
 
 
-async def record_usage(session: AsyncSession, event: Event) -> None:
-    payload = event.payload
-    try:
-        model_id = uuid.UUID(str(payload["model_id"]))
-        latency_ms = float(payload["latency_ms"])
-        tokens = int(payload.get("completion_tokens", 0))
-    except (KeyError, TypeError, ValueError):
-        return  # malformed events are dropped, not retried forever
-    model = await session.get(Model, model_id, with_for_update=True)
-    if model is None:
-        return
-    session.add(ModelUsageSample(model_id=model.id, latency_ms=latency_ms, tokens=tokens))
-    await session.flush()
-    recent = (
-        select(ModelUsageSample.latency_ms)
-        .where(ModelUsageSample.model_id == model.id)
-        .order_by(ModelUsageSample.id.desc())
-        .limit(RECENT_SAMPLES)
-        .subquery()
-    )
-    avg, p95 = (
-        await session.execute(
-            select(
-                func.avg(recent.c.latency_ms),
-                func.percentile_cont(0.95).within_group(recent.c.latency_ms),
-            )
+class UsageService:
+    async def record(self, session: AsyncSession, event: Event) -> None:
+        """Fold one `model.usage` event into its model's statistics."""
+        payload = event.payload
+        try:
+            model_id = uuid.UUID(str(payload["model_id"]))
+            latency_ms = float(payload["latency_ms"])
+            tokens = int(payload.get("completion_tokens", 0))
+        except (KeyError, TypeError, ValueError):
+            return  # malformed events are dropped, not retried forever
+        model = await catalog_repository.get_model(session, model_id, for_update=True)
+        if model is None:
+            return
+        await repository.add_sample(
+            session, ModelUsageSample(model_id=model.id, latency_ms=latency_ms, tokens=tokens)
         )
-    ).one()
-    model.usage_count += 1
-    model.tokens_generated += tokens
-    model.avg_latency_ms = float(avg)
-    model.p95_latency_ms = float(p95)
-    model.last_used_at = datetime.fromisoformat(event.occurred_at)
+        model.avg_latency_ms, model.p95_latency_ms = await repository.latency_stats(
+            session, model.id, RECENT_SAMPLES
+        )
+        model.usage_count += 1
+        model.tokens_generated += tokens
+        model.last_used_at = datetime.fromisoformat(event.occurred_at)
+
+    async def prune_samples(self, session: AsyncSession) -> int:
+        """Keep only the samples the statistics still use."""
+        return await repository.delete_older_samples(session, RECENT_SAMPLES)
 
 
-async def prune_samples(session: AsyncSession) -> int:
-    """Keep only the samples the statistics still use."""
-    ranked = select(
-        ModelUsageSample.id,
-        func.row_number()
-        .over(partition_by=ModelUsageSample.model_id, order_by=ModelUsageSample.id.desc())
-        .label("rank"),
-    ).subquery()
-    result = await session.execute(
-        delete(ModelUsageSample).where(
-            ModelUsageSample.id.in_(select(ranked.c.id).where(ranked.c.rank > RECENT_SAMPLES))
-        )
-    )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+usage_service = UsageService()

@@ -158,15 +158,16 @@ def validate(
 
     Raises ValueError (the files are wrong) or RuntimeError (they did not load or run), both
     with a message for the uploader."""
-    from shared import model_loading  # light: torch and transformers are imported below
+    # Light: torch and transformers are imported below.
+    from shared import model_files, model_loading
 
     # The checks that need no transformers come first, so a broken upload fails in a blink.
     if gguf_file is not None:
         if Path(gguf_file).name != gguf_file:
-            raise model_loading.ModelFileError("the GGUF file name must not contain a folder")
-        model_loading.check_gguf_file(model_dir / gguf_file)
+            raise model_files.ModelFileError("the GGUF file name must not contain a folder")
+        model_files.check_gguf_file(model_dir / gguf_file)
     else:
-        model_loading.check_model_files(model_dir)
+        model_files.check_model_files(model_dir)
 
     try:
         import torch
@@ -186,7 +187,7 @@ def validate(
     if gguf_file is not None:
         try:
             model_loading.convert_gguf_to_safetensors(model_dir / gguf_file, output_dir)
-        except model_loading.ModelFileError:
+        except model_files.ModelFileError:
             raise
         except Exception as exc:
             raise RuntimeError(_describe(exc, "converting the GGUF file")) from exc
@@ -197,7 +198,7 @@ def validate(
     started = time.perf_counter()
     try:
         model, tokenizer = model_loading.load_causal_lm(model_dir, device="cpu")
-    except model_loading.ModelFileError:
+    except model_files.ModelFileError:
         raise
     except Exception as exc:
         raise RuntimeError(_describe(exc, "loading")) from exc

@@ -8,6 +8,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.models_hub.models import VersionFormat, VersionStatus
+from services.models_hub.versions.formats import FileKind
+
 # What an upload's file names may be (versions/upload.py, clean_name): '/'-separated segments of
 # letters, digits, '.', '_' and '-', each starting with a letter or digit.
 _SEGMENT = r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}"
@@ -18,7 +21,7 @@ class VersionFile(BaseModel):
     name: str
     size: int
     sha256: str
-    kind: str
+    kind: FileKind
 
 
 class VersionRead(BaseModel):
@@ -27,9 +30,9 @@ class VersionRead(BaseModel):
     id: uuid.UUID
     model_id: uuid.UUID
     number: int
-    status: str = Field(description="uploading, validating, ready or failed.")
+    status: VersionStatus = Field(description="uploading, validating, ready or failed.")
     error: str | None = Field(description="Why validation failed, and what to do about it.")
-    format: str | None
+    format: VersionFormat | None
     files: list[VersionFile]
     total_size: int
     details: dict[str, Any] = Field(

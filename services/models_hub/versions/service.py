@@ -12,27 +12,31 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 
+from services.models_hub.catalog import repository as catalog_repository
 from services.models_hub.catalog.access import can_manage
-from services.models_hub.catalog.repository import get_grant
-from services.models_hub.catalog.service import (
-    catalog_service,
-    model_prefix,
-    refresh_status,
-)
+from services.models_hub.catalog.service import catalog_service, model_prefix
 from services.models_hub.deps import HubContext
-from services.models_hub.models import Model, ModelVersion
+from services.models_hub.models import (
+    Model,
+    ModelSource,
+    ModelVersion,
+    VersionStatus,
+    Visibility,
+)
+from services.models_hub.versions import repository
 from services.models_hub.versions.schemas import VersionRead
 from services.models_hub.versions.upload import UploadLimits, VersionFiles
 from shared.auth.identity import Identity
 from shared.db import after_commit, session_scope
 from shared.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, UnprocessableEntity
+from shared.jobs import enqueue_after_commit
 from shared.multipart import MalformedMultipart, iter_parts
 
 VALIDATION_QUEUE = "llmnet:validation"
+VALIDATION_JOB = "validate_version"
 _MULTIPART_OVERHEAD = 1 << 20  # boundaries and part headers around the files themselves
 
 
@@ -49,30 +53,35 @@ def version_prefix(model_id: uuid.UUID, version_id: uuid.UUID) -> str:
 
 
 def original_prefix(version: ModelVersion) -> str:
+    """Where a version's files lie as they were uploaded."""
     return f"{version_prefix(version.model_id, version.id)}/original"
 
 
-def to_read(version: ModelVersion, model: Model) -> VersionRead:
+def _version_read(version: ModelVersion, model: Model) -> VersionRead:
     read = VersionRead.model_validate(version)
     read.is_active = model.active_version_id == version.id
     return read
 
 
-async def enqueue_validation(ctx: HubContext, version_id: uuid.UUID, attempt: int) -> None:
-    # One job id per attempt: a retry is never swallowed by arq's memory of the last one.
-    await ctx.jobs.enqueue_job(
-        "validate_version",
-        str(version_id),
-        _job_id=f"validate:{version_id}:{attempt}",
-        _queue_name=VALIDATION_QUEUE,
-    )
-
-
 class VersionService:
+    def enqueue_validation(
+        self, session: AsyncSession, ctx: HubContext, version_id: uuid.UUID, attempt: int = 0
+    ) -> None:
+        """Validate the version once the session's transaction has committed."""
+        # One job id per attempt: a retry is never swallowed by arq's memory of the last one.
+        enqueue_after_commit(
+            session,
+            ctx.jobs,
+            VALIDATION_JOB,
+            str(version_id),
+            _job_id=f"validate:{version_id}:{attempt}",
+            _queue_name=VALIDATION_QUEUE,
+        )
+
     async def _version(
         self, session: AsyncSession, model_id: uuid.UUID, version_id: uuid.UUID
     ) -> ModelVersion:
-        version = await session.get(ModelVersion, version_id)
+        version = await repository.get_version(session, version_id)
         if version is None or version.model_id != model_id:
             raise VersionNotFound("No such version of this model.")
         return version
@@ -81,12 +90,8 @@ class VersionService:
         self, session: AsyncSession, model_id: uuid.UUID, viewer: Identity | None
     ) -> list[VersionRead]:
         model = await catalog_service.visible(session, model_id, viewer)
-        versions = await session.scalars(
-            select(ModelVersion)
-            .where(ModelVersion.model_id == model.id)
-            .order_by(ModelVersion.number.desc())
-        )
-        return [to_read(v, model) for v in versions]
+        versions = await repository.list_versions(session, model.id)
+        return [_version_read(v, model) for v in versions]
 
     async def get(
         self,
@@ -96,7 +101,7 @@ class VersionService:
         viewer: Identity | None,
     ) -> VersionRead:
         model = await catalog_service.visible(session, model_id, viewer)
-        return to_read(await self._version(session, model.id, version_id), model)
+        return _version_read(await self._version(session, model.id, version_id), model)
 
     # -- upload ---------------------------------------------------------------------------
     async def upload(
@@ -121,49 +126,44 @@ class VersionService:
         except BaseException:
             await ctx.storage.delete_prefix(prefix)
             async with session_scope(ctx.sessionmaker) as session:
-                version = await session.get(ModelVersion, version_id)
+                version = await repository.get_version(session, version_id)
                 if version is not None:
-                    await session.delete(version)
+                    await repository.delete_version(session, version)
             raise
         async with session_scope(ctx.sessionmaker) as session:
-            version = await session.get(ModelVersion, version_id, with_for_update=True)
-            model = await session.get(Model, model_id)
+            version = await repository.get_version(session, version_id, for_update=True)
+            model = await catalog_repository.get_model(session, model_id)
             if version is None or model is None:  # deleted while uploading
                 raise VersionNotFound("The model or version was deleted during the upload.")
             version.files = [f.as_dict() for f in files.files.values()]
             version.total_size = sum(f.size for f in files.files.values())
             version.format = model_format
-            version.status = "validating"
-            await refresh_status(session, model)
+            version.status = VersionStatus.VALIDATING
+            await catalog_service.refresh_status(session, model)
             await session.flush()
-
-            async def _enqueue() -> None:
-                await enqueue_validation(ctx, version_id, 0)
-
-            after_commit(session, _enqueue)
-            return to_read(version, model)
+            self.enqueue_validation(session, ctx, version_id)
+            return _version_read(version, model)
 
     async def _begin(self, ctx: HubContext, model_id: uuid.UUID, viewer: Identity) -> uuid.UUID:
         async with session_scope(ctx.sessionmaker) as session:
             model = await catalog_service.managed(session, model_id, viewer)
-            if model.source != "upload":
+            if model.source != ModelSource.UPLOAD:
                 raise BadRequest(
                     "This model is served by an external provider; it has no uploads.",
                     code="remote_model",
                 )
-            await catalog_service.uploads_left_today(session, ctx, viewer)
+            await catalog_service.ensure_upload_allowed_today(session, ctx, viewer)
             # The model row lock serialises version numbering.
-            await session.execute(select(Model.id).where(Model.id == model.id).with_for_update())
-            number = (
-                await session.scalar(
-                    select(func.max(ModelVersion.number)).where(ModelVersion.model_id == model.id)
-                )
-                or 0
-            ) + 1
-            version = ModelVersion(model_id=model.id, owner_id=viewer.user_id, number=number)
-            session.add(version)
-            await session.flush()
-            await refresh_status(session, model)
+            await catalog_repository.lock_model(session, model.id)
+            version = await repository.add_version(
+                session,
+                ModelVersion(
+                    model_id=model.id,
+                    owner_id=viewer.user_id,
+                    number=await repository.next_number(session, model.id),
+                ),
+            )
+            await catalog_service.refresh_status(session, model)
             return version.id
 
     async def _receive(
@@ -220,15 +220,15 @@ class VersionService:
     ) -> VersionRead:
         model = await catalog_service.managed(session, model_id, viewer)
         version = await self._version(session, model.id, version_id)
-        if version.status != "ready":
+        if version.status != VersionStatus.READY:
             raise VersionConflict(
                 f"Version {version.number} is {version.status}; only ready versions can be "
                 "activated."
             )
         model.active_version_id = version.id
-        await refresh_status(session, model)
+        await catalog_service.refresh_status(session, model)
         await session.flush()
-        return to_read(version, model)
+        return _version_read(version, model)
 
     async def delete(
         self,
@@ -241,20 +241,14 @@ class VersionService:
         model = await catalog_service.managed(session, model_id, viewer)
         version = await self._version(session, model.id, version_id)
         if model.active_version_id == version.id:
-            others = await session.scalar(
-                select(func.count()).where(
-                    ModelVersion.model_id == model.id, ModelVersion.id != version.id
-                )
-            )
-            if others:
+            if await repository.count_versions(session, model.id, besides=version.id):
                 raise VersionConflict(
                     "This is the active version; activate another version before deleting it."
                 )
             model.active_version_id = None
             await session.flush()
-        await session.delete(version)
-        await session.flush()
-        await refresh_status(session, model)
+        await repository.delete_version(session, version)
+        await catalog_service.refresh_status(session, model)
         prefix = version_prefix(model.id, version.id)
 
         async def _delete_files() -> None:
@@ -274,8 +268,8 @@ class VersionService:
         """An uploaded file as it was sent (a GGUF too, although its conversion is served)."""
         model = await catalog_service.visible(session, model_id, viewer)
         version = await self._version(session, model.id, version_id)
-        grant = await get_grant(session, model.id, viewer)
-        if model.visibility != "public" and not can_manage(model, viewer, grant):
+        grant = await catalog_repository.get_grant(session, model.id, viewer)
+        if model.visibility != Visibility.PUBLIC and not can_manage(model, viewer, grant):
             raise VersionNotFound("No such file.")
         entry = next((f for f in version.files if f["name"] == name), None)
         if entry is None:

@@ -17,13 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from sqlalchemy import or_, select
 
-from services.models_hub.catalog.service import refresh_status
+from services.models_hub.catalog import repository as catalog_repository
+from services.models_hub.catalog.service import catalog_service, model_ref
 from services.models_hub.deps import HubContext
-from services.models_hub.models import Model, ModelVersion
+from services.models_hub.models import Model, ModelVersion, VersionStatus
 from services.models_hub.validation.runner import SandboxLimits, ValidationFailed, run_sandbox
-from services.models_hub.versions.service import enqueue_validation, original_prefix, version_prefix
+from services.models_hub.versions import repository
+from services.models_hub.versions.formats import FileKind
+from services.models_hub.versions.service import original_prefix, version_prefix, version_service
 from shared.db import session_scope, utcnow
 from shared.events import record_event
 
@@ -40,7 +42,7 @@ def _event_payload(model: Model, version: ModelVersion) -> dict[str, Any]:
         "model_id": str(model.id),
         "version_id": str(version.id),
         "owner_id": str(model.owner_id),
-        "ref": f"{model.owner_username}/{model.slug}",
+        "ref": model_ref(model),
         "number": version.number,
         "error": version.error,
     }
@@ -48,8 +50,8 @@ def _event_payload(model: Model, version: ModelVersion) -> dict[str, Any]:
 
 async def _claim(ctx: HubContext, version_id: uuid.UUID) -> ModelVersion | None:
     async with session_scope(ctx.sessionmaker) as session:
-        version = await session.get(ModelVersion, version_id, with_for_update=True)
-        if version is None or version.status != "validating":
+        version = await repository.get_version(session, version_id, for_update=True)
+        if version is None or version.status != VersionStatus.VALIDATING:
             return None
         now = utcnow()
         started = version.validation_started_at
@@ -97,29 +99,30 @@ async def _finish(
     error: str | None,
 ) -> None:
     async with session_scope(ctx.sessionmaker) as session:
-        version = await session.get(ModelVersion, version_id, with_for_update=True)
-        if version is None or version.status != "validating":
+        version = await repository.get_version(session, version_id, for_update=True)
+        if version is None or version.status != VersionStatus.VALIDATING:
             return  # deleted (or finished by another attempt) meanwhile
-        model = await session.get(Model, version.model_id, with_for_update=True)
+        model = await catalog_repository.get_model(session, version.model_id, for_update=True)
         assert model is not None  # versions are deleted with their model
         version.validated_at = utcnow()
         if error is None:
-            version.status = "ready"
+            version.status = VersionStatus.READY
             version.details = details or {}
             assert servable is not None
             version.servable_prefix, version.servable_files = servable
             if model.active_version_id is None:
                 model.active_version_id = version.id  # the first ready version goes live
         else:
-            version.status = "failed"
+            version.status = VersionStatus.FAILED
             version.error = error
         await session.flush()
-        await refresh_status(session, model)
+        await catalog_service.refresh_status(session, model)
         event = "model.version.validated" if error is None else "model.version.failed"
         record_event(session, event, _event_payload(model, version), source="models_hub")
 
 
 async def validate_version(ctx: dict[str, Any], version_id: str) -> str:
+    """The job: its outcome ("skipped", "failed" or "ready") is for the worker's log."""
     hub: HubContext = ctx["hub"]
     settings = hub.settings
     version = await _claim(hub, uuid.UUID(version_id))
@@ -132,7 +135,7 @@ async def validate_version(ctx: dict[str, Any], version_id: str) -> str:
         model_dir.mkdir()
         output_dir.mkdir()
         await _download(hub, version, model_dir)
-        gguf = next((f["name"] for f in version.files if f["kind"] == "gguf"), None)
+        gguf = next((f["name"] for f in version.files if f["kind"] == FileKind.GGUF), None)
         limits = SandboxLimits(
             timeout_seconds=settings.validation_timeout_seconds,
             memory_bytes=settings.validation_memory_bytes,
@@ -159,31 +162,17 @@ async def sweep_versions(ctx: dict[str, Any]) -> dict[str, int]:
     now = utcnow()
     retried = failed = 0
     async with session_scope(hub.sessionmaker) as session:
-        stale = await session.scalars(
-            select(ModelVersion)
-            .where(
-                ModelVersion.status == "validating",
-                or_(
-                    ModelVersion.validation_started_at < now - _lease(hub),
-                    # enqueued but never picked up (the job was lost with Redis)
-                    (ModelVersion.validation_started_at.is_(None))
-                    & (ModelVersion.updated_at < now - _lease(hub)),
-                ),
-            )
-            .with_for_update(skip_locked=True)
-        )
-        retry: list[tuple[uuid.UUID, int]] = []
-        for version in stale:
+        for version in await repository.stale_validations(session, now - _lease(hub)):
             if version.attempts >= hub.settings.validation_max_attempts:
-                version.status = "failed"
+                version.status = VersionStatus.FAILED
                 version.error = (
                     f"Validation did not complete after {version.attempts} attempts (the "
                     "worker stopped each time). Upload the model again or contact support."
                 )
-                model = await session.get(Model, version.model_id)
+                model = await catalog_repository.get_model(session, version.model_id)
                 assert model is not None
                 await session.flush()
-                await refresh_status(session, model)
+                await catalog_service.refresh_status(session, model)
                 record_event(
                     session,
                     "model.version.failed",
@@ -194,20 +183,12 @@ async def sweep_versions(ctx: dict[str, Any]) -> dict[str, int]:
             else:
                 version.validation_started_at = None
                 version.updated_at = now
-                retry.append((version.id, version.attempts))
-        abandoned = await session.scalars(
-            select(ModelVersion).where(
-                ModelVersion.status == "uploading",
-                ModelVersion.created_at
-                < now - timedelta(seconds=hub.settings.stale_upload_seconds),
-            )
-        )
-        for version in abandoned:
-            version.status = "failed"
+                version_service.enqueue_validation(session, hub, version.id, version.attempts)
+                retried += 1
+        stale_upload = now - timedelta(seconds=hub.settings.stale_upload_seconds)
+        for version in await repository.abandoned_uploads(session, stale_upload):
+            version.status = VersionStatus.FAILED
             version.error = "The upload never finished; upload the version again."
             await hub.storage.delete_prefix(version_prefix(version.model_id, version.id))
             failed += 1
-    for version_id, attempt in retry:
-        await enqueue_validation(hub, version_id, attempt)
-        retried += 1
     return {"retried": retried, "failed": failed}

@@ -35,12 +35,17 @@ from services.models_hub.versions.formats import (
     SNIFF_BYTES,
     FileKind,
     FileRefused,
-    SafetensorsCheck,
-    check_gguf_head,
-    check_json_file,
     classify,
+    policy_refusals,
 )
 from shared.errors import PayloadTooLarge, UnprocessableEntity
+from shared.model_files import (
+    ModelFormat,
+    SafetensorsCheck,
+    check_gguf_head,
+    check_json,
+    model_format,
+)
 from shared.storage import Storage
 
 CHUNK = 1 << 20
@@ -57,10 +62,6 @@ class ArchiveRefused(UnprocessableEntity):
 
 class ArchiveExpansionRefused(ArchiveRefused):
     code = "archive_expansion_refused"
-
-
-class IncompleteModel(UnprocessableEntity):
-    code = "incomplete_model"
 
 
 class ChecksumMismatch(UnprocessableEntity):
@@ -219,6 +220,10 @@ class VersionFiles:
     # -- files --------------------------------------------------------------------------
     async def add_upload(self, filename: str, chunks: AsyncIterator[bytes]) -> None:
         """A file part of the multipart request (a model file, a .gguf or an archive)."""
+        with policy_refusals():
+            await self._add_upload(filename, chunks)
+
+    async def _add_upload(self, filename: str, chunks: AsyncIterator[bytes]) -> None:
         if "/" in filename or "\\" in filename:
             raise FileRefused(
                 f"File '{filename}': send plain file names without folders (to upload a "
@@ -267,7 +272,7 @@ class VersionFiles:
         if checker is not None:
             checker.finish(stored.size)
         if json_buffer is not None:
-            check_json_file(name, bytes(json_buffer))
+            check_json(name, bytes(json_buffer))
         self.files[name] = StoredFile(name, stored.size, stored.sha256, kind)
 
     # -- archives -----------------------------------------------------------------------
@@ -331,32 +336,11 @@ class VersionFiles:
                     "was corrupted on the way. Upload it again."
                 )
 
-    def model_format(self) -> str:
-        """'gguf' or 'safetensors', once the set of files is complete."""
-        kinds = {f.kind for f in self.files.values()}
-        names = set(self.files)
-        if FileKind.GGUF in kinds:
-            ggufs = [n for n, f in self.files.items() if f.kind == FileKind.GGUF]
-            if len(ggufs) > 1 or FileKind.SAFETENSORS in kinds:
-                raise IncompleteModel("Upload one .gguf file, or safetensors weights; not both.")
-            return "gguf"
-        missing = []
-        if "config.json" not in names:
-            missing.append("config.json")
-        if FileKind.SAFETENSORS not in kinds:
-            missing.append("weights as *.safetensors")
-        has_tokenizer = (
-            "tokenizer.json" in names
-            or any(f.kind == FileKind.SENTENCEPIECE for f in self.files.values())
-            or {"vocab.json", "merges.txt"} <= names
-        )
-        if not has_tokenizer:
-            missing.append(
-                "a tokenizer (tokenizer.json, tokenizer.model, or vocab.json with merges.txt)"
-            )
-        if missing:
-            raise IncompleteModel("The model is incomplete: add " + "; ".join(missing) + ".")
-        return "safetensors"
+    def model_format(self) -> ModelFormat:
+        """The version's format, once the set of files is complete (422 if it is not)."""
+        gguf = [name for name, stored in self.files.items() if stored.kind == FileKind.GGUF]
+        with policy_refusals():
+            return model_format(self.files, gguf)
 
 
 def _strip_top(member: str, top: str | None) -> tuple[str, str | None]:

@@ -3,7 +3,6 @@ row's logits stay those of its sequence run alone."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -12,15 +11,6 @@ import torch
 from services.inference.engine.kv import PaddedBackend, SerialBackend, padded_batching_supported
 from shared.model_loading import load_causal_lm
 from tests.models_hub.tiny_models import build_tiny_gpt2, build_tiny_llama
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread() -> Iterator[None]:
-    """Tiny models run fastest on one thread (OpenMP workers only wait on a busy 2-core box)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module", params=["llama", "gpt2"])

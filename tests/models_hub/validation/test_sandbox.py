@@ -29,12 +29,8 @@ from services.models_hub.validation.runner import (
     run_sandboxed,
     sandbox_environment,
 )
-from shared.model_loading import (
-    ModelFileError,
-    check_model_dir,
-    check_model_files,
-    load_causal_lm,
-)
+from shared.model_files import ModelFileError, check_model_dir, check_model_files
+from shared.model_loading import load_causal_lm
 from tests.models_hub.tiny_models import (
     build_tiny_gguf,
     build_tiny_gpt2,
