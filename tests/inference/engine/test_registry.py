@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -24,15 +24,6 @@ from shared.storage.local import LocalStorage
 from tests.models_hub.tiny_models import build_tiny_gpt2, build_tiny_llama
 
 GREEDY = SamplingParams(temperature=0, max_tokens=8)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread() -> Iterator[None]:
-    """Tiny models run fastest on one thread (OpenMP workers only wait on a busy 2-core box)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 async def _chunks(data: bytes) -> AsyncIterator[bytes]:
@@ -205,7 +196,6 @@ async def test_corrupt_download_is_a_clear_error(
 
 
 def test_settings_parsing() -> None:
-    import torch
 
     assert parse_device("cpu") == "cpu"
     assert parse_device("cuda:1") == "cuda:1"
