@@ -123,6 +123,11 @@ class ModelsClient:
         response = await self._get(path, caller)
         return ModelAccess.model_validate_json(response.content)
 
+    async def access_by_id(self, model_id: uuid.UUID, caller: Identity | None) -> ModelAccess:
+        """The model with this id if the caller may use it (else ModelNotFound)."""
+        response = await self._get(f"/internal/models/{model_id}", caller)
+        return ModelAccess.model_validate_json(response.content)
+
     async def usable(self, caller: Identity) -> list[UsableModel]:
         """Ready models the caller may use and should see listed."""
         response = await self._get("/internal/models", caller)

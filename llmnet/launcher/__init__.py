@@ -115,6 +115,7 @@ def service_callers_setting(tokens: dict[ServiceName, str]) -> str:
 _PROCESS_SERVICE = {
     "accounts-worker": ServiceName.ACCOUNTS,
     "models-hub-worker": ServiceName.MODELS_HUB,
+    "feed-worker": ServiceName.FEED,
 }
 
 

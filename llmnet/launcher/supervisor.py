@@ -63,6 +63,7 @@ HTTP_SERVICES: tuple[tuple[str, str, int, str | None], ...] = (
 WORKERS: tuple[tuple[str, str], ...] = (
     ("accounts-worker", "services.accounts.worker.WorkerSettings"),
     ("models-hub-worker", "services.models_hub.worker.WorkerSettings"),
+    ("feed-worker", "services.feed.worker.WorkerSettings"),
 )
 
 

@@ -20,6 +20,7 @@ TABLE_MODULES = (
     "services.accounts.models",
     "services.models_hub.models",
     "services.inference.models",
+    "services.feed.models",
 )
 for module in TABLE_MODULES:
     importlib.import_module(module)

@@ -232,6 +232,7 @@ def test_service_specs_follow_host_and_port_base() -> None:
         "gateway",
         "accounts-worker",
         "models-hub-worker",
+        "feed-worker",
     ]
     assert specs["gateway"].port == 9000
     assert specs["feed"].port == 9004
