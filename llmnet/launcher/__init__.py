@@ -111,20 +111,12 @@ def service_callers_setting(tokens: dict[ServiceName, str]) -> str:
     return ",".join(f"{name.value}:{service_token_hash(token)}" for name, token in tokens.items())
 
 
-# A worker acts with the credential of the service it belongs to.
-_PROCESS_SERVICE = {
-    "accounts-worker": ServiceName.ACCOUNTS,
-    "models-hub-worker": ServiceName.MODELS_HUB,
-    "feed-worker": ServiceName.FEED,
-}
-
-
 def with_own_credentials(specs: list[ProcessSpec], dev_secrets: DevSecrets) -> list[ProcessSpec]:
     """Each process gets its own service's SERVICE_TOKEN and no other service's."""
     own = []
     for spec in specs:
-        service = _PROCESS_SERVICE.get(spec.name) or ServiceName(spec.name)
-        token = dev_secrets.service_tokens[service]
+        # A worker acts with the credential of the service it belongs to.
+        token = dev_secrets.service_tokens[ServiceName(spec.service)]
         own.append(dataclasses.replace(spec, env={**spec.env, "SERVICE_TOKEN": token}))
     return own
 

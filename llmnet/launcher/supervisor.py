@@ -80,6 +80,9 @@ class ProcessSpec:
     cwd: Path | None = None
     # Where /healthz is polled; differs from the bind host when that is a wildcard.
     health_host: str = "127.0.0.1"
+    # The service whose code it runs (a worker belongs to its service and shares its
+    # credentials); empty for processes outside the platform's table.
+    service: str = ""
 
     @property
     def health_url(self) -> str | None:
@@ -198,11 +201,18 @@ def service_specs(env: dict[str, str], python: str = sys.executable) -> list[Pro
             port=base + offset,
             cwd=REPO_ROOT,
             health_host=health_host,
+            service=name,
         )
         for name, target, offset, _ in HTTP_SERVICES
     ]
     specs += [
-        ProcessSpec(name=name, argv=[python, "-m", "arq", target], env=child_env, cwd=REPO_ROOT)
+        ProcessSpec(
+            name=name,
+            argv=[python, "-m", "arq", target],
+            env=child_env,
+            cwd=REPO_ROOT,
+            service=target.split(".")[1],  # services.<service>.worker.WorkerSettings
+        )
         for name, target in WORKERS
     ]
     return specs

