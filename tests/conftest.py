@@ -175,7 +175,12 @@ async def serve_platform(
             InferenceSettings(**{**common, "service_token": SERVICE_TOKENS[ServiceName.INFERENCE]})
         ),
         "feed": lambda: create_feed(
-            FeedSettings(**{**common, "service_token": SERVICE_TOKENS[ServiceName.FEED]})
+            FeedSettings(
+                **{**common, "service_token": SERVICE_TOKENS[ServiceName.FEED]},
+                # Live streams end (clients resume) well before the API fuzzer's 60 s request
+                # timeout: it reads a whole body, and these would otherwise run for an hour.
+                stream_lifetime_seconds=20,
+            )
         ),
     }
     async with contextlib.AsyncExitStack() as stack:

@@ -64,6 +64,7 @@ WORKERS: tuple[tuple[str, str], ...] = (
     ("accounts-worker", "services.accounts.worker.WorkerSettings"),
     ("models-hub-worker", "services.models_hub.worker.WorkerSettings"),
     ("feed-worker", "services.feed.worker.WorkerSettings"),
+    ("inference-worker", "services.inference.worker.WorkerSettings"),
 )
 
 

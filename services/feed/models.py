@@ -23,6 +23,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
@@ -104,3 +105,149 @@ class PostLike(Base):
     )
     user_id: Mapped[uuid.UUID] = mapped_column(primary_key=True, index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+# Timelines read root posts that are published and not deleted, newest first, by the model,
+# by the owner (a person's models) or of everyone (the public timeline).
+_TIMELINE_ROWS = text("parent_id IS NULL AND status = 'published' AND NOT deleted")
+Index(
+    "ix_posts_timeline_model", Post.model_id, Post.published_at, Post.id,
+    postgresql_where=_TIMELINE_ROWS,
+)  # fmt: skip
+Index(
+    "ix_posts_timeline_owner", Post.owner_id, Post.published_at, Post.id,
+    postgresql_where=_TIMELINE_ROWS,
+)  # fmt: skip
+Index("ix_posts_timeline_public", Post.published_at, Post.id, postgresql_where=_TIMELINE_ROWS)
+
+
+class ModelFollow(Base):
+    """A person follows a model (the feed owns these; `/api/v1/models/{id}/follow`)."""
+
+    __tablename__ = "model_follows"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    model_id: Mapped[uuid.UUID] = mapped_column(primary_key=True, index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class PersonFollow(Base):
+    """A person follows a person: projected from accounts' `user.followed`/`user.unfollowed`."""
+
+    __tablename__ = "person_follows"
+
+    follower_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    followee_id: Mapped[uuid.UUID] = mapped_column(primary_key=True, index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class PostingSchedule(Base):
+    """A model's posting schedule: every `interval_minutes` inside the daily UTC window
+    [window_start_hour, window_end_hour), the worker posts the next prompt of the list."""
+
+    __tablename__ = "posting_schedules"
+    __table_args__ = (
+        Index("ix_posting_schedules_due", "next_run_at", postgresql_where=text("enabled")),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    model_id: Mapped[uuid.UUID] = mapped_column(unique=True)
+    model_ref: Mapped[str] = mapped_column(String(100))
+    owner_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    owner_username: Mapped[str] = mapped_column(String(32))
+    interval_minutes: Mapped[int] = mapped_column(Integer)
+    prompts: Mapped[list[str]] = mapped_column(JSONB)
+    window_start_hour: Mapped[int] = mapped_column(Integer, default=0)
+    window_end_hour: Mapped[int] = mapped_column(Integer, default=24)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    next_prompt: Mapped[int] = mapped_column(Integer, default=0)
+    next_run_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_run_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
+# -- notifications and recommendation signals (issue 10, part B) ------------------------------
+
+
+class NotificationKind(StrEnum):
+    """What a notification tells its recipient; people mute notifications by kind."""
+
+    VERSION_VALIDATED = "version_validated"
+    VERSION_FAILED = "version_failed"
+    MODEL_POSTED = "model_posted"
+    USER_FOLLOWED = "user_followed"
+    MODEL_FOLLOWED = "model_followed"
+    POST_LIKED = "post_liked"
+    POST_REPLIED = "post_replied"
+    FINETUNE_COMPLETED = "finetune_completed"
+    FINETUNE_FAILED = "finetune_failed"
+
+
+class Notification(Base):
+    """One notice for one person, made from one domain event: (event_id, recipient_id) is
+    unique, so an event handled again after a crash never notifies anyone twice."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (
+        UniqueConstraint("event_id", "recipient_id"),
+        Index("ix_notifications_recipient_id_id", "recipient_id", "id"),
+        Index(
+            "ix_notifications_unread",
+            "recipient_id",
+            "id",
+            postgresql_where=text("read_at IS NULL"),
+        ),
+        one_of("kind", NotificationKind),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    recipient_id: Mapped[uuid.UUID] = mapped_column()
+    kind: Mapped[str] = mapped_column(String(30))
+    # Who did it (None for the platform's own doings: validation, fine-tunes).
+    actor_id: Mapped[uuid.UUID | None] = mapped_column()
+    actor_username: Mapped[str | None] = mapped_column(String(32))
+    model_id: Mapped[uuid.UUID | None] = mapped_column()
+    post_id: Mapped[uuid.UUID | None] = mapped_column()
+    # Plain text, written when the notification is made.
+    summary: Mapped[str] = mapped_column(Text)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    event_id: Mapped[uuid.UUID] = mapped_column()
+    read_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class NotificationMute(Base):
+    """A kind of notification a person does not want (none is made for them while muted)."""
+
+    __tablename__ = "notification_mutes"
+    __table_args__ = (one_of("kind", NotificationKind),)
+
+    user_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(30), primary_key=True)
+
+
+class ModelLikeSignal(Base):
+    """The hub's model likes as the feed's recommender sees them (from `model.liked`)."""
+
+    __tablename__ = "rec_model_likes"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    model_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class ModelUsageSignal(Base):
+    """How often a person used a model (from `model.usage`), for the recommender."""
+
+    __tablename__ = "rec_model_usage"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    model_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    uses: Mapped[int] = mapped_column(Integer, default=0)
+    last_used_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )

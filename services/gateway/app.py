@@ -23,6 +23,7 @@ from services.gateway.paths import NormalPathMiddleware
 from services.gateway.proxy import Proxy
 from services.gateway.routing import upstream_urls
 from services.gateway.upstreams import close_upstreams, create_upstreams
+from services.gateway.websockets import install_websockets
 from shared.app import create_service_app
 from shared.errors import LLMNetError
 from shared.health import upstream_ready
@@ -72,6 +73,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         return JSONResponse(document)
 
     install_docs(app)  # Swagger UI and ReDoc from local assets, before the catch-all
+    install_websockets(app)  # the feed's live socket (/api/v1/feed/ws)
 
     @app.api_route("/{path:path}", methods=_METHODS, include_in_schema=False)
     async def proxy(request: Request) -> Response:

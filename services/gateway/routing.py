@@ -19,6 +19,12 @@ PREFIXES: tuple[tuple[str, str], ...] = (
     ("/v1", "inference"),
     ("/api/v1/conversations", "inference"),
     ("/api/v1/usage", "inference"),
+    ("/api/v1/prompt-templates", "inference"),
+    ("/api/v1/activity", "inference"),
+    ("/api/v1/admin/activity", "inference"),
+    ("/api/v1/admin/conversations", "inference"),
+    ("/api/v1/admin/messages", "inference"),
+    ("/api/v1/admin/engine", "inference"),
     ("/api/v1/posts", "feed"),
     ("/api/v1/feed", "feed"),
     ("/api/v1/notifications", "feed"),
@@ -36,14 +42,19 @@ _PRIVATE_READS = (
     "/api/v1/admin",
     "/api/v1/notifications",
     "/api/v1/conversations",
+    "/api/v1/prompt-templates",
+    "/api/v1/activity",
 )
 
 
-_UPLOAD = re.compile(r"^/api/v1/models/[^/]+/versions/?$")
+_UPLOAD = re.compile(
+    r"^/api/v1/models/[^/]+/versions/?$|^/api/v1/conversations/[^/]+/attachments/?$"
+)
 
 
 def is_upload(method: str, path: str) -> bool:
-    """Model version uploads: the one request whose body may be gigabytes."""
+    """File uploads (model versions, conversation attachments): bodies past the common cap,
+    each bounded by the service that receives it."""
     return method == "POST" and _UPLOAD.match(path) is not None
 
 
@@ -53,7 +64,15 @@ class Route:
     service: str
 
 
+# Follows of models live with the feed (it owns model_follows and the timelines they fill), beside
+# the hub's `/{model_id}/like`: that one path under the hub's prefix goes to the feed.
+_MODEL_FOLLOW = re.compile(r"^/api/v1/models/[^/]+/follow$")
+MODEL_FOLLOW_ROUTE = "/api/v1/models/{model_id}/follow"
+
+
 def match(path: str) -> Route | None:
+    if _MODEL_FOLLOW.match(path):
+        return Route(MODEL_FOLLOW_ROUTE, "feed")
     for prefix, service in _BY_LENGTH:
         if path == prefix or path.startswith(prefix + "/"):
             return Route(prefix, service)

@@ -15,7 +15,10 @@ from services.inference.api import router
 from services.inference.config import InferenceSettings
 from services.inference.deps import InferenceContext
 from services.inference.engine import EngineOptions, ModelRegistry
+from services.inference.messages.generation import Generations
+from services.inference.messages.schemas import MessageDelta, MessageStart
 from services.inference.openai.schemas import ChatCompletionChunk, StreamError, TextCompletion
+from shared.accounts_client import AccountsClient
 from shared.app import create_service_app
 from shared.auth.service_credentials import ServiceName
 from shared.fields import document_bounds
@@ -32,6 +35,7 @@ async def _export_gauges(registry: ModelRegistry) -> None:
         metrics.MEMORY_BYTES.set(stats["bytes_in_use"])
         metrics.BATCH_SIZE.set(sum(e.get("running", 0) for e in engines))
         metrics.QUEUE_DEPTH.set(sum(e.get("waiting", 0) for e in engines))
+        metrics.export_engine_configs(stats["models"])
         await asyncio.sleep(1)
 
 
@@ -40,14 +44,19 @@ def create_app(settings: InferenceSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def resources(app: FastAPI) -> AsyncIterator[None]:
+        storage = create_storage(settings)
         registry = ModelRegistry(
-            create_storage(settings),
+            storage,
             settings.data_dir / settings.cache_dir_name,
             device=settings.device,
             dtype=settings.dtype,
             memory_budget_bytes=settings.memory_budget_bytes,
             engine_options=EngineOptions(
-                max_batch_size=settings.max_batch_size, max_waiting=settings.max_waiting
+                max_batch_size=settings.max_batch_size,
+                max_waiting=settings.max_waiting,
+                cpu_threads=settings.cpu_threads,
+                cpu_onednn=settings.cpu_packing,
+                tune_seconds=settings.tune_seconds,
             ),
         )
         context = InferenceContext(
@@ -64,6 +73,11 @@ def create_app(settings: InferenceSettings | None = None) -> FastAPI:
                 follow_redirects=False,
                 trust_env=False,
             ),
+            accounts=AccountsClient(
+                settings.accounts_url, ServiceName.INFERENCE, settings.service_token
+            ),
+            storage=storage,
+            generations=Generations(),
         )
         app.state.inference = context
         gauges = asyncio.create_task(_export_gauges(registry), name="inference-gauges")
@@ -73,9 +87,11 @@ def create_app(settings: InferenceSettings | None = None) -> FastAPI:
             gauges.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await gauges
+            await context.generations.close()
             await registry.close()
             await context.models.aclose()
             await context.remote.aclose()
+            await context.accounts.aclose()
 
     app = create_service_app(
         name="inference",
@@ -94,6 +110,9 @@ def create_app(settings: InferenceSettings | None = None) -> FastAPI:
             for field in ("max_tokens", "max_completion_tokens")
         },
     )
+    # Conversations' sampling parameters: the same service limit (a model may allow less).
+    document_bounds(app, {("SamplingParameters", "max_tokens"): limit})
     # What the /v1 streams carry (their routes name these in `x-event-data`).
     document_event_payloads(app, ChatCompletionChunk, TextCompletion, StreamError)
+    document_event_payloads(app, MessageStart, MessageDelta)  # conversation answers' events
     return app

@@ -5,6 +5,8 @@ Proxied provider calls use the common OUTBOUND_ALLOW and PROVIDER_TIMEOUT_SECOND
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
@@ -20,7 +22,28 @@ class InferenceSettings(CommonSettings):
 
     device: str = Field(default="cpu", description="cpu, cuda or cuda:N.")
     dtype: str | None = Field(
-        default=None, description="float32, bfloat16 or float16; default fp32 on CPU, bf16 on GPU."
+        default=None,
+        description="float32, bfloat16 or float16 pins the dtype; unset: measured at load "
+        "(INFERENCE_TUNE_SECONDS > 0: bf16 where the device runs it fast and the model's greedy "
+        "output agrees with fp32), else fp32 on CPU, bf16 on GPU.",
+    )
+    cpu_threads: int | None = Field(
+        default=None,
+        ge=1,
+        description="Pins the intra-op threads of each model's engine on CPU; unset: measured at "
+        "load (INFERENCE_TUNE_SECONDS > 0), else one less than the usable CPUs.",
+    )
+    cpu_packing: Literal["auto", "on", "off"] = Field(
+        default="auto",
+        description="oneDNN packing of fp32 linear layers on CPU: on/off pins it; auto: measured "
+        "at load (INFERENCE_TUNE_SECONDS > 0), else packed from 512x512 weights on.",
+    )
+    tune_seconds: float = Field(
+        default=4.0,
+        ge=0,
+        le=120,
+        description="Time box of the measurement that chooses each model's dtype, packing and "
+        "threads at load (in the loading thread, never the event loop); 0: no measurement.",
     )
     memory_budget_bytes: int = Field(
         default=8 * GIB, ge=1, description="Weights kept loaded; least recently used evicted."
@@ -38,3 +61,51 @@ class InferenceSettings(CommonSettings):
         default=0, ge=0, description="Tokens per user per day (0: unlimited); admins may override."
     )
     cache_dir_name: str = Field(default="model-cache", description="Under LLMNET_DATA_DIR.")
+    # -- conversation extras: attachments, prompt templates ------------------------------------
+    attachment_max_bytes: int = Field(
+        default=30 * 1024 * 1024, ge=1, description="Largest attachment file (413 past it)."
+    )
+    attachment_max_tokens: int = Field(
+        default=8000,
+        ge=1,
+        description="Tokens of an attachment's text kept as context; longer text is cut there "
+        "(and the response says so).",
+    )
+    attachments_per_conversation: int = Field(
+        default=20, ge=1, description="Attachments one conversation may hold."
+    )
+    prompt_template_max_chars: int = Field(
+        default=20_000, ge=1, description="Longest prompt template body."
+    )
+    prompt_variable_max_chars: int = Field(
+        default=50_000, ge=1, description="Longest value of one template variable."
+    )
+    prompt_rendered_max_chars: int = Field(
+        default=200_000, ge=1, description="Longest prompt a template may render to."
+    )
+    prompt_template_max_variables: int = Field(
+        default=30, ge=1, description="Variables one prompt template may declare."
+    )
+    prompt_templates_per_user: int = Field(
+        default=200, ge=1, description="Prompt templates one user may save."
+    )
+    message_stream_ttl_seconds: int = Field(
+        default=3600,
+        ge=10,
+        description="How long an answer's events stay buffered in Redis for re-attaching clients.",
+    )
+    message_heartbeat_seconds: int = Field(
+        default=15,
+        ge=2,
+        description="Lease of the process generating an answer, renewed every third of it; the "
+        "sweeper fails answers whose lease expired.",
+    )
+    message_persist_seconds: float = Field(
+        default=2.0, gt=0, description="How often a streaming answer's partial text is saved."
+    )
+    conversation_undo_seconds: int = Field(
+        default=600,
+        ge=0,
+        description="How long a deleted conversation can be restored before the purge job "
+        "removes it and its attachments.",
+    )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import httpx
 from fastapi import Depends, Request
@@ -12,7 +12,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.inference.config import InferenceSettings
 from services.inference.engine.registry import ModelRegistry
+from shared.accounts_client import AccountsClient
 from shared.models_client import ModelsClient
+from shared.storage import Storage
+
+if TYPE_CHECKING:
+    from services.inference.messages.generation import Generations
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +28,9 @@ class InferenceContext:
     redis: Redis
     sessionmaker: async_sessionmaker[AsyncSession]
     remote: httpx.AsyncClient  # to external providers
+    accounts: AccountsClient  # usernames of conversation participants
+    storage: Storage  # attachments' originals (the registry keeps its own handle for weights)
+    generations: Generations  # conversation answers running in this process
 
 
 async def _context(request: Request) -> InferenceContext:

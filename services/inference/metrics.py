@@ -1,8 +1,12 @@
-"""Inference metrics: time to first token, inter-token latency, tokens, queue, batch, memory."""
+"""Inference metrics: time to first token, inter-token latency, tokens, queue, batch, memory,
+and each loaded model's measured configuration."""
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from collections.abc import Mapping
+from typing import Any
+
+from prometheus_client import Counter, Gauge, Histogram, Info
 
 TIME_TO_FIRST_TOKEN = Histogram(
     "llmnet_inference_time_to_first_token_seconds",
@@ -26,3 +30,81 @@ QUEUE_DEPTH = Gauge("llmnet_inference_queue_depth", "Requests waiting for a batc
 BATCH_SIZE = Gauge("llmnet_inference_batch_size", "Requests in the running batches.")
 LOADED_MODELS = Gauge("llmnet_inference_loaded_models", "Models with weights in memory.")
 MEMORY_BYTES = Gauge("llmnet_inference_model_memory_bytes", "Bytes of loaded weights.")
+
+# -- how each loaded model runs, as measured at load (engine/tuning.py) ---------------------------
+ENGINE_CONFIG = Gauge(
+    "llmnet_inference_engine_config",
+    "The configuration each loaded model is served with (value 1), and where each choice came "
+    "from: tuned (measured at load), pinned (a setting) or default.",
+    [
+        "model",
+        "device",
+        "dtype",
+        "threads",
+        "packing",
+        "dtype_source",
+        "threads_source",
+        "packing_source",
+    ],
+)
+TUNING_STEP_SECONDS = Gauge(
+    "llmnet_inference_tuning_step_seconds",
+    "Decode step time measured at load for each candidate configuration, by batch size.",
+    ["model", "dtype", "packing", "threads", "batch"],
+)
+TUNING_SECONDS = Gauge(
+    "llmnet_inference_tuning_seconds", "Load time spent choosing the configuration.", ["model"]
+)
+# Label values stay free of spaces (the model name is in GET /api/v1/admin/engine).
+CPU = Info(
+    "llmnet_inference_cpu",
+    "The CPU features the engines were tuned with: flags that matter, torch's kernel level.",
+)
+
+
+def export_engine_configs(models: Mapping[str, Mapping[str, Any]]) -> None:
+    """Export the loaded engines' configurations and tuning timings (`ModelRegistry.stats()`'s
+    "models"); models no longer loaded leave the gauges."""
+    ENGINE_CONFIG.clear()
+    TUNING_STEP_SECONDS.clear()
+    TUNING_SECONDS.clear()
+    for key, stats in models.items():
+        tuning = stats.get("tuning") or {}
+        sources = tuning.get("sources") or {}
+        ENGINE_CONFIG.labels(
+            model=key,
+            device=str(stats.get("device", "")),
+            dtype=str(stats.get("dtype", "")),
+            threads=str(stats.get("cpu_threads") or ""),
+            packing=str(stats.get("cpu_linear", "")),
+            dtype_source=sources.get("dtype", "default"),
+            threads_source=sources.get("threads", "default"),
+            packing_source=sources.get("packing", "default"),
+        ).set(1)
+        if not tuning:
+            continue
+        TUNING_SECONDS.labels(model=key).set(float(tuning.get("seconds", 0.0)))
+        for trial in tuning.get("trials", []):
+            if trial.get("status") != "measured":
+                continue
+            for batch, value in (
+                (1, trial["step_ms_1"]),
+                (tuning["batch"], trial["step_ms_batch"]),
+            ):
+                TUNING_STEP_SECONDS.labels(
+                    model=key,
+                    dtype=trial["dtype"],
+                    packing="onednn" if trial["packing"] else "dense",
+                    threads=str(trial["threads"] or ""),
+                    batch=str(batch),
+                ).set(value / 1000)
+        cpu = tuning.get("cpu")
+        if cpu:
+            CPU.info(
+                {
+                    "native_bf16": str(cpu["native_bf16"]).lower(),
+                    "flags": ",".join(cpu["flags"]),  # no spaces: one token per sample line
+                    "capability": str(cpu["capability"]),
+                    "cpus": str(cpu["cpus"]),
+                }
+            )

@@ -68,14 +68,64 @@ ALLOWANCES = (
         (422,),
         "base_url must resolve to a public address (nothing resolves in the test sandbox)",
     ),
+    # Issue 9 (C3): what a template is made of is judged on its text; attachments on content.
+    Allowance(
+        "POST",
+        "/api/v1/prompt-templates",
+        (422,),
+        "declared variables must be the body's placeholders; only placeholders, if and filters",
+    ),
+    Allowance(
+        "PATCH",
+        "/api/v1/prompt-templates/{template_id}",
+        (422,),
+        "declared variables must be the body's placeholders; only placeholders, if and filters",
+    ),
+    Allowance(
+        "POST",
+        "/api/v1/prompt-templates/{template_id}/render",
+        (422,),
+        "the variables must be the template's own (missing or unknown ones are named)",
+    ),
+    Allowance(
+        "POST",
+        "/api/v1/conversations/{conversation_id}/attachments",
+        (422,),
+        "a file's type, readability and text are judged on its contents",
+    ),
+    *(
+        Allowance("GET", path, (422,), "a cursor is valid only as the server issued it")
+        for path in ("/api/v1/prompt-templates", "/api/v1/activity")
+    ),
     *(
         Allowance("GET", path, (422,), "a cursor is valid only as the server issued it")
         for path in (
+            "/api/v1/conversations",
             "/api/v1/models",
             "/api/v1/usage",
             "/api/v1/users/{username}/followers",
             "/api/v1/users/{username}/following",
         )
+    ),
+    # Issue 10 (part A): timelines page with server-issued cursors; the live feed resumes
+    # only from an id it sent.
+    *(
+        Allowance("GET", path, (422,), "a cursor is valid only as the server issued it")
+        for path in (
+            "/api/v1/feed/home",
+            "/api/v1/feed/public",
+            "/api/v1/feed/trending",
+            "/api/v1/feed/models/{model_id}",
+            "/api/v1/feed/users/{user_id}",
+        )
+    ),
+    *(
+        Allowance("GET", path, (422,), "Last-Event-ID is valid only as the stream sent it")
+        for path in ("/api/v1/feed/stream", "/api/v1/notifications/stream")
+    ),
+    # Issue 10 (part B): notifications page with server-issued cursors.
+    Allowance(
+        "GET", "/api/v1/notifications", (422,), "a cursor is valid only as the server issued it"
     ),
 )
 

@@ -6,7 +6,14 @@ import sys
 
 import uvloop
 
-from tests.benchmarks import gateway, inference, upload
+from tests.benchmarks import (
+    conversations_list,
+    conversations_stream,
+    feed,
+    gateway,
+    inference,
+    upload,
+)
 from tests.benchmarks.harness import database_answers
 
 
@@ -14,7 +21,14 @@ async def main() -> int:
     if not await database_answers():
         print("benchmarks need PostgreSQL (TEST_DATABASE_URL) and Redis (TEST_REDIS_URL)")
         return 2
-    for benchmark in (gateway, upload, inference):
+    for benchmark in (
+        gateway,
+        upload,
+        inference,
+        conversations_list,
+        conversations_stream,
+        feed,
+    ):
         print("\n".join(await benchmark.run()), flush=True)
     return 0
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import platform
 import socket
 import statistics
 import sys
@@ -167,3 +168,25 @@ async def bench_user(bench: BenchEnv, username: str, *, developer: bool = False)
         auth_method="jwt",
     )
     return BenchUser(auth, identity_headers(identity, bench.env["INTERNAL_TOKEN"]))
+
+
+def machine_line() -> str:
+    """CPU model, the flags that matter for inference, torch's kernel level, usable CPUs."""
+    from services.inference.engine.tuning import CPU_FLAGS, cpu_features
+
+    cpu = cpu_features()
+    flags = " ".join(cpu.flags) or "none of " + " ".join(CPU_FLAGS)
+    return (
+        f"machine: {cpu.model}; flags: {flags}; torch kernels {cpu.capability}; "
+        f"{cpu.cpus} usable CPUs; Python {platform.python_version()}"
+    )
+
+
+async def database_machine_line(database_url: str) -> str:
+    """The machine line, and the PostgreSQL server the benchmark ran against."""
+    connection = await asyncpg.connect(database_url.replace("+asyncpg", ""))
+    try:
+        version = await connection.fetchval("SHOW server_version")
+    finally:
+        await connection.close()
+    return f"{machine_line()}; PostgreSQL {version}"

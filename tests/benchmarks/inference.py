@@ -8,8 +8,11 @@ real validation worker) answers streaming greedy completions of 64 new tokens at
   time with `model.generate` and a token streamer (this module run with `--naive-server`);
 - transformers serve: the library's own OpenAI-compatible server with continuous batching.
 
-All three run on the same weights (float32, CPU) and are measured one after the other, each
-with nothing else busy. Per request: time to first token from the moment it was sent (time
+All three run on the same weights on CPU and are measured one after the other, each with
+nothing else busy; the references in float32, llmnet in the configuration its engine chose by
+measuring at load (dtype, oneDNN packing, threads: services/inference/engine/tuning.py). The
+report starts with the machine line (CPU model, the flags that matter, usable CPUs) and that
+choice. Per request: time to first token from the moment it was sent (time
 spent queued counts), the gaps between content chunks, the completion tokens (the usage
 chunk). Targets: one stream >= 0.9x naive's tokens/s; at 16 streams >= 6x naive's tokens/s
 and TTFT p95 <= 0.03x naive's; at 16 and 32 streams >= 1.2x transformers serve's tokens/s
@@ -39,6 +42,7 @@ from tests.benchmarks.harness import (
     bench_database,
     bench_user,
     free_port,
+    machine_line,
     percentile,
     reset_redis_db,
     services,
@@ -57,7 +61,6 @@ SERVICE_ENV = {
     "INFERENCE_MAX_WAITING": "64",
     "INFERENCE_MAX_CONCURRENT_PER_USER": "64",
     "INFERENCE_DEVICE": "cpu",
-    "INFERENCE_DTYPE": "float32",
 }
 READY_TIMEOUT = 300.0
 
@@ -338,6 +341,28 @@ async def _measure_ours(bench: BenchEnv, model: str) -> list[Level]:
     return await _measure(OURS, Target(bench.urls["gateway"], model, user.gateway_headers))
 
 
+async def chosen_configuration(bench: BenchEnv) -> str:
+    """The configuration the inference service's engine chose, from its /metrics."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{bench.urls['inference']}/metrics") as response,
+    ):
+        text = await response.text()
+    for line in text.splitlines():
+        if line.startswith("llmnet_inference_engine_config{"):
+            labels = dict(
+                part.split("=", 1)
+                for part in line[line.index("{") + 1 : line.rindex("}")].split(",")
+            )
+            get = {k: v.strip('"') for k, v in labels.items()}.get
+            return (
+                f"{OURS} configuration: dtype {get('dtype')} ({get('dtype_source')}), "
+                f"{get('threads')} threads ({get('threads_source')}), linear layers "
+                f"{get('packing')} ({get('packing_source')})"
+            )
+    return f"{OURS} configuration: not reported (no model loaded)"
+
+
 async def _measure_naive(folder: Path, work: Path) -> list[Level]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -376,6 +401,7 @@ async def run() -> list[str]:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         started = time.perf_counter()
+        chosen = f"{OURS} configuration: not reported ({OURS} did not run)"
         with _scoped_environ(SERVICE_ENV):
             async with bench_database() as database_url:
                 names = ["accounts", "models_hub", "inference", "gateway"]
@@ -387,6 +413,10 @@ async def run() -> list[str]:
                         results[OURS] = await _measure_ours(bench, model)
                     except Exception as exc:
                         failures[OURS] = f"{type(exc).__name__}: {exc}"
+                    try:
+                        chosen = await chosen_configuration(bench)
+                    except aiohttp.ClientError as exc:
+                        chosen = f"{OURS} configuration: unknown ({exc})"
         # The references run after the platform's processes have stopped: nothing else busy.
         for system, measure in ((NAIVE, _measure_naive), (PEER, _measure_peer)):
             print(f"{system}:", file=sys.stderr, flush=True)
@@ -395,7 +425,7 @@ async def run() -> list[str]:
             except Exception as exc:
                 failures[system] = f"{type(exc).__name__}: {exc}"
         total = time.perf_counter() - started
-    return _report(results, failures, prepared, total)
+    return _report(results, failures, prepared, total, [machine_line(), chosen])
 
 
 # ---- the report ---------------------------------------------------------------------------------
@@ -438,11 +468,16 @@ def _first_token(factor: float) -> Check:
 
 
 def _report(
-    results: dict[str, list[Level]], failures: dict[str, str], prepared: float, total: float
+    results: dict[str, list[Level]],
+    failures: dict[str, str],
+    prepared: float,
+    total: float,
+    machine: list[str],
 ) -> list[str]:
     lines = [
-        f"Inference benchmark: demo model (SmolLM2-135M-Instruct, float32, CPU), streaming "
-        f"greedy completions, {MAX_TOKENS} new tokens each, one request per client",
+        f"Inference benchmark: demo model (SmolLM2-135M-Instruct, CPU; references in float32), "
+        f"streaming greedy completions, {MAX_TOKENS} new tokens each, one request per client",
+        *machine,
         f"(model seeded and converted in {prepared:.0f} s; whole run {total:.0f} s)",
         f"{'system':<19}{'clients':>8}{'TTFT p50':>11}{'TTFT p95':>11}{'ITL p50':>10}"
         f"{'tok/s':>9}{'tokens':>8}{'min/req':>9}{'errors':>7}",

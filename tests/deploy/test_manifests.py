@@ -53,12 +53,14 @@ WORKERS: dict[str, str] = {
     "accounts-worker": "services.accounts.worker.WorkerSettings",
     "models-hub-worker": "services.models_hub.worker.WorkerSettings",
     "feed-worker": "services.feed.worker.WorkerSettings",
+    "inference-worker": "services.inference.worker.WorkerSettings",
 }
 # Which settings module a worker belongs to (it gets that service's extra environment).
 WORKER_OF = {
     "accounts-worker": "accounts",
     "models-hub-worker": "models_hub",
     "feed-worker": "feed",
+    "inference-worker": "inference",
 }
 
 COMMON_ENV = {

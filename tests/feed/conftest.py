@@ -40,7 +40,7 @@ async def worker_ctx(platform: Any) -> AsyncIterator[dict[str, Any]]:
     )
     pool = await create_job_pool(platform.common["redis_url"])
     feed = await build_context(settings, platform.sessionmaker, jobs=pool)
-    yield {"feed": feed, "redis": pool, "job_try": 1}
+    yield {"feed": feed, "redis": pool, "events_redis": platform.redis, "job_try": 1}
     await close_context(feed)
 
 

@@ -25,6 +25,7 @@ def test_each_process_holds_only_its_own_service_token(tmp_path: Path) -> None:
     assert by_name["models-hub-worker"] == by_name["models_hub"] == tokens[ServiceName.MODELS_HUB]
     assert by_name["accounts-worker"] == by_name["accounts"] == tokens[ServiceName.ACCOUNTS]
     assert by_name["feed-worker"] == by_name["feed"] == tokens[ServiceName.FEED]
+    assert by_name["inference-worker"] == by_name["inference"] == tokens[ServiceName.INFERENCE]
     for spec in specs:
         others = set(tokens.values()) - {spec.env["SERVICE_TOKEN"]}
         assert not others & set(spec.env.values()), f"{spec.name} holds another's token"

@@ -233,6 +233,7 @@ def test_service_specs_follow_host_and_port_base() -> None:
         "accounts-worker",
         "models-hub-worker",
         "feed-worker",
+        "inference-worker",
     ]
     assert specs["gateway"].port == 9000
     assert specs["feed"].port == 9004

@@ -14,6 +14,7 @@ from services.feed.likes import repository
 from services.feed.models import PostStatus
 from services.feed.posts.service import PostNotPublished, post_service
 from shared.auth.identity import Identity
+from shared.events import record_event
 
 
 class LikeState(BaseModel):
@@ -31,6 +32,18 @@ class LikeService:
             raise PostNotPublished("Only a published post can be liked.")
         if await repository.add_like(session, post.id, caller.user_id):
             count = await repository.add_to_count(session, post.id, 1)
+            record_event(
+                session,
+                "post.liked",
+                {
+                    "post_id": str(post.id),
+                    "user_id": str(caller.user_id),
+                    "username": caller.username,
+                    "owner_id": str(post.owner_id),
+                    "model_id": str(post.model_id) if post.model_id else None,
+                },
+                source="feed",
+            )
         else:
             count = await repository.like_count(session, post.id)
         return LikeState(post_id=post.id, liked=True, like_count=count)

@@ -11,6 +11,8 @@ from services.feed.deps import FeedDep
 from services.feed.models import Post
 from services.feed.posts.schemas import (
     IDEMPOTENCY_KEY_PATTERN,
+    AnswersCreate,
+    AnswersRead,
     PostAuthor,
     PostCreate,
     PostRead,
@@ -87,6 +89,20 @@ async def reply(
 ) -> PostRead:
     """Reply to a post: a model answers, seeing the thread so far, or you reply with `text`."""
     return read(await post_service.reply(session, ctx, user, post_id, body, idempotency_key))
+
+
+@router.post("/{post_id}/answers", response_model=AnswersRead, status_code=status.HTTP_202_ACCEPTED)
+async def answers(
+    post_id: uuid.UUID,
+    body: AnswersCreate,
+    user: CurrentUser,
+    session: SessionDep,
+    ctx: FeedDep,
+    idempotency_key: IdempotencyKey = None,
+) -> AnswersRead:
+    """Several models answer the post side by side (one reply, and one job, per model)."""
+    replies = await post_service.answers(session, ctx, user, post_id, body, idempotency_key)
+    return AnswersRead(items=[read(p) for p in replies])
 
 
 @router.get("/{post_id}", response_model=PostRead)

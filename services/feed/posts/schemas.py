@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, field_validator
 
 from shared.fields import JSON_INT_MAX, JSON_INTEGER, Text
 from shared.pagination import Page
@@ -46,6 +46,25 @@ class ModelReplyCreate(SamplingParams):
 
     model: ModelRef
     instruction: Text | None = Field(default=None, min_length=1, max_length=2000)
+
+
+MAX_ANSWERING_MODELS = 5
+
+
+class AnswersCreate(SamplingParams):
+    """Several models answer the post side by side: one reply (and one job) per model."""
+
+    models: list[ModelRef] = Field(
+        min_length=1, max_length=MAX_ANSWERING_MODELS, json_schema_extra={"uniqueItems": True}
+    )
+    instruction: Text | None = Field(default=None, min_length=1, max_length=2000)
+
+    @field_validator("models")
+    @classmethod
+    def _distinct(cls, models: list[str]) -> list[str]:
+        if len(set(models)) != len(models):
+            raise ValueError("Name each model once.")
+        return models
 
 
 class PersonReplyCreate(BaseModel):
@@ -93,3 +112,7 @@ class PostRead(BaseModel):
 
 
 ThreadPage = Page[PostRead]
+
+
+class AnswersRead(BaseModel):
+    items: list[PostRead] = Field(description="One reply per model, in the order asked.")

@@ -17,7 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.feed.deps import FeedContext
 from services.feed.models import AuthorKind, Post, PostStatus
 from services.feed.posts import repository
+from services.feed.posts.events import record_published
 from services.feed.posts.schemas import (
+    AnswersCreate,
     ModelReplyCreate,
     PostCreate,
     ReplyCreate,
@@ -140,6 +142,22 @@ class PostService:
             self.enqueue_generation(session, ctx, post, caller)
         return stored
 
+    async def scheduled(
+        self,
+        session: AsyncSession,
+        ctx: FeedContext,
+        owner: Identity,
+        model: ModelAccess,
+        prompt: str,
+        key: str,
+    ) -> Post:
+        """A post by a model's posting schedule, as its owner; the key makes a rerun a no-op."""
+        if existing := await repository.by_idempotency_key(session, owner.user_id, key):
+            return existing
+        return await self._model_post(
+            session, ctx, owner, model, prompt, SamplingParams(), key, None
+        )
+
     def enqueue_generation(
         self, session: AsyncSession, ctx: FeedContext, post: Post, caller: Identity
     ) -> None:
@@ -215,7 +233,30 @@ class PostService:
         stored = await repository.add_post(session, post)
         if stored is post:
             await repository.add_replies(session, parent.id, 1)
+            record_published(session, post, parent)
         return stored
+
+    async def answers(
+        self,
+        session: AsyncSession,
+        ctx: FeedContext,
+        caller: Identity,
+        parent_id: uuid.UUID,
+        body: AnswersCreate,
+        key: str | None,
+    ) -> list[Post]:
+        """One model reply per model named, each its own job; with a key, each reply's key is
+        `<key>:<n>`, so a retried request finds the replies it made."""
+        sampling = body.model_dump(exclude={"models", "instruction"}, exclude_none=True)
+        replies = []
+        for n, model in enumerate(body.models):
+            one = ModelReplyCreate(model=model, instruction=body.instruction, **sampling)
+            replies.append(
+                await self.reply(
+                    session, ctx, caller, parent_id, one, f"{key}:{n}" if key else None
+                )
+            )
+        return replies
 
     async def may_see(
         self,

@@ -20,6 +20,7 @@ from arq import Retry
 from services.feed.deps import FeedContext
 from services.feed.models import Post, PostStatus
 from services.feed.posts import repository
+from services.feed.posts.events import record_published
 from services.feed.posts.inference import GenerationRejected, GenerationUnavailable
 from services.feed.posts.service import caller_from
 from shared.db import session_scope, utcnow
@@ -105,8 +106,11 @@ async def generate_post(ctx: dict[str, Any], post_id: str, caller: dict[str, Any
         )
         if published is None:
             return "skipped"
+        parent = None
         if published.parent_id is not None:
             await repository.add_replies(session, published.parent_id, 1)
+            parent = await repository.get_post(session, published.parent_id)
+        record_published(session, published, parent)
     return "published"
 
 

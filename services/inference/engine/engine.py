@@ -20,12 +20,11 @@ import contextlib
 import dataclasses
 import gc
 import logging
-import os
 import time
 from collections.abc import AsyncIterator, Generator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 
@@ -45,6 +44,15 @@ from services.inference.engine.prompts import (
     text_prompt_ids,
 )
 from services.inference.engine.scheduler import Item, Request, Scheduler, Sink
+from services.inference.engine.tuning import (
+    Candidate,
+    TuningReport,
+    apply_variant,
+    cpu_features,
+    plan,
+    tune,
+    usable_cpus,
+)
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -78,12 +86,6 @@ def _context_length(model: PreTrainedModel, tokenizer: Any) -> int:
     if isinstance(limit, int) and 0 < limit < 10_000_000:
         return limit
     return _DEFAULT_CONTEXT
-
-
-def _usable_cpus() -> int:
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def _as_ids(value: Any) -> set[int]:
@@ -181,11 +183,15 @@ class Engine:
         options: EngineOptions | None = None,
         name: str = "model",
         owns_model: bool = False,
+        tuning: TuningReport | None = None,
     ) -> None:
         """`owns_model`: the engine may change the model object (see EngineOptions.cpu_onednn).
+        `tuning`: how `load` chose this configuration (reported in `stats`).
         Raises `PackingBroke` if packing changed the model and broke it (`load` then reloads)."""
         self.options = options or EngineOptions()
         self.name = name
+        self.tuning = tuning
+        self.dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
         self._tokenizer = tokenizer
         declare_control_tokens(tokenizer)
         self._device = next(model.parameters()).device
@@ -217,7 +223,7 @@ class Engine:
         self._started = time.monotonic()
         self.cpu_threads: int | None = None
         if self._device.type == "cpu":
-            self.cpu_threads = self.options.cpu_threads or max(1, _usable_cpus() - 1)
+            self.cpu_threads = self.options.cpu_threads or max(1, usable_cpus() - 1)
         self._scheduler = Scheduler(
             backend,
             options=self.options,
@@ -241,6 +247,11 @@ class Engine:
         from shared.model_loading import load_causal_lm
 
         name = name or Path(model_dir).name
+        options = options or EngineOptions()
+        if options.tune_seconds > 0:
+            return cls._load_tuned(
+                Path(model_dir), device=device, dtype=dtype, options=options, name=name
+            )
         model, tokenizer = load_causal_lm(Path(model_dir), device=device, dtype=dtype)
         try:
             return cls(model, tokenizer, options=options, name=name, owns_model=True)
@@ -251,6 +262,85 @@ class Engine:
         options = dataclasses.replace(options or EngineOptions(), cpu_onednn="off")
         model, tokenizer = load_causal_lm(Path(model_dir), device=device, dtype=dtype)
         return cls(model, tokenizer, options=options, name=name, owns_model=True)
+
+    @classmethod
+    def _load_tuned(
+        cls,
+        model_dir: Path,
+        *,
+        device: str,
+        dtype: torch.dtype | None,
+        options: EngineOptions,
+        name: str,
+    ) -> Engine:
+        """`load` that measures the choices not pinned (dtype when `dtype` is None, packing when
+        `cpu_onednn` is "auto", threads when `cpu_threads` is None) and keeps the fastest
+        configuration that agrees with the float32 reference (see tuning.py)."""
+        from shared.model_loading import load_causal_lm
+
+        on_cpu = torch.device(device).type == "cpu"
+        features = cpu_features() if on_cpu else None
+        dtype_pin = None if dtype is None else str(dtype).removeprefix("torch.")
+        packing_pin = {"on": True, "off": False}.get(options.cpu_onednn)
+        variants, counts = plan(
+            device,
+            features=features,
+            dtype=dtype_pin,
+            threads=options.cpu_threads,
+            packing=packing_pin,
+            cuda_bf16=not on_cpu and torch.cuda.is_bf16_supported(),
+        )
+
+        def source(pinned: bool) -> str:
+            return "pinned" if pinned else "tuned"
+
+        sources = {"dtype": source(dtype_pin is not None)}
+        if on_cpu:
+            sources["threads"] = source(options.cpu_threads is not None)
+            sources["packing"] = source(packing_pin is not None)
+        model, tokenizer = load_causal_lm(model_dir, device=device, dtype=dtype or torch.float32)
+        if len(variants) == 1 and len(counts) == 1:
+            report = TuningReport(
+                chosen=Candidate(variants[0], counts[0]),
+                sources=sources,
+                device=str(device),
+                batch=options.tune_batch,
+                features=features,
+            )
+            logger.info("model %s: configuration pinned: %s", name, report.chosen.label)
+        else:
+            report = tune(
+                model,
+                tokenizer,
+                variants,
+                counts,
+                sources=sources,
+                budget_s=options.tune_seconds,
+                batch=options.tune_batch,
+                features=features,
+                pack_min_elements=0 if packing_pin else MIN_PACKED_ELEMENTS,
+                name=name,
+            )
+        chosen = report.chosen
+        apply_variant(model, dataclasses.replace(chosen.variant, packed=False), batch_hint=1)
+        onednn: Literal["auto", "on", "off"] = "off"
+        if chosen.variant.packed:
+            onednn = "on" if packing_pin else "auto"
+        options = dataclasses.replace(options, cpu_onednn=onednn, cpu_threads=chosen.threads)
+        try:
+            return cls(model, tokenizer, options=options, name=name, owns_model=True, tuning=report)
+        except PackingBroke as exc:
+            logger.warning("model %s: oneDNN packing failed (%s); loading it again", name, exc)
+        del model
+        gc.collect()
+        report.chosen = dataclasses.replace(
+            chosen, variant=dataclasses.replace(chosen.variant, packed=False)
+        )
+        options = dataclasses.replace(options, cpu_onednn="off")
+        model, tokenizer = load_causal_lm(
+            model_dir, device=device, dtype=getattr(torch, chosen.variant.dtype)
+        )
+        return cls(model, tokenizer, options=options, name=name, owns_model=True, tuning=report)
 
     # ---- the interface --------------------------------------------------------------------------
 
@@ -338,6 +428,8 @@ class Engine:
             "batching": self.batching,
             "cpu_linear": self.cpu_linear,
             "cpu_threads": self.cpu_threads,
+            "dtype": self.dtype,
+            "tuning": None if self.tuning is None else self.tuning.as_dict(),
             "parameter_bytes": self.parameter_bytes,
             "context_length": self._context_length,
             **self._scheduler.stats(),

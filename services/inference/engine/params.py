@@ -101,9 +101,13 @@ class EngineOptions:
         object it was handed; "on" packs every linear layer of any model (changed in place);
         "off" never packs.
     cpu_threads: intra-op threads the engine's thread uses on CPU (torch.set_num_threads, called
-        from that thread). None: one less than the CPUs this process may use, at least 1, which
-        leaves a core to the event loop: on the 2-core test machine one thread decoded 10-15%
-        faster than two (no OpenMP barrier to wait at while the event loop runs).
+        from that thread when its loop starts; see tuning.py for what is process-wide). None:
+        measured at load when `tune_seconds` > 0, else one less than the CPUs this process may
+        use, at least 1.
+    tune_seconds: time box of the measurement `Engine.load` makes to choose the dtype, oneDNN
+        packing ("auto") and thread count (None) of a model (see tuning.py); 0 turns it off and
+        keeps the fixed choices above.
+    tune_batch: the larger batch size whose decode step the tuning times (besides batch 1).
     """
 
     max_batch_size: int = 32
@@ -115,6 +119,8 @@ class EngineOptions:
     queue_retry_after_s: int = 1
     cpu_onednn: Literal["auto", "on", "off"] = "auto"
     cpu_threads: int | None = None
+    tune_seconds: float = 0.0
+    tune_batch: int = 8
 
     def __post_init__(self) -> None:
         if self.max_batch_size < 1:
@@ -131,5 +137,9 @@ class EngineOptions:
             raise ValueError("cpu_onednn must be 'auto', 'on' or 'off'")
         if self.cpu_threads is not None and self.cpu_threads < 1:
             raise ValueError("cpu_threads must be >= 1")
+        if self.tune_seconds < 0:
+            raise ValueError("tune_seconds must be >= 0")
+        if self.tune_batch < 1:
+            raise ValueError("tune_batch must be >= 1")
         if self.kv_headroom < 1:
             raise ValueError("kv_headroom must be >= 1")

@@ -197,11 +197,17 @@ class ModelRegistry:
             await self._evict_until(self._budget - estimate, keep=model_key)
             from services.inference.engine.engine import Engine
 
+            # Not pinned: the engine measures which dtype to serve in (see tuning.py).
+            tuned_dtype = self._options.tune_seconds > 0 and self._dtype_setting in (
+                None,
+                "",
+                "auto",
+            )
             engine = await asyncio.to_thread(
                 Engine.load,
                 directory,
                 device=self._device,
-                dtype=dtype,
+                dtype=None if tuned_dtype else dtype,
                 options=self._options,
                 name=model_key,
             )

@@ -251,6 +251,8 @@ class Scheduler:
     # ---- the loop -------------------------------------------------------------------------------
 
     def _run(self) -> None:
+        # On this thread: OpenMP keeps the count per thread, so this engine's forward passes use
+        # the count chosen for it (measured at load, see tuning.py) whatever other threads set.
         if self._threads is not None:
             torch.set_num_threads(self._threads)
         with torch.inference_mode():

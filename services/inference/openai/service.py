@@ -294,14 +294,18 @@ class OpenAIService:
             return provider_tokens(ctx, remote, body)
         return self.local_tokens(ctx, generation, body)
 
+    async def engine_for(self, ctx: InferenceContext, model: ModelAccess) -> Engine:
+        """The engine of the model's active version, loaded if it was not."""
+        version = model.active_version
+        assert version is not None
+        return await ctx.registry.get(str(version.id), version.storage_prefix, version.files)
+
     async def local_tokens(
         self, ctx: InferenceContext, generation: Generation, body: GenerationRequest
     ) -> AsyncGenerator[TokenEvent]:
         """The engine's token events for this generation (the model loaded if it was not)."""
         model = generation.model
-        version = model.active_version
-        assert version is not None
-        engine = await ctx.registry.get(str(version.id), version.storage_prefix, version.files)
+        engine = await self.engine_for(ctx, model)
         params = _sampling_params(body, model.default_params, ctx)
         ids = _prompt_ids(engine, body, model.system_prompt)
         if body.requested_max_tokens() is None and "max_tokens" not in model.default_params:

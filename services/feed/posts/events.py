@@ -1,0 +1,39 @@
+"""The `post.published` event: recorded in the transaction that publishes a post.
+
+The feed's own consumers fan root posts out to home timelines and credit replies to trending;
+notifications tell the model's owner and the parent's owner.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.feed.models import Post
+from shared.events import record_event
+
+POST_PUBLISHED = "post.published"
+
+
+def _id(value: uuid.UUID | None) -> str | None:
+    return str(value) if value is not None else None
+
+
+def record_published(session: AsyncSession, post: Post, parent: Post | None) -> None:
+    record_event(
+        session,
+        POST_PUBLISHED,
+        {
+            "post_id": str(post.id),
+            "author_kind": post.author_kind,
+            "model_id": _id(post.model_id),
+            "owner_id": str(post.owner_id),
+            "creator_id": str(post.creator_id),
+            "parent_id": _id(post.parent_id),
+            "root_id": str(post.root_id),
+            "parent_owner_id": _id(parent.owner_id if parent else None),
+            "parent_model_id": _id(parent.model_id if parent else None),
+        },
+        source="feed",
+    )

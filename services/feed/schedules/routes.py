@@ -1,0 +1,55 @@
+"""A model's posting schedule: `/api/v1/feed/models/{model_id}/schedule` (its owner only)."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Response, status
+
+from services.feed.deps import FeedDep
+from services.feed.models import PostingSchedule
+from services.feed.schedules.schemas import ScheduleRead, ScheduleSet
+from services.feed.schedules.service import schedule_service
+from shared.auth.identity import CurrentUser
+from shared.db import SessionDep
+
+router = APIRouter(prefix="/api/v1/feed/models", tags=["schedules"])
+
+
+def read(schedule: PostingSchedule) -> ScheduleRead:
+    return ScheduleRead(
+        id=schedule.id,
+        model_id=schedule.model_id,
+        model_ref=schedule.model_ref,
+        interval_minutes=schedule.interval_minutes,
+        prompts=schedule.prompts,
+        window_start_hour=schedule.window_start_hour,
+        window_end_hour=schedule.window_end_hour,
+        enabled=schedule.enabled,
+        next_run_at=schedule.next_run_at,
+        last_run_at=schedule.last_run_at,
+        last_error=schedule.last_error,
+    )
+
+
+@router.put("/{model_id}/schedule", response_model=ScheduleRead)
+async def set_schedule(
+    model_id: uuid.UUID, body: ScheduleSet, user: CurrentUser, session: SessionDep, ctx: FeedDep
+) -> ScheduleRead:
+    """Give your model a posting schedule (replacing the one it had)."""
+    return read(await schedule_service.put(session, ctx, user, model_id, body))
+
+
+@router.get("/{model_id}/schedule", response_model=ScheduleRead)
+async def get_schedule(
+    model_id: uuid.UUID, user: CurrentUser, session: SessionDep, ctx: FeedDep
+) -> ScheduleRead:
+    return read(await schedule_service.get(session, ctx, user, model_id))
+
+
+@router.delete("/{model_id}/schedule", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_schedule(
+    model_id: uuid.UUID, user: CurrentUser, session: SessionDep, ctx: FeedDep
+) -> Response:
+    await schedule_service.delete(session, ctx, user, model_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,63 @@
+"""Queries on activity records and recording settings."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.inference.models import ActivityAction, ActivityRecord, ActivitySetting
+from shared.pagination import CursorPart, SortKey, keyset_page
+
+_NEWEST_FIRST = [SortKey(ActivityRecord.id, CursorPart.INT64, descending=True)]
+
+
+def record_filter(
+    *,
+    user_id: uuid.UUID | None = None,
+    action: ActivityAction | None = None,
+    model_id: uuid.UUID | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if user_id is not None:
+        conditions.append(ActivityRecord.user_id == user_id)
+    if action is not None:
+        conditions.append(ActivityRecord.action == action)
+    if model_id is not None:
+        conditions.append(ActivityRecord.model_id == model_id)
+    if since is not None:
+        conditions.append(ActivityRecord.created_at >= since)
+    if until is not None:
+        conditions.append(ActivityRecord.created_at < until)
+    return conditions
+
+
+async def page(
+    session: AsyncSession, conditions: list[ColumnElement[bool]], *, cursor: str | None, limit: int
+) -> tuple[list[ActivityRecord], str | None]:
+    query = select(ActivityRecord).where(*conditions)
+    return await keyset_page(session, query, _NEWEST_FIRST, cursor=cursor, limit=limit)
+
+
+async def get_setting(session: AsyncSession, user_id: uuid.UUID) -> ActivitySetting | None:
+    return await session.get(ActivitySetting, user_id)
+
+
+async def delete_one(session: AsyncSession, user_id: uuid.UUID, record_id: int) -> bool:
+    result = await session.execute(
+        delete(ActivityRecord)
+        .where(ActivityRecord.id == record_id, ActivityRecord.user_id == user_id)
+        .returning(ActivityRecord.id)
+    )
+    return result.first() is not None
+
+
+async def delete_all(session: AsyncSession, user_id: uuid.UUID) -> int:
+    result = await session.execute(
+        delete(ActivityRecord).where(ActivityRecord.user_id == user_id).returning(ActivityRecord.id)
+    )
+    return len(result.all())

@@ -1,0 +1,1 @@
+"""How this inference process serves its models: the measured configuration, for admins."""

@@ -1,0 +1,58 @@
+"""The engine-info report as admins read it."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class CpuRead(BaseModel):
+    model: str = Field(description="The CPU's model name (/proc/cpuinfo).")
+    flags: list[str] = Field(description="The flags that matter for inference that it has.")
+    capability: str = Field(description="torch's CPU kernel level (e.g. AVX2, AVX512).")
+    cpus: int = Field(description="CPUs this process may use.")
+    native_bf16: bool = Field(description="bfloat16 runs in hardware (AMX or AVX-512 BF16).")
+
+
+class TrialRead(BaseModel):
+    dtype: str
+    packing: bool = Field(description="oneDNN-packed linear layers.")
+    threads: int | None = Field(description="Intra-op threads (null on GPU).")
+    status: Literal["measured", "rejected", "skipped", "failed"]
+    step_ms_1: float | None = Field(description="Decode step at batch 1, milliseconds.")
+    step_ms_batch: float | None = Field(description="Decode step at the tuning batch size.")
+    detail: str = Field(description="Why it was rejected, skipped or failed.")
+
+
+class TuningRead(BaseModel):
+    seconds: float = Field(description="Load time the measurement took.")
+    batch: int = Field(description="The larger batch size timed (besides 1).")
+    sources: dict[str, str] = Field(
+        description="Where each choice came from: tuned (measured) or pinned (a setting)."
+    )
+    trials: list[TrialRead]
+
+
+class LoadedModelRead(BaseModel):
+    model_key: str = Field(description="The loaded model version's id.")
+    device: str
+    dtype: str
+    threads: int | None = Field(description="Intra-op threads of its engine (null on GPU).")
+    cpu_linear: str = Field(description="onednn (packed linear layers) or dense.")
+    batching: str
+    tuning: TuningRead | None = Field(description="The load-time measurement; null: none ran.")
+
+
+class EngineSettingsRead(BaseModel):
+    dtype: str | None = Field(description="INFERENCE_DTYPE (null: measured).")
+    cpu_threads: int | None = Field(description="INFERENCE_CPU_THREADS (null: measured).")
+    cpu_packing: str = Field(description="INFERENCE_CPU_PACKING (auto: measured).")
+    tune_seconds: float = Field(description="INFERENCE_TUNE_SECONDS (0: no measurement).")
+
+
+class EngineInfoRead(BaseModel):
+    device: str
+    cpu: CpuRead | None = Field(description="This machine's CPU (null on GPU).")
+    settings: EngineSettingsRead
+    models: list[LoadedModelRead] = Field(description="Loaded models, least recently used first.")

@@ -1,0 +1,1 @@
+"""Messages of conversations: turns, answers that outlive their client, branches, feedback."""

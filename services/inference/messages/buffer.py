@@ -1,0 +1,184 @@
+"""The Redis side of an answer: its events, the lease of the process generating it, its stop.
+
+- Events go into a Redis Stream per message (`XADD`, expiring after the stream TTL setting):
+  `start` (the assistant message as it begins), `delta` (`{"text": ...}`), then one `done`
+  (the final message). A stream id is the SSE event id, so `Last-Event-ID` resumes with
+  `XREAD` exactly after the last event a client saw, from any replica.
+- The generating task holds a lease (a key holding its token, renewed every third of its TTL).
+  Every event is written by a script that checks the lease first, so once the lease is gone
+  (expired, or claimed by the sweeper) the old owner can add nothing: what the stream holds
+  when the sweeper claims it is the whole answer, and nothing is lost or added after.
+- Stop is a push onto a list the lease holder blocks on (`BLPOP`, which also paces the lease
+  renewal), so it reaches the owner on whichever replica it runs.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+
+from shared.errors import BadRequest
+
+# Below the Redis client's socket timeout (5 s): a blocking read must answer before it.
+BLOCK_MS = 2000
+_STREAM_ID = re.compile(r"\d{1,20}-\d{1,20}")
+
+_PUBLISH = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return false end
+local id = redis.call('XADD', KEYS[2], '*', 'event', ARGV[2], 'data', ARGV[3])
+redis.call('EXPIRE', KEYS[2], tonumber(ARGV[4]))
+return id
+"""
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
+end
+return 0
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+class InvalidLastEventId(BadRequest):
+    code = "invalid_last_event_id"
+
+
+def events_key(message_id: uuid.UUID) -> str:
+    return f"llmnet:inference:message:{message_id}:events"
+
+
+def lease_key(message_id: uuid.UUID) -> str:
+    return f"llmnet:inference:message:{message_id}:owner"
+
+
+def stop_key(message_id: uuid.UUID) -> str:
+    return f"llmnet:inference:message:{message_id}:stop"
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+@dataclass(frozen=True, slots=True)
+class BufferedEvent:
+    id: str  # the Redis stream id
+    event: str  # start, delta, done
+    data: str  # JSON
+
+
+def check_last_event_id(value: str | None) -> str:
+    """Where to read from: after `Last-Event-ID`, or from the start ("0")."""
+    if value is None or value == "":
+        return "0"
+    if not _STREAM_ID.fullmatch(value):
+        raise InvalidLastEventId(
+            "Last-Event-ID must be the id of an event of this stream ('<ms>-<seq>'); send "
+            "none to start from the beginning."
+        )
+    return value
+
+
+class Lease:
+    """The right to write an answer's events, held by one task (or the sweeper)."""
+
+    def __init__(self, redis: Redis, message_id: uuid.UUID, ttl: int, owner: str) -> None:
+        self.redis = redis
+        self.message_id = message_id
+        self.ttl = ttl
+        self.token = f"{owner}:{uuid.uuid4().hex}"
+        self.key = lease_key(message_id)
+
+    async def acquire(self) -> bool:
+        """Take the lease if nobody holds it."""
+        return bool(await self.redis.set(self.key, self.token, nx=True, ex=self.ttl))
+
+    async def renew(self) -> bool:
+        """Extend it; False when it is not ours any more (expired, or claimed)."""
+        return bool(await self.redis.eval(_RENEW, 1, self.key, self.token, str(self.ttl)))  # type: ignore[misc]
+
+    async def release(self) -> None:
+        await self.redis.eval(_RELEASE, 1, self.key, self.token)  # type: ignore[misc]
+
+    async def publish(self, event: str, data: str, stream_ttl: int) -> str | None:
+        """Append an event; None when the lease is lost (nothing was written)."""
+        result = await self.redis.eval(  # type: ignore[misc]
+            _PUBLISH,
+            2,
+            self.key,
+            events_key(self.message_id),
+            self.token,
+            event,
+            data,
+            str(stream_ttl),
+        )
+        return None if result is None else _text(result)
+
+
+async def lease_alive(redis: Redis, message_id: uuid.UUID) -> bool:
+    return bool(await redis.exists(lease_key(message_id)))
+
+
+async def signal_stop(redis: Redis, message_id: uuid.UUID, ttl: int) -> None:
+    key = stop_key(message_id)
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.rpush(key, "stop")
+        pipe.expire(key, ttl)
+        await pipe.execute()
+
+
+async def wait_for_stop(redis: Redis, message_id: uuid.UUID, seconds: float) -> bool:
+    """Block up to `seconds` for a stop signal."""
+    return await redis.blpop([stop_key(message_id)], timeout=seconds) is not None  # type: ignore[misc, arg-type]
+
+
+async def buffered(redis: Redis, message_id: uuid.UUID) -> list[BufferedEvent]:
+    """Every event the stream holds now (empty once it expired)."""
+    entries = await redis.xrange(events_key(message_id))
+    return [_event(entry_id, fields) for entry_id, fields in entries]
+
+
+def _event(entry_id: Any, fields: dict[Any, Any]) -> BufferedEvent:
+    values = {_text(k): _text(v) for k, v in fields.items()}
+    return BufferedEvent(_text(entry_id), values.get("event", ""), values.get("data", "{}"))
+
+
+def buffered_text(events: list[BufferedEvent]) -> str:
+    return "".join(json.loads(e.data).get("text", "") for e in events if e.event == "delta")
+
+
+async def follow(
+    redis: Redis, message_id: uuid.UUID, after: str, *, idle_timeout: float
+) -> AsyncIterator[BufferedEvent]:
+    """The events after stream id `after`, live, until `done`. Ends early when there is nothing
+    more to wait for: the stream is gone (expired) and nobody holds the lease, or nothing came
+    for `idle_timeout` seconds without a lease (its owner died and no sweeper ended it)."""
+    key = events_key(message_id)
+    if not await redis.exists(key) and not await lease_alive(redis, message_id):
+        return
+    idle = 0.0
+    while True:
+        answer = await redis.xread({key: after}, block=BLOCK_MS, count=256)
+        if not answer:
+            if await lease_alive(redis, message_id):
+                idle = 0.0
+                continue
+            idle += BLOCK_MS / 1000
+            if idle >= idle_timeout or not await redis.exists(key):
+                return
+            continue
+        idle = 0.0
+        for _, entries in answer:
+            for entry_id, fields in entries:
+                event = _event(entry_id, fields)
+                after = event.id
+                yield event
+                if event.event == "done":
+                    return

@@ -1,0 +1,122 @@
+"""Queries of messages (the tree, a branch's path, stale answers) and their feedback."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import func, literal, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.inference.models import Message, MessageFeedback, MessageStatus
+
+
+async def get_message(
+    session: AsyncSession, conversation_id: uuid.UUID, message_id: uuid.UUID
+) -> Message | None:
+    return await session.scalar(
+        select(Message).where(Message.id == message_id, Message.conversation_id == conversation_id)
+    )
+
+
+async def path_to(session: AsyncSession, message_id: uuid.UUID) -> list[Message]:
+    """The messages from the root down to `message_id`, root first."""
+    ancestors = (
+        select(Message.id, Message.parent_id, literal(0).label("depth"))
+        .where(Message.id == message_id)
+        .cte("ancestors", recursive=True)
+    )
+    ancestors = ancestors.union_all(
+        select(Message.id, Message.parent_id, (ancestors.c.depth + 1).label("depth")).join(
+            ancestors, Message.id == ancestors.c.parent_id
+        )
+    )
+    rows = await session.scalars(
+        select(Message)
+        .join(ancestors, Message.id == ancestors.c.id)
+        .order_by(ancestors.c.depth.desc())
+    )
+    return list(rows)
+
+
+async def finish(session: AsyncSession, message_id: uuid.UUID, values: dict[str, Any]) -> bool:
+    """Finalise a streaming message; False when it was not streaming any more (someone else,
+    the owner or the sweeper, finalised it first)."""
+    result = await session.execute(
+        update(Message)
+        .where(Message.id == message_id, Message.status == MessageStatus.STREAMING)
+        .values(**values, updated_at=func.now(), completed_at=func.now())
+        .returning(Message.id)
+    )
+    return result.scalar_one_or_none() is not None
+
+
+async def save_partial(session: AsyncSession, message_id: uuid.UUID, content: str) -> None:
+    await session.execute(
+        update(Message)
+        .where(Message.id == message_id, Message.status == MessageStatus.STREAMING)
+        .values(content=content, updated_at=func.now())
+    )
+
+
+async def streaming(session: AsyncSession, limit: int) -> list[uuid.UUID]:
+    """Ids of streaming messages, least recently written first."""
+    rows = await session.scalars(
+        select(Message.id)
+        .where(Message.status == MessageStatus.STREAMING)
+        .order_by(Message.updated_at)
+        .limit(limit)
+    )
+    return list(rows)
+
+
+async def put_feedback(
+    session: AsyncSession,
+    message_id: uuid.UUID,
+    user_id: uuid.UUID,
+    rating: int,
+    comment: str | None,
+) -> MessageFeedback:
+    statement = (
+        insert(MessageFeedback)
+        .values(message_id=message_id, user_id=user_id, rating=rating, comment=comment)
+        .on_conflict_do_update(
+            index_elements=[MessageFeedback.message_id, MessageFeedback.user_id],
+            set_={"rating": rating, "comment": comment, "updated_at": func.now()},
+        )
+        .returning(MessageFeedback)
+    )
+    row: MessageFeedback | None = await session.scalar(
+        statement, execution_options={"populate_existing": True}
+    )
+    assert row is not None
+    return row
+
+
+async def delete_feedback(session: AsyncSession, message_id: uuid.UUID, user_id: uuid.UUID) -> bool:
+    feedback = await session.get(MessageFeedback, (message_id, user_id))
+    if feedback is None:
+        return False
+    await session.delete(feedback)
+    await session.flush()
+    return True
+
+
+async def feedback_summary(
+    session: AsyncSession, model_id: uuid.UUID
+) -> list[tuple[uuid.UUID | None, int, int, int]]:
+    """Per model version of the model: (version id, up votes, down votes, comments)."""
+    rows = await session.execute(
+        select(
+            Message.model_version_id,
+            func.count().filter(MessageFeedback.rating == 1),
+            func.count().filter(MessageFeedback.rating == -1),
+            func.count(MessageFeedback.comment),
+        )
+        .join(Message, Message.id == MessageFeedback.message_id)
+        .where(Message.model_id == model_id)
+        .group_by(Message.model_version_id)
+        .order_by(Message.model_version_id)
+    )
+    return [(r[0], int(r[1]), int(r[2]), int(r[3])) for r in rows]

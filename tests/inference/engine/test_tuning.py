@@ -1,0 +1,261 @@
+"""Choosing the engine's configuration by measuring it at load (engine/tuning.py), on the real
+tiny models: candidates are timed, the fastest agreeing one is kept, pins skip the search, and a
+candidate whose greedy output drifts from the float32 reference is rejected."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from services.inference.engine import Engine, EngineOptions, SamplingParams
+from services.inference.engine.tuning import (
+    CpuFeatures,
+    Variant,
+    apply_variant,
+    cpu_features,
+    plan,
+    thread_candidates,
+    tune,
+)
+from shared.model_loading import load_causal_lm
+from tests.models_hub.tiny_models import build_tiny_gpt2, build_tiny_llama
+
+TUNED = {"dtype": "tuned", "threads": "tuned", "packing": "tuned"}
+
+
+@pytest.fixture(scope="module")
+def llama_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_llama(tmp_path_factory.mktemp("tuning-llama") / "model")
+
+
+@pytest.fixture(scope="module")
+def llama(llama_dir: Path) -> tuple[Any, Any]:
+    return load_causal_lm(llama_dir)
+
+
+@pytest.fixture
+def loaded() -> Iterator[list[Engine]]:
+    engines: list[Engine] = []
+    yield engines
+    for engine in engines:
+        engine.close_sync()
+
+
+def _features(*flags: str, cpus: int = 2) -> CpuFeatures:
+    return CpuFeatures(model="test CPU", flags=flags, capability="AVX2", cpus=cpus)
+
+
+def _perturbed(base: Any, variant: Variant) -> Any:
+    """The variant built as usual, from weights with noise added: an honest drifting model."""
+    model = copy.deepcopy(base)
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            noise = torch.randn(parameter.shape, generator=generator)
+            parameter.add_(noise.to(parameter.dtype) * parameter.abs().mean() * 4)
+    apply_variant(model, variant, batch_hint=8, pack_min_elements=0)
+    return model
+
+
+def test_load_measures_candidates_and_keeps_a_measured_one(
+    llama_dir: Path, loaded: list[Engine]
+) -> None:
+    engine = Engine.load(llama_dir, options=EngineOptions(tune_seconds=10))
+    loaded.append(engine)
+    report = engine.tuning
+    assert report is not None
+    measured = [t for t in report.trials if t.status == "measured"]
+    assert measured
+    assert all((t.step_ms_1 or 0) > 0 and (t.step_ms_batch or 0) > 0 for t in measured)
+    assert report.chosen in [t.candidate for t in measured]
+    assert engine.dtype == report.chosen.variant.dtype
+    assert engine.cpu_threads == report.chosen.threads
+    assert engine.cpu_linear == ("onednn" if report.chosen.variant.packed else "dense")
+    assert report.sources == TUNED
+    assert report.features is not None
+    assert report.features.cpus >= 1
+
+
+def test_the_fastest_variant_is_timed_at_every_thread_count(
+    llama_dir: Path, loaded: list[Engine]
+) -> None:
+    engine = Engine.load(llama_dir, options=EngineOptions(tune_seconds=10, cpu_onednn="off"))
+    loaded.append(engine)
+    report = engine.tuning
+    assert report is not None
+    assert report.features is not None
+    counts = thread_candidates(report.features.cpus)
+    by_variant: dict[Variant, set[int | None]] = {}
+    for trial in report.trials:
+        if trial.status == "measured":
+            by_variant.setdefault(trial.candidate.variant, set()).add(trial.candidate.threads)
+    # every variant at the most threads; one of them at every count
+    assert all(max(counts) in timed for timed in by_variant.values())
+    assert set(counts) in by_variant.values()
+
+
+async def test_the_tuned_engine_generates_like_the_reference(
+    llama_dir: Path, llama: tuple[Any, Any], loaded: list[Engine]
+) -> None:
+    model, tokenizer = llama
+    prompt = list(tokenizer("The quick brown fox")["input_ids"])
+    ids = torch.tensor([prompt])
+    with torch.inference_mode():
+        expected = model.generate(
+            ids, attention_mask=torch.ones_like(ids), do_sample=False, max_new_tokens=8
+        )[0, len(prompt) :].tolist()
+    engine = Engine.load(llama_dir, options=EngineOptions(tune_seconds=10))
+    loaded.append(engine)
+    stream = engine.generate("t", prompt, SamplingParams(temperature=0, max_tokens=8))
+    tokens = [event.token_id async for event in stream if event.token_id is not None]
+    assert tokens == expected
+
+
+def test_pinned_settings_skip_the_measurement(llama_dir: Path, loaded: list[Engine]) -> None:
+    engine = Engine.load(
+        llama_dir,
+        dtype=torch.float32,
+        options=EngineOptions(tune_seconds=10, cpu_threads=1, cpu_onednn="off"),
+    )
+    loaded.append(engine)
+    report = engine.tuning
+    assert report is not None
+    assert report.trials == []
+    assert report.sources == {"dtype": "pinned", "threads": "pinned", "packing": "pinned"}
+    assert (engine.dtype, engine.cpu_threads, engine.cpu_linear) == ("float32", 1, "dense")
+
+
+def test_a_pinned_choice_is_not_searched(llama_dir: Path, loaded: list[Engine]) -> None:
+    engine = Engine.load(llama_dir, options=EngineOptions(tune_seconds=10, cpu_threads=1))
+    loaded.append(engine)
+    assert engine.tuning is not None
+    assert engine.tuning.sources == {**TUNED, "threads": "pinned"}
+    assert {t.candidate.threads for t in engine.tuning.trials} == {1}
+    assert engine.cpu_threads == 1
+
+
+def test_no_budget_keeps_the_fixed_choices(llama_dir: Path, loaded: list[Engine]) -> None:
+    engine = Engine.load(llama_dir, options=EngineOptions(tune_seconds=0))
+    loaded.append(engine)
+    assert engine.tuning is None
+    assert engine.dtype == "float32"
+    assert engine.stats()["tuning"] is None
+
+
+def test_a_packed_candidate_that_agrees_is_measured(llama: tuple[Any, Any]) -> None:
+    model, tokenizer = llama
+    variants = [Variant("float32"), Variant("float32", packed=True)]
+    report = tune(model, tokenizer, variants, [1], sources=TUNED, budget_s=10, pack_min_elements=0)
+    assert [(t.candidate.variant, t.status) for t in report.trials] == [
+        (Variant("float32"), "measured"),
+        (Variant("float32", packed=True), "measured"),
+    ]
+
+
+def test_a_drifting_candidate_is_rejected(llama: tuple[Any, Any]) -> None:
+    model, tokenizer = llama
+    variants = [Variant("float32"), Variant("float32", packed=True)]
+    report = tune(model, tokenizer, variants, [1, 2], sources=TUNED, budget_s=10, build=_perturbed)
+    rejected = [t for t in report.trials if t.candidate.variant.packed]
+    assert [t.status for t in rejected] == ["rejected"]
+    assert "differs from the float32 reference" in rejected[0].detail
+    assert rejected[0].step_ms_1 is None
+    assert report.chosen.variant == Variant("float32")
+
+
+def test_a_drifting_bf16_model_is_served_in_fp32(
+    llama: tuple[Any, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    model, tokenizer = llama
+    with caplog.at_level("WARNING", logger="llmnet.inference.engine"):
+        report = tune(
+            model,
+            tokenizer,
+            [Variant("float32"), Variant("bfloat16")],
+            [1],
+            sources=TUNED,
+            budget_s=10,
+            build=_perturbed,
+        )
+    assert report.chosen.variant.dtype == "float32"
+    assert "bfloat16 drifts from the float32 reference" in caplog.text
+
+
+def test_the_time_box_skips_what_it_did_not_reach(llama: tuple[Any, Any]) -> None:
+    model, tokenizer = llama
+    variants = [Variant("float32"), Variant("bfloat16")]
+    report = tune(model, tokenizer, variants, [1, 2], sources=TUNED, budget_s=1e-9)
+    # one measurement of the reference always runs, so there is a measured choice
+    assert [t.status for t in report.trials] == ["measured", "skipped", "skipped"]
+    assert report.chosen == report.trials[0].candidate
+    assert report.chosen.variant == Variant("float32")
+
+
+def test_gpu_dtypes_are_chosen_by_the_same_measurement(tmp_path: Path) -> None:
+    # The GPU path (no thread counts, a dtype per variant) on CPU: every dtype is checked
+    # against float32 and timed, and the choice is one that agreed.
+    model, tokenizer = load_causal_lm(build_tiny_gpt2(tmp_path / "gpt2"))
+    variants, counts = plan("cuda", features=None)
+    report = tune(model, tokenizer, variants, counts, sources={"dtype": "tuned"}, budget_s=10)
+    assert [t.candidate.variant.dtype for t in report.trials] == [
+        "float32",
+        "bfloat16",
+        "float16",
+    ]
+    assert {t.status for t in report.trials} <= {"measured", "rejected"}
+    chosen = next(t for t in report.trials if t.candidate == report.chosen)
+    assert chosen.status == "measured"
+    assert report.chosen.threads is None
+
+
+def test_plan_offers_bf16_only_where_the_cpu_runs_it() -> None:
+    plain, _ = plan("cpu", features=_features("avx2"))
+    assert {v.dtype for v in plain} == {"float32"}
+    amx, counts = plan("cpu", features=_features("avx2", "amx_tile", "amx_bf16"))
+    assert Variant("bfloat16") in amx
+    assert Variant("bfloat16", packed=True) not in amx
+    assert counts == [1, 2]
+
+
+def test_plan_on_gpu_tries_dtypes_only() -> None:
+    assert plan("cuda:0", features=None) == (
+        [Variant("float32"), Variant("bfloat16"), Variant("float16")],
+        [None],
+    )
+    assert plan("cuda", features=None, cuda_bf16=False)[0] == [
+        Variant("float32"),
+        Variant("float16"),
+    ]
+    assert plan("cuda", features=None, dtype="bfloat16") == ([Variant("bfloat16")], [None])
+
+
+def test_plan_keeps_pinned_choices() -> None:
+    variants, counts = plan(
+        "cpu", features=_features("avx512_bf16", cpus=8), dtype="float32", threads=3, packing=False
+    )
+    assert (variants, counts) == ([Variant("float32")], [3])
+
+
+def test_thread_candidates_span_the_cpus() -> None:
+    assert thread_candidates(1) == [1]
+    assert thread_candidates(2) == [1, 2]
+    assert thread_candidates(16) == [1, 2, 4, 8, 15, 16]
+    assert thread_candidates(64) == [1, 2, 4, 8, 63, 64]
+
+
+def test_cpu_features_reads_the_flags_that_matter(tmp_path: Path) -> None:
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(
+        "processor\t: 0\nmodel name\t: Example Xeon\n"
+        "flags\t\t: fpu sse avx2 fma avx512f avx512_bf16 amx_tile amx_bf16\n"
+    )
+    features = cpu_features(cpuinfo)
+    assert features.model == "Example Xeon"
+    assert features.flags == ("avx2", "fma", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16")
+    assert features.native_bf16
+    assert not cpu_features(tmp_path / "missing").native_bf16
