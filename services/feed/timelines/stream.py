@@ -10,9 +10,11 @@ nothing lost, nothing twice. The follow sets are re-read every `_REFRESH_SECONDS
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -70,8 +72,13 @@ class _Audience:
         self._loaded = time.monotonic()
 
     def follows(self, post: Post) -> bool:
-        return post.model_id is not None and (
-            post.model_id in self.models or post.owner_id in self.people
+        return self.follows_ids(post.model_id, post.owner_id)
+
+    def follows_ids(self, model_id: Any, owner_id: Any) -> bool:
+        if not model_id:
+            return False
+        return uuid.UUID(str(model_id)) in self.models or (
+            owner_id is not None and uuid.UUID(str(owner_id)) in self.people
         )
 
 
@@ -80,19 +87,53 @@ async def _post(ctx: FeedContext, post_id: Any) -> Post | None:
         return await posts.get_post(session, uuid.UUID(str(post_id)))
 
 
+class _EventPosts:
+    """The post each event is about, read once per process however many live feeds want it: a
+    post published to the open streams of 200 followers costs one query, not 200. Keyed by the
+    event (not the post), so a counts event reads the counts as they were after it."""
+
+    def __init__(self, size: int = 2048) -> None:
+        self._reads: OrderedDict[str, asyncio.Task[Post | None]] = OrderedDict()
+        self._size = size
+
+    async def get(self, ctx: FeedContext, event_id: str, post_id: Any) -> Post | None:
+        read = self._reads.get(event_id)
+        if read is None:
+            read = asyncio.create_task(_post(ctx, post_id))
+            self._reads[event_id] = read
+            while len(self._reads) > self._size:
+                self._reads.popitem(last=False)
+        try:
+            # Shielded: one client going away must not cancel the read the others wait for.
+            return await asyncio.shield(read)
+        except Exception:
+            self._reads.pop(event_id, None)  # a failed read is tried again by the next one
+            raise
+
+
+_event_posts = _EventPosts()
+
+
 async def _event_for(
     ctx: FeedContext, viewer: Identity, audience: _Audience, event: Event
 ) -> ServerSentEvent | None:
     payload = event.payload
+    # The payload names the model and its owner: what the caller does not follow is dropped
+    # before anything is read.
     if event.type == "post.published" and not payload.get("parent_id"):
         if payload.get("author_kind") != "model":
             return None
-        post = await _post(ctx, payload["post_id"])
-        kind = "post"
+        target, kind = payload["post_id"], "post"
+        author = (payload.get("model_id"), payload.get("owner_id"))
+    elif event.type == "post.published":
+        target, kind = payload["parent_id"], "counts"
+        author = (payload.get("parent_model_id"), payload.get("parent_owner_id"))
     else:
-        target = payload.get("parent_id") if event.type == "post.published" else payload["post_id"]
-        post = await _post(ctx, target)
-        kind = "counts"
+        target, kind = payload["post_id"], "counts"
+        author = (payload.get("model_id"), payload.get("owner_id"))
+    if not audience.follows_ids(*author):
+        return None
+    post = await _event_posts.get(ctx, event.id, target)
     if (
         post is None
         or post.parent_id is not None
