@@ -50,6 +50,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Annotated, Any
 
@@ -62,6 +63,7 @@ from starlette.types import Receive, Scope, Send
 
 __all__ = [
     "DEFAULT_HEARTBEAT_SECONDS",
+    "STREAM_ID_PATTERN",
     "EventStreamResponse",
     "LastEventId",
     "ServerSentEvent",
@@ -69,9 +71,20 @@ __all__ = [
     "encode_event",
     "event_stream",
     "event_stream_responses",
+    "is_stream_id",
 ]
 
 DEFAULT_HEARTBEAT_SECONDS = 15.0
+
+# A Redis stream id (`<ms>-<seq>`): the event id of every stream resumed from Redis Streams.
+STREAM_ID_PATTERN = r"^[0-9]{1,20}-[0-9]{1,20}$"
+_STREAM_ID = re.compile(STREAM_ID_PATTERN)
+
+
+def is_stream_id(value: str) -> bool:
+    """Whether `value` can be a `Last-Event-ID` of a stream read from Redis Streams."""
+    return _STREAM_ID.fullmatch(value) is not None
+
 
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 

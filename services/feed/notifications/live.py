@@ -22,7 +22,6 @@ from shared.sse import ServerSentEvent
 _PREFIX = "llmnet:feed:notifications:"
 # Markers outlive any retry of the event that made the notification.
 MARKER_TTL_SECONDS = 7 * 24 * 3600
-STREAM_ID_PATTERN = r"^[0-9]{1,20}-[0-9]{1,20}$"
 _APPEND_ONCE = """
 if redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[1]) then
   return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'data', ARGV[3])

@@ -22,7 +22,12 @@ from shared.db import SessionDep
 from shared.fields import JSON_INT_MAX
 from shared.pagination import CursorQuery, LimitQuery
 from shared.redis_client import RedisDep
-from shared.sse import EventStreamResponse, event_stream, event_stream_responses
+from shared.sse import (
+    STREAM_ID_PATTERN,
+    EventStreamResponse,
+    event_stream,
+    event_stream_responses,
+)
 
 router = APIRouter(prefix="/api/v1/notifications", tags=["notifications"])
 # Shorter than the Redis client's socket timeout, so a blocking read never trips it.
@@ -31,7 +36,7 @@ LastEventId = Annotated[
     str | None,
     Header(
         alias="Last-Event-ID",
-        pattern=live.STREAM_ID_PATTERN,
+        pattern=STREAM_ID_PATTERN,
         description="The `id` of the last event received (like `1733450000000-0`): the stream "
         "resumes after it. Without it the stream starts with the next notification.",
     ),

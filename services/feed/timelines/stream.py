@@ -11,7 +11,6 @@ nothing lost, nothing twice. The follow sets are re-read every `_REFRESH_SECONDS
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 import uuid
 from collections import OrderedDict
@@ -32,9 +31,9 @@ from shared.auth.identity import Identity
 from shared.db import session_scope
 from shared.errors import UnprocessableEntity
 from shared.events import Event, stream_for
+from shared.sse import is_stream_id
 
 POST_STREAM = stream_for("post.published")
-_STREAM_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
 _REFRESH_SECONDS = 30.0
 _BLOCK_MS = 2000  # below the Redis client's socket timeout
 
@@ -47,7 +46,7 @@ def start_id(last_event_id: str | None) -> str | None:
     """The stream id to read after (None: from now on); a malformed one is a 422."""
     if last_event_id is None or last_event_id == "":
         return None
-    if not _STREAM_ID.fullmatch(last_event_id):
+    if not is_stream_id(last_event_id):
         raise InvalidLastEventId(
             "Last-Event-ID must be the id of an event this stream sent, like '1733450000000-0'."
         )

@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import json
-import re
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -24,10 +23,10 @@ from typing import Any
 from redis.asyncio import Redis
 
 from shared.errors import BadRequest
+from shared.sse import is_stream_id
 
 # Below the Redis client's socket timeout (5 s): a blocking read must answer before it.
 BLOCK_MS = 2000
-_STREAM_ID = re.compile(r"\d{1,20}-\d{1,20}")
 
 _PUBLISH = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return false end
@@ -78,7 +77,7 @@ def check_last_event_id(value: str | None) -> str:
     """Where to read from: after `Last-Event-ID`, or from the start ("0")."""
     if value is None or value == "":
         return "0"
-    if not _STREAM_ID.fullmatch(value):
+    if not is_stream_id(value):
         raise InvalidLastEventId(
             "Last-Event-ID must be the id of an event of this stream ('<ms>-<seq>'); send "
             "none to start from the beginning."
