@@ -71,7 +71,7 @@ class CommonSettings(BaseSettings):
     models_hub_url: str = Field(default="http://127.0.0.1:8002", validation_alias="MODELS_HUB_URL")
     inference_url: str = Field(default="http://127.0.0.1:8003", validation_alias="INFERENCE_URL")
     feed_url: str = Field(default="http://127.0.0.1:8004", validation_alias="FEED_URL")
-    db_pool_size: int = Field(default=10, ge=1, validation_alias="DB_POOL_SIZE")
+    db_pool_size: int = Field(default=20, ge=1, validation_alias="DB_POOL_SIZE")
     storage_backend: Literal["local", "s3"] = Field(
         default="local",
         validation_alias="STORAGE_BACKEND",

@@ -121,6 +121,8 @@ class Conversation(Base):
     """A person's chat with models; its messages form a tree (regenerations are siblings)."""
 
     __tablename__ = "conversations"
+    # Timestamps come back with the INSERT/UPDATE itself (RETURNING), not a second query.
+    __mapper_args__ = {"eager_defaults": True}
     __table_args__ = (
         Index("ix_conversations_owner_updated", "owner_id", "updated_at", "id"),
         Index("ix_conversations_search", "search", postgresql_using="gin"),
@@ -144,8 +146,11 @@ class Conversation(Base):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )
+    # Only queries use it: never loaded with the row.
     search: Mapped[str] = mapped_column(
-        TSVECTOR, Computed(f"to_tsvector('{SEARCH_CONFIG}', title)", persisted=True)
+        TSVECTOR,
+        Computed(f"to_tsvector('{SEARCH_CONFIG}', title)", persisted=True),
+        deferred=True,
     )
 
 
@@ -169,6 +174,8 @@ class Message(Base):
     """One turn. Assistant messages keep what produced them and how it went."""
 
     __tablename__ = "messages"
+    # Timestamps come back with the INSERT/UPDATE itself (RETURNING), not a second query.
+    __mapper_args__ = {"eager_defaults": True}
     __table_args__ = (
         Index("ix_messages_conversation_created", "conversation_id", "created_at", "id"),
         Index("ix_messages_search", "search", postgresql_using="gin"),
@@ -209,8 +216,11 @@ class Message(Base):
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Only queries use it: never loaded with the row.
     search: Mapped[str] = mapped_column(
-        TSVECTOR, Computed(f"to_tsvector('{SEARCH_CONFIG}', content)", persisted=True)
+        TSVECTOR,
+        Computed(f"to_tsvector('{SEARCH_CONFIG}', content)", persisted=True),
+        deferred=True,
     )
 
 

@@ -128,7 +128,7 @@ def _translate_unavailable(context: ExceptionContext) -> BaseException | None:
 def create_engine(
     url: str,
     *,
-    pool_size: int = 10,
+    pool_size: int = 20,
     connect_timeout: float = CONNECT_TIMEOUT_SECONDS,
     command_timeout: float = COMMAND_TIMEOUT_SECONDS,
     pool_timeout: float = POOL_TIMEOUT_SECONDS,
@@ -148,12 +148,15 @@ def create_engine(
         return connection
 
     # pre_ping: a pooled connection that died with a database restart is replaced, not used.
+    # No overflow: connections are opened as load needs them and then kept, since an overflow
+    # connection is closed on return, and under a burst that means a new connection (and an
+    # empty prepared-statement cache) for every other session.
     engine = create_async_engine(
         url,
         async_creator=connect,
         pool_pre_ping=True,
         pool_size=pool_size,
-        max_overflow=pool_size,
+        max_overflow=0,
         pool_timeout=pool_timeout,
     )
     event.listen(engine.sync_engine, "handle_error", _translate_unavailable)

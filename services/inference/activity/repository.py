@@ -5,7 +5,8 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, delete, select
+from sqlalchemy import ColumnElement, delete, func, insert, literal, select
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.inference.models import ActivityAction, ActivityRecord, ActivitySetting
@@ -61,3 +62,17 @@ async def delete_all(session: AsyncSession, user_id: uuid.UUID) -> int:
         delete(ActivityRecord).where(ActivityRecord.user_id == user_id).returning(ActivityRecord.id)
     )
     return len(result.all())
+
+
+async def add_if_recording(session: AsyncSession, record: ActivityRecord, *, default: bool) -> None:
+    """Insert `record` unless its user's setting (or, without one, `default`) says not to."""
+    recording = select(ActivitySetting.recording).where(ActivitySetting.user_id == record.user_id)
+    columns = ["user_id", "action", "model_id", "conversation_id", "details"]
+    values = select(
+        literal(record.user_id),
+        literal(record.action),
+        literal(record.model_id, type_=ActivityRecord.model_id.type),
+        literal(record.conversation_id, type_=ActivityRecord.conversation_id.type),
+        literal(record.details, type_=JSONB),
+    ).where(func.coalesce(recording.scalar_subquery(), default))
+    await session.execute(insert(ActivityRecord).from_select(columns, values))

@@ -45,19 +45,18 @@ class ActivityService:
         details: dict[str, Any] | None = None,
     ) -> None:
         """Record `action` for `user_id` in the caller's transaction (nothing when they turned
-        recording off)."""
-        if not await self.recording(session, user_id):
-            return
-        session.add(
+        recording off): one statement, since it runs on every turn."""
+        await repository.add_if_recording(
+            session,
             ActivityRecord(
                 user_id=user_id,
                 action=ActivityAction(action),
                 model_id=model_id,
                 conversation_id=conversation_id,
                 details=details or {},
-            )
+            ),
+            default=RECORDING_DEFAULT,
         )
-        await session.flush()
 
     async def settings(self, session: AsyncSession, user_id: uuid.UUID) -> ActivitySettingsRead:
         return ActivitySettingsRead(recording=await self.recording(session, user_id))

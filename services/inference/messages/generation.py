@@ -31,9 +31,16 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.inference.conversations.schemas import MessageRead
 from services.inference.engine import TokenEvent
 from services.inference.messages import buffer, repository
-from services.inference.models import Message, MessageStatus, UsageStatus
+from services.inference.models import (
+    Message,
+    MessageStatus,
+    UsageEndpoint,
+    UsageSource,
+    UsageStatus,
+)
 from services.inference.openai.service import Generation, openai_service
-from shared.db import session_scope
+from services.inference.usage.service import Usage, UsageRow, usage_service
+from shared.db import session_scope, utcnow
 from shared.errors import LLMNetError
 
 if TYPE_CHECKING:
@@ -88,7 +95,9 @@ class _Deltas:
             while self.pending:
                 text = "".join(self.pending)
                 self.pending.clear()
-                data = json.dumps({"text": text})
+                # The running count lets the sweeper bill an answer whose process died.
+                tokens = self.job.generation.completion_tokens
+                data = json.dumps({"text": text, "completion_tokens": tokens})
                 if await self.job.lease.publish("delta", data, self.stream_ttl) is None:
                     self.job.lease_lost = True
                     return
@@ -203,6 +212,7 @@ class Generations:
                 # Every delta is in the stream before the end is written and announced.
                 await asyncio.gather(deltas.close(), return_exceptions=True)
                 await self._end(ctx, job, status, error)
+                job.lease.end_listening()
                 # Last: a cancel that lands inside a Redis command may be lost, and the
                 # watcher then stops at its next turn (`finished`), which nobody waits for.
                 await asyncio.gather(watcher, return_exceptions=True)
@@ -257,9 +267,12 @@ class Generations:
                 message = await _finish(ctx.sessionmaker, job.message_id, values)
         except Exception:
             logger.exception("answer %s could not be finalised", job.message_id)
-        # One ledger row per answer, whoever finalises the message; it frees the slot too.
-        # Written before `done`, so whoever saw the answer end finds its row.
-        await openai_service.record_usage_of(ctx, job.generation, _USAGE_STATUS[status])
+        # One ledger row per answer, written by whoever finalises the message (the sweeper,
+        # once the lease is lost), before `done`, so whoever saw the answer end finds its row.
+        if job.lease_lost:
+            await openai_service.release_slot(ctx, job.generation)
+        else:
+            await openai_service.record_usage_of(ctx, job.generation, _USAGE_STATUS[status])
         try:
             if message is not None:
                 ttl = ctx.settings.message_stream_ttl_seconds
@@ -267,6 +280,33 @@ class Generations:
             await job.lease.release()
         except Exception:
             logger.exception("answer %s: the end could not be announced", job.message_id)
+
+
+async def _record_orphan_usage(
+    sessionmaker: async_sessionmaker[AsyncSession], message: MessageRead, status: UsageStatus
+) -> None:
+    # Answers always name their model.
+    assert message.model_id is not None
+    assert message.model_ref is not None
+    latency = (utcnow() - message.created_at).total_seconds() * 1000
+    await usage_service.record_row(
+        sessionmaker,
+        UsageRow(
+            user_id=message.author_id,
+            api_key_id=None,  # not kept with the message
+            model_id=message.model_id,
+            model_ref=message.model_ref,
+            # Only models served here have versions; a provider's model has none.
+            source=UsageSource.LOCAL if message.model_version_id else UsageSource.REMOTE,
+            endpoint=UsageEndpoint.CHAT_COMPLETIONS,
+        ),
+        Usage(
+            prompt_tokens=message.prompt_tokens or 0,
+            completion_tokens=message.completion_tokens or 0,
+            latency_ms=latency,
+            status=status,
+        ),
+    )
 
 
 async def finalise_orphan(
@@ -291,8 +331,11 @@ async def finalise_orphan(
         if any(e.event == "start" for e in events):
             # The stream holds every delta (the saved partial text may lag behind it).
             values["content"] = buffer.buffered_text(events)
+            values["completion_tokens"] = buffer.buffered_completion_tokens(events)
         message = await _finish(sessionmaker, message_id, values)
         if message is not None:
+            # Its owner died before writing the answer's ledger row: one row per answer.
+            await _record_orphan_usage(sessionmaker, message, _USAGE_STATUS[status])
             await lease.publish(
                 "done", message.model_dump_json(), settings.message_stream_ttl_seconds
             )

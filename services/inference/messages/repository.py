@@ -20,11 +20,14 @@ async def get_message(
     )
 
 
-async def path_to(session: AsyncSession, message_id: uuid.UUID) -> list[Message]:
-    """The messages from the root down to `message_id`, root first."""
+async def path_to(
+    session: AsyncSession, conversation_id: uuid.UUID, message_id: uuid.UUID
+) -> list[Message]:
+    """The messages from the root down to `message_id`, root first; empty when the message is
+    not in this conversation."""
     ancestors = (
         select(Message.id, Message.parent_id, literal(0).label("depth"))
-        .where(Message.id == message_id)
+        .where(Message.id == message_id, Message.conversation_id == conversation_id)
         .cte("ancestors", recursive=True)
     )
     ancestors = ancestors.union_all(

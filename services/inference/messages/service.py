@@ -12,14 +12,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator
-from typing import Any
+from collections.abc import AsyncGenerator, AsyncIterator, Coroutine
+from typing import Any, TypeVar
 
 from fastapi import Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.inference.activity.service import activity_service
-from services.inference.attachments.service import attachment_service
+from services.inference.attachments.service import AttachmentContext, attachment_service
 from services.inference.conversations.schemas import MessageRead, SamplingParameters
 from services.inference.conversations.service import conversation_service
 from services.inference.deps import InferenceContext
@@ -60,6 +60,8 @@ from shared.sse import ServerSentEvent, event_stream
 
 _PARAMETERS = ("temperature", "top_k", "top_p", "max_tokens", "stop", "seed")
 _STOP_WAIT_SECONDS = 10.0
+
+T = TypeVar("T")
 
 
 class MessageNotFound(NotFound):
@@ -102,6 +104,17 @@ def _merged(
     return merged
 
 
+@contextlib.asynccontextmanager
+async def _meanwhile(work: Coroutine[Any, Any, T]) -> AsyncIterator[asyncio.Task[T]]:
+    """Run `work` beside the body (which awaits the task); cancelled if the body fails first."""
+    task = asyncio.create_task(work)
+    try:
+        yield task
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
 def _sampling(parameters: dict[str, Any], max_tokens: int) -> SamplingParams:
     return SamplingParams(
         temperature=float(parameters.get("temperature", 1.0)),
@@ -136,8 +149,11 @@ class MessageService:
                     if "parent_id" in body.model_fields_set
                     else conversation.current_message_id
                 )
-                path = await self._path_after(session, conversation, parent_id)
-                content = await self._content(session, caller, conversation, body)
+                async with _meanwhile(self._turn_model(ctx, caller, conversation.model_ref)) as m:
+                    path = await self._path_after(session, conversation, parent_id)
+                    content = await self._content(session, caller, conversation, body)
+                    attachments = await attachment_service.context_for(session, conversation.id)
+                    model = await m
                 user = Message(
                     id=uuid.uuid4(),
                     conversation_id=conversation.id,
@@ -148,12 +164,17 @@ class MessageService:
                     status=MessageStatus.COMPLETE,
                     parameters={},
                 )
-                session.add(user)
-                await session.flush()
+                session.add(user)  # written with the answer, after the engine has the prompt
                 conversation_service.derive_title(conversation, content)
-                model = await conversation_service.usable_model(ctx, caller, conversation.model_ref)
                 job, answer = await self._prepare(
-                    ctx, session, caller, conversation, model, [*path, user], body.parameters
+                    ctx,
+                    session,
+                    caller,
+                    conversation,
+                    model,
+                    [*path, user],
+                    attachments,
+                    body.parameters,
                 )
                 await activity_service.record(
                     session,
@@ -190,11 +211,13 @@ class MessageService:
                 if old.status == MessageStatus.STREAMING:
                     raise AnswerInProgress("This answer is still being written; stop it first.")
                 assert old.parent_id is not None
-                path = await repository.path_to(session, old.parent_id)
                 ref = body.model or conversation.model_ref
-                model = await conversation_service.usable_model(ctx, caller, ref)
+                async with _meanwhile(self._turn_model(ctx, caller, ref)) as m:
+                    path = await repository.path_to(session, conversation.id, old.parent_id)
+                    attachments = await attachment_service.context_for(session, conversation.id)
+                    model = await m
                 job, answer = await self._prepare(
-                    ctx, session, caller, conversation, model, path, body.parameters
+                    ctx, session, caller, conversation, model, path, attachments, body.parameters
                 )
                 await activity_service.record(
                     session,
@@ -210,13 +233,24 @@ class MessageService:
             raise
         return await self._respond(ctx, request, job, answer, None, body.stream)
 
+    async def _turn_model(self, ctx: InferenceContext, caller: Identity, ref: str) -> ModelAccess:
+        """The model a turn uses, once the caller may use it and has tokens left today."""
+        model = await conversation_service.usable_model(ctx, caller, ref)
+        await usage_service.check_quota(
+            ctx.sessionmaker, caller, ctx.settings.daily_token_quota, model
+        )
+        return model
+
     async def _path_after(
         self, session: AsyncSession, conversation: Conversation, parent_id: uuid.UUID | None
     ) -> list[Message]:
         """The context a new user turn follows: the path down to its parent answer."""
         if parent_id is None:
             return []
-        parent = await self._message(session, conversation.id, parent_id)
+        path = await repository.path_to(session, conversation.id, parent_id)
+        if not path:
+            raise MessageNotFound("No such message in this conversation.")
+        parent = path[-1]
         if parent.role != MessageRole.ASSISTANT:
             raise InvalidParent(
                 "parent_id must be an assistant message (the answer this turn follows); to edit "
@@ -226,7 +260,7 @@ class MessageService:
             raise AnswerInProgress(
                 "The answer this turn follows is still being written; wait for it or stop it first."
             )
-        return await repository.path_to(session, parent.id)
+        return path
 
     async def _abandon(self, ctx: InferenceContext, job: Job) -> None:
         """Undo a prepared answer whose rows were not committed."""
@@ -271,15 +305,14 @@ class MessageService:
         conversation: Conversation,
         model: ModelAccess,
         path: list[Message],
+        attachments: list[AttachmentContext],
         overrides: SamplingParameters,
     ) -> tuple[Job, Message]:
-        """Everything before the answer runs: quota, slot, context, the engine request, the
-        assistant message (streaming) and its lease. Undone if anything fails."""
+        """Everything before the answer runs: the caller's slot, the context, the engine request
+        (queued first, so the model starts while the rows are written), the assistant message
+        (streaming) and its lease. Undone if anything fails."""
         parameters = _merged(model, conversation, overrides)
         conversation_service.check_parameters(parameters, model, ctx.settings)
-        await usage_service.check_quota(
-            ctx.sessionmaker, caller, ctx.settings.daily_token_quota, model
-        )
         slot = await openai_service.acquire_slot(ctx, caller)
         answer_id = uuid.uuid4()
         generation = Generation(
@@ -288,7 +321,6 @@ class MessageService:
         tokens: AsyncGenerator[TokenEvent] | None = None
         lease = buffer.Lease(ctx.redis, answer_id, ctx.settings.message_heartbeat_seconds, "answer")
         try:
-            attachments = await attachment_service.context_for(session, conversation.id)
             system = system_text(conversation.system_prompt or model.system_prompt, attachments)
             context, tokens = await self._tokens(ctx, model, system, path, parameters, answer_id)
             answer = Message(
@@ -310,8 +342,6 @@ class MessageService:
             session.add(answer)
             conversation.current_message_id = answer.id
             await session.flush()
-            await session.refresh(answer)
-            await session.refresh(conversation, ["updated_at"])
             # Before the commit: a streaming message is never without its lease.
             await lease.acquire()
         except BaseException:
@@ -377,21 +407,40 @@ class MessageService:
         user: MessageRead | None,
         stream: bool | None,
     ) -> Response | MessageExchange:
-        """Committed: announce the answer, run it, and read it back like any watcher."""
+        """Committed: announce the answer and run it. The asker reads it as it is written
+        (`_asked`); every other reader follows the Redis stream."""
         start = MessageStart(user_message=user, message=MessageRead.model_validate(answer))
         ttl = ctx.settings.message_stream_ttl_seconds
+        events = job.lease.listen()
         try:
             await job.lease.publish("start", start.model_dump_json(), ttl)
         finally:
             ctx.generations.start(ctx, job)
         if _wants_stream(request, stream):
-            return self._stream(ctx, answer.id, "0")
+            return self._response(self._asked(ctx, job, events), ctx)
         final: MessageRead | None = None
-        async for event in self._followed(ctx, answer.id, "0"):
+        async for event in self._asked(ctx, job, events):
             if event.event == "done":
                 final = MessageRead.model_validate_json(event.raw_data or "{}")
         assert final is not None
         return MessageExchange(user_message=user, message=final)
+
+    async def _asked(
+        self, ctx: InferenceContext, job: Job, events: asyncio.Queue[buffer.BufferedEvent | None]
+    ) -> AsyncIterator[ServerSentEvent]:
+        """The answer's events as its lease writes them; should the lease end before `done`
+        (the sweeper took the answer over), the rest from the Redis stream."""
+        last = "0"
+        try:
+            while (event := await events.get()) is not None:
+                yield ServerSentEvent(raw_data=event.data, event=event.event, id=event.id)
+                if event.event == "done":
+                    return
+                last = event.id
+        finally:
+            job.lease.unlisten(events)
+        async for followed in self._followed(ctx, job.message_id, last):
+            yield followed
 
     # ---- watching and stopping -------------------------------------------------------------------
 
@@ -408,19 +457,13 @@ class MessageService:
             await conversation_service.accessible(session, caller, conversation_id)
             await self._answer(session, conversation_id, message_id)
         after = buffer.check_last_event_id(last_event_id)
-        return self._stream(ctx, message_id, after)
+        return self._response(self._followed(ctx, message_id, after), ctx)
 
-    def _stream(self, ctx: InferenceContext, message_id: uuid.UUID, after: str) -> Response:
+    def _response(self, events: AsyncIterator[ServerSentEvent], ctx: InferenceContext) -> Response:
         # Capped like the buffer itself: a client still watching then re-attaches with its
         # Last-Event-ID, as EventSource does by itself.
         lifetime = float(ctx.settings.message_stream_ttl_seconds)
-        return event_stream(self._events(ctx, message_id, after), lifetime=lifetime)
-
-    async def _events(
-        self, ctx: InferenceContext, message_id: uuid.UUID, after: str
-    ) -> AsyncIterator[ServerSentEvent]:
-        async for event in self._followed(ctx, message_id, after):
-            yield event
+        return event_stream(events, lifetime=lifetime)
 
     async def _followed(
         self, ctx: InferenceContext, message_id: uuid.UUID, after: str

@@ -418,7 +418,11 @@ class OpenAIService:
                     ),
                 )
             finally:
-                await ctx.redis.decr(generation.slot)
+                await self.release_slot(ctx, generation)
+
+    async def release_slot(self, ctx: InferenceContext, generation: Generation) -> None:
+        with anyio.CancelScope(shield=True):
+            await ctx.redis.decr(generation.slot)
 
     async def list_models(self, ctx: InferenceContext, caller: Identity) -> ModelList:
         """The models the caller may use, as /v1/models lists them."""

@@ -47,6 +47,18 @@ class Usage:
     status: UsageStatus
 
 
+@dataclass(frozen=True, slots=True)
+class UsageRow:
+    """Whose use of which model a ledger row records."""
+
+    user_id: uuid.UUID
+    api_key_id: str | None
+    model_id: uuid.UUID
+    model_ref: str
+    source: UsageSource
+    endpoint: UsageEndpoint
+
+
 def usage_source(model: ModelAccess) -> UsageSource:
     """Models the hub marks remote run at their provider; every other kind runs here."""
     return UsageSource.REMOTE if model.source == UsageSource.REMOTE else UsageSource.LOCAL
@@ -126,15 +138,28 @@ class UsageService:
         usage: Usage,
     ) -> None:
         """The ledger row and the `model.usage` event of one completion, in one transaction."""
+        row = UsageRow(
+            user_id=caller.user_id,
+            api_key_id=caller.api_key_id,
+            model_id=model.id,
+            model_ref=model.ref,
+            source=usage_source(model),
+            endpoint=endpoint,
+        )
+        await self.record_row(sessionmaker, row, usage)
+
+    async def record_row(
+        self, sessionmaker: async_sessionmaker[AsyncSession], row: UsageRow, usage: Usage
+    ) -> None:
         async with session_scope(sessionmaker) as session:
             session.add(
                 UsageRecord(
-                    user_id=caller.user_id,
-                    api_key_id=caller.api_key_id,
-                    model_id=model.id,
-                    model_ref=model.ref,
-                    source=usage_source(model),
-                    endpoint=endpoint,
+                    user_id=row.user_id,
+                    api_key_id=row.api_key_id,
+                    model_id=row.model_id,
+                    model_ref=row.model_ref,
+                    source=row.source,
+                    endpoint=row.endpoint,
                     prompt_tokens=usage.prompt_tokens,
                     completion_tokens=usage.completion_tokens,
                     latency_ms=usage.latency_ms,
@@ -145,8 +170,8 @@ class UsageService:
                 session,
                 "model.usage",
                 {
-                    "model_id": str(model.id),
-                    "user_id": str(caller.user_id),
+                    "model_id": str(row.model_id),
+                    "user_id": str(row.user_id),
                     "latency_ms": usage.latency_ms,
                     "prompt_tokens": usage.prompt_tokens,
                     "completion_tokens": usage.completion_tokens,

@@ -154,6 +154,12 @@ async def test_a_dead_owners_answer_fails_with_its_text_after_the_sweep(
     await asyncio.sleep(0.3)
     assert await buffer.buffered(ctx.redis, message_id) == events
     assert ctx.generations.running(message_id) is None
+    # The sweeper bills the answer once, with the tokens its stream holds.
+    ledger = await client.get("/api/v1/usage", headers=owner.headers)
+    rows = [r for r in ledger.json()["items"] if r["status"] == "failed"]
+    assert len(rows) == 1
+    assert 3 <= rows[0]["completion_tokens"] == stored["completion_tokens"]
+    assert rows[0]["prompt_tokens"] == stored["prompt_tokens"] > 0
 
 
 async def test_an_expired_stream_answers_with_the_stored_message(client, platform, owner, llama):
