@@ -189,8 +189,9 @@ async def serve_platform(
         for name, factory in factories.items():
             apps[name] = factory()
             urls[name] = await stack.enter_async_context(serve_app(apps[name]))
-            # The services that follow ask accounts about users and the hub about models.
-            if name in ("accounts", "models_hub"):
+            # The services that follow ask accounts about users and the hub about models (and
+            # the feed asks inference for generations, template renders and imports).
+            if name in ("accounts", "models_hub", "inference"):
                 common[f"{name}_url"] = urls[name]
         platform = Platform(
             gateway_url="",

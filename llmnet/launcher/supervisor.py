@@ -63,6 +63,7 @@ HTTP_SERVICES: tuple[tuple[str, str, int, str | None], ...] = (
 WORKERS: tuple[tuple[str, str], ...] = (
     ("accounts-worker", "services.accounts.worker.WorkerSettings"),
     ("models-hub-worker", "services.models_hub.worker.WorkerSettings"),
+    ("finetune-worker", "services.models_hub.finetune_worker.WorkerSettings"),
     ("feed-worker", "services.feed.worker.WorkerSettings"),
     ("inference-worker", "services.inference.worker.WorkerSettings"),
 )
@@ -212,7 +213,7 @@ def service_specs(env: dict[str, str], python: str = sys.executable) -> list[Pro
             argv=[python, "-m", "arq", target],
             env=child_env,
             cwd=REPO_ROOT,
-            service=target.split(".")[1],  # services.<service>.worker.WorkerSettings
+            service=target.split(".")[1],  # services.<service>.<worker module>.WorkerSettings
         )
         for name, target in WORKERS
     ]

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     DateTime,
     Float,
     ForeignKey,
@@ -143,11 +144,13 @@ class PersonFollow(Base):
 
 class PostingSchedule(Base):
     """A model's posting schedule: every `interval_minutes` inside the daily UTC window
-    [window_start_hour, window_end_hour), the worker posts the next prompt of the list."""
+    [window_start_hour, window_end_hour), the worker posts the next prompt of the list, or the
+    prompt its template (a prompt template of the inference service) renders to."""
 
     __tablename__ = "posting_schedules"
     __table_args__ = (
         Index("ix_posting_schedules_due", "next_run_at", postgresql_where=text("enabled")),
+        CheckConstraint("(prompts IS NULL) <> (template_id IS NULL)", name="prompts_or_template"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
@@ -156,7 +159,12 @@ class PostingSchedule(Base):
     owner_id: Mapped[uuid.UUID] = mapped_column(index=True)
     owner_username: Mapped[str] = mapped_column(String(32))
     interval_minutes: Mapped[int] = mapped_column(Integer)
-    prompts: Mapped[list[str]] = mapped_column(JSONB)
+    # Exactly one of: the prompts, in turn; or a template and its variables, rendered per run.
+    prompts: Mapped[list[str] | None] = mapped_column(JSONB(none_as_null=True))
+    template_id: Mapped[uuid.UUID | None] = mapped_column()
+    template_variables: Mapped[dict[str, str]] = mapped_column(
+        JSONB, default=dict, server_default=text("'{}'::jsonb")
+    )
     window_start_hour: Mapped[int] = mapped_column(Integer, default=0)
     window_end_hour: Mapped[int] = mapped_column(Integer, default=24)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)

@@ -16,6 +16,8 @@ PREFIXES: tuple[tuple[str, str], ...] = (
     ("/api/v1/models", "models_hub"),
     ("/api/v1/providers", "models_hub"),
     ("/api/v1/fine-tunes", "models_hub"),
+    ("/api/v1/evaluations", "inference"),
+    ("/api/v1/prompt-lab", "inference"),
     ("/v1", "inference"),
     ("/api/v1/conversations", "inference"),
     ("/api/v1/usage", "inference"),
@@ -44,17 +46,19 @@ _PRIVATE_READS = (
     "/api/v1/conversations",
     "/api/v1/prompt-templates",
     "/api/v1/activity",
+    "/api/v1/evaluations",
+    "/api/v1/prompt-lab",
 )
 
 
 _UPLOAD = re.compile(
-    r"^/api/v1/models/[^/]+/versions/?$|^/api/v1/conversations/[^/]+/attachments/?$"
+    r"^/api/v1/models/[^/]+/(versions|fine-tunes)/?$|^/api/v1/conversations/[^/]+/attachments/?$"
 )
 
 
 def is_upload(method: str, path: str) -> bool:
-    """File uploads (model versions, conversation attachments): bodies past the common cap,
-    each bounded by the service that receives it."""
+    """File uploads (model versions, fine-tune datasets, conversation attachments): bodies past
+    the common cap, each bounded by the service that receives it."""
     return method == "POST" and _UPLOAD.match(path) is not None
 
 
@@ -68,11 +72,17 @@ class Route:
 # the hub's `/{model_id}/like`: that one path under the hub's prefix goes to the feed.
 _MODEL_FOLLOW = re.compile(r"^/api/v1/models/[^/]+/follow$")
 MODEL_FOLLOW_ROUTE = "/api/v1/models/{model_id}/follow"
+# Evaluations of a model live with the inference service (it owns them and its worker runs
+# them): that one path family under the hub's prefix goes to inference.
+_MODEL_EVALUATIONS = re.compile(r"^/api/v1/models/(?:[^/]+|by-ref/[^/]+/[^/]+)/evaluations$")
+MODEL_EVALUATIONS_ROUTE = "/api/v1/models/{model}/evaluations"
 
 
 def match(path: str) -> Route | None:
     if _MODEL_FOLLOW.match(path):
         return Route(MODEL_FOLLOW_ROUTE, "feed")
+    if _MODEL_EVALUATIONS.match(path):
+        return Route(MODEL_EVALUATIONS_ROUTE, "inference")
     for prefix, service in _BY_LENGTH:
         if path == prefix or path.startswith(prefix + "/"):
             return Route(prefix, service)

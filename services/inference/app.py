@@ -22,6 +22,7 @@ from shared.accounts_client import AccountsClient
 from shared.app import create_service_app
 from shared.auth.service_credentials import ServiceName
 from shared.fields import document_bounds
+from shared.jobs import create_job_pool
 from shared.models_client import ModelsClient
 from shared.sse import document_event_payloads
 from shared.storage.factory import create_storage
@@ -54,6 +55,7 @@ def create_app(settings: InferenceSettings | None = None) -> FastAPI:
             engine_options=EngineOptions(
                 max_batch_size=settings.max_batch_size,
                 max_waiting=settings.max_waiting,
+                prefill_chunk_tokens=settings.prefill_chunk_tokens,
                 cpu_threads=settings.cpu_threads,
                 cpu_onednn=settings.cpu_packing,
                 tune_seconds=settings.tune_seconds,
@@ -78,6 +80,7 @@ def create_app(settings: InferenceSettings | None = None) -> FastAPI:
             ),
             storage=storage,
             generations=Generations(),
+            jobs=await create_job_pool(settings.redis_url),
         )
         app.state.inference = context
         gauges = asyncio.create_task(_export_gauges(registry), name="inference-gauges")
@@ -92,6 +95,7 @@ def create_app(settings: InferenceSettings | None = None) -> FastAPI:
             await context.models.aclose()
             await context.remote.aclose()
             await context.accounts.aclose()
+            await context.jobs.aclose()
 
     app = create_service_app(
         name="inference",
@@ -112,6 +116,26 @@ def create_app(settings: InferenceSettings | None = None) -> FastAPI:
     )
     # Conversations' sampling parameters: the same service limit (a model may allow less).
     document_bounds(app, {("SamplingParameters", "max_tokens"): limit})
+    # Evaluations' and the prompt lab's limits, from settings (checked by their services).
+    sample_limit = {"maximum": settings.evaluation_max_tokens}
+    prompt_limit = {"maxLength": settings.prompt_lab_max_chars}
+    document_bounds(
+        app,
+        {
+            ("Sampling", "max_tokens"): sample_limit,
+            ("LabSampling", "max_tokens"): sample_limit,
+            ("EvaluationCreate", "repeats"): {"maximum": settings.evaluation_max_repeats},
+            ("EvaluationCreate", "heldout_text"): {
+                "maxLength": settings.evaluation_heldout_max_chars
+            },
+            ("AnalyzeRequest", "prompt"): prompt_limit,
+            ("RewriteRequest", "prompt"): prompt_limit,
+            ("ABCreate", "original"): prompt_limit,
+            ("ABCreate", "rewrite"): prompt_limit,
+            ("ABCreate", "samples"): {"maximum": settings.prompt_lab_max_samples},
+            ("ABCreate", "models"): {"maxItems": settings.prompt_lab_max_models},
+        },
+    )
     # What the /v1 streams carry (their routes name these in `x-event-data`).
     document_event_payloads(app, ChatCompletionChunk, TextCompletion, StreamError)
     document_event_payloads(app, MessageStart, MessageDelta)  # conversation answers' events

@@ -52,6 +52,13 @@ class InferenceSettings(CommonSettings):
     max_waiting: int = Field(
         default=64, ge=0, description="Requests queued per model beyond the batch (429 past it)."
     )
+    prefill_chunk_tokens: int = Field(
+        default=512,
+        ge=0,
+        description="The most prompt tokens prefilled between two decoding steps: a prompt that "
+        "would stall running streams for more than about one step is prefilled in chunks sized "
+        "(by measurement) to about one step each (0: whole prompts).",
+    )
     max_concurrent_per_user: int = Field(
         default=8, ge=1, description="Generations one user may have running at once."
     )
@@ -108,4 +115,49 @@ class InferenceSettings(CommonSettings):
         ge=0,
         description="How long a deleted conversation can be restored before the purge job "
         "removes it and its attachments.",
+    )
+    # -- evaluation reports and the prompt lab -------------------------------------------------
+    evaluation_max_prompts: int = Field(
+        default=60,
+        ge=1,
+        description="Prompts (a pair counts as two) one evaluation may run, all sets together.",
+    )
+    evaluation_max_repeats: int = Field(
+        default=5, ge=2, description="Most samples per consistency prompt (`repeats`)."
+    )
+    evaluation_max_tokens: int = Field(
+        default=256, ge=1, description="Largest `max_tokens` of an evaluation's samples."
+    )
+    evaluation_heldout_max_chars: int = Field(
+        default=200_000, ge=1, description="Longest held-out text for perplexity."
+    )
+    evaluation_perplexity_window: int = Field(
+        default=512,
+        ge=8,
+        description="Tokens scored per forward pass of the perplexity computation (the model's "
+        "context caps it).",
+    )
+    evaluation_concurrency: int = Field(
+        default=4,
+        ge=1,
+        description="Samples an evaluation or A/B job requests at once (each takes one of the "
+        "owner's generation slots).",
+    )
+    evaluations_active_per_user: int = Field(
+        default=3, ge=1, description="Queued or running evaluations one user may have (429 past)."
+    )
+    evaluation_job_timeout_seconds: int = Field(
+        default=3600, ge=60, description="Longest an evaluation or A/B job may run."
+    )
+    evaluation_events_ttl_seconds: int = Field(
+        default=86_400, ge=60, description="How long progress events stay resumable."
+    )
+    prompt_lab_max_chars: int = Field(
+        default=4000, ge=1, description="Longest prompt the prompt lab analyzes or tests."
+    )
+    prompt_lab_max_samples: int = Field(
+        default=10, ge=1, description="Most samples per model and arm of an A/B run."
+    )
+    prompt_lab_max_models: int = Field(
+        default=3, ge=1, description="Most models one A/B run compares on."
     )

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated
 
 import httpx
+from arq import ArqRedis
 from fastapi import Depends, Request
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -31,6 +32,7 @@ class InferenceContext:
     accounts: AccountsClient  # usernames of conversation participants
     storage: Storage  # attachments' originals (the registry keeps its own handle for weights)
     generations: Generations  # conversation answers running in this process
+    jobs: ArqRedis  # the inference worker's queue (evaluations, prompt-lab A/B runs)
 
 
 async def _context(request: Request) -> InferenceContext:

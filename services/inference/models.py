@@ -353,3 +353,98 @@ class Attachment(Base):
     truncated: Mapped[bool] = mapped_column(Boolean)
     token_counter: Mapped[str] = mapped_column(String(10))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class EvaluationStatus(StrEnum):
+    """Where an evaluation (or a prompt-lab A/B run) is."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+class Evaluation(Base):
+    """An evaluation report of one model version: what was asked, and the report once done."""
+
+    __tablename__ = "evaluations"
+    __table_args__ = (
+        Index("ix_evaluations_owner_created", "owner_id", "created_at"),
+        Index("ix_evaluations_model_created", "model_id", "created_at"),
+        one_of("status", EvaluationStatus),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    owner_id: Mapped[uuid.UUID] = mapped_column()
+    model_id: Mapped[uuid.UUID] = mapped_column()
+    model_ref: Mapped[str] = mapped_column(String(100))
+    # None for a model served by an external provider (no versions of ours).
+    version_id: Mapped[uuid.UUID | None] = mapped_column()
+    version_number: Mapped[int | None] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(12), default=EvaluationStatus.QUEUED)
+    done: Mapped[int] = mapped_column(Integer, default=0)
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    # Sampling settings and repeats, as asked.
+    parameters: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    # The prompt sets in full (built-in ones copied): a report always names what it ran.
+    prompt_sets: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list)
+    heldout_text: Mapped[str | None] = mapped_column(Text)
+    report: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ABArm(StrEnum):
+    ORIGINAL = "original"
+    REWRITE = "rewrite"
+
+
+class PromptABRun(Base):
+    """A prompt-lab A/B test: the original prompt against a rewrite, on one or more models."""
+
+    __tablename__ = "prompt_ab_runs"
+    __table_args__ = (
+        Index("ix_prompt_ab_runs_owner_created", "owner_id", "created_at"),
+        one_of("status", EvaluationStatus),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    owner_id: Mapped[uuid.UUID] = mapped_column()
+    original: Mapped[str] = mapped_column(Text)
+    rewrite: Mapped[str] = mapped_column(Text)
+    models: Mapped[list[str]] = mapped_column(JSONB, default=list)  # refs, as asked
+    samples: Mapped[int] = mapped_column(Integer)
+    parameters: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    status: Mapped[str] = mapped_column(String(12), default=EvaluationStatus.QUEUED)
+    # Per model and arm: the metrics' means, and the rewrite's difference from the original.
+    summary: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class PromptABOutput(Base):
+    """One stored answer of an A/B run, with its metrics."""
+
+    __tablename__ = "prompt_ab_outputs"
+    __table_args__ = (
+        # A retried job writes each answer once.
+        UniqueConstraint("run_id", "model_ref", "arm", "sample"),
+        one_of("arm", ABArm),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    run_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("prompt_ab_runs.id", ondelete="CASCADE"), index=True
+    )
+    model_ref: Mapped[str] = mapped_column(String(100))
+    arm: Mapped[str] = mapped_column(String(10))
+    sample: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+    prompt_tokens: Mapped[int] = mapped_column(Integer)
+    completion_tokens: Mapped[int] = mapped_column(Integer)
+    latency_ms: Mapped[float] = mapped_column(Float)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -9,8 +9,10 @@ from fastapi import FastAPI
 
 from services.models_hub.api import router
 from services.models_hub.config import ModelsHubSettings
+from services.models_hub.fine_tunes.schemas import FineTuneEvent
 from services.models_hub.resources import build_context, close_context
 from shared.app import create_service_app
+from shared.sse import document_event_payloads
 
 
 def create_app(settings: ModelsHubSettings | None = None) -> FastAPI:
@@ -24,11 +26,13 @@ def create_app(settings: ModelsHubSettings | None = None) -> FastAPI:
         finally:
             await close_context(app.state.hub)
 
-    return create_service_app(
+    app = create_service_app(
         name="models_hub",
         title="llmnet model hub",
-        description="Models, versions, uploads, validation, providers, likes.",
+        description="Models, versions, uploads, validation, providers, fine-tunes, likes.",
         settings=settings,
         routers=[router],
         resources=resources,
     )
+    document_event_payloads(app, FineTuneEvent)
+    return app

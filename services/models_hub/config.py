@@ -50,3 +50,51 @@ class ModelsHubSettings(CommonSettings):
     stale_upload_seconds: int = Field(
         default=6 * 3600, ge=60, description="An upload unfinished this long is failed."
     )
+
+    # -- fine-tuning (MODELS_HUB_FINETUNE_*) ----------------------------------------------
+    finetune_max_file_bytes: int = Field(
+        default=10 * 1024 * 1024,
+        ge=1024,
+        description="Largest training (or validation) JSONL file; 413 past it.",
+    )
+    finetune_max_examples: int = Field(default=100_000, ge=1)
+    finetune_max_epochs: int = Field(default=100, ge=1)
+    finetune_max_batch_size: int = Field(default=64, ge=1)
+    finetune_max_seq_length: int = Field(
+        default=4096, ge=16, description="Largest max_seq_length a fine-tune may ask for."
+    )
+    finetune_min_learning_rate: float = Field(default=1e-7, gt=0)
+    finetune_max_learning_rate: float = Field(default=1e-1, gt=0)
+    finetune_max_steps: int = Field(
+        default=100_000, ge=1, description="Most optimizer steps one fine-tune may run."
+    )
+    finetune_max_concurrent_per_user: int = Field(
+        default=2, ge=1, description="A user's fine-tunes queued or running at once."
+    )
+    finetune_timeout_seconds: float = Field(
+        default=6 * 3600, gt=0, description="Wall-clock limit of one training run."
+    )
+    finetune_memory_bytes: int = Field(
+        default=16 * GIB,
+        ge=256 * 1024 * 1024,
+        description="Resident memory the training process may use (it is stopped past it).",
+    )
+    finetune_device: str = Field(
+        default="cpu", description="Where training runs: cpu, or cuda:N on the GPU node."
+    )
+    finetune_threads: int = Field(default=4, ge=1, description="CPU threads of a training run.")
+    finetune_heartbeat_seconds: float = Field(
+        default=5, gt=0, description="How often a running fine-tune reports it is alive."
+    )
+    finetune_lease_seconds: float = Field(
+        default=60,
+        gt=0,
+        description="A running fine-tune silent this long is failed by the sweeper (its "
+        "worker died).",
+    )
+    finetune_progress_interval_seconds: float = Field(
+        default=1.0, ge=0, description="Least time between two recorded progress reports."
+    )
+    finetune_events_ttl_seconds: int = Field(
+        default=7 * 24 * 3600, ge=60, description="How long a fine-tune's event stream is kept."
+    )

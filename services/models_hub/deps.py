@@ -7,6 +7,7 @@ from typing import Annotated
 
 from arq import ArqRedis
 from fastapi import Depends, Request
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.models_hub.config import ModelsHubSettings
@@ -23,6 +24,8 @@ class HubContext:
     jobs: ArqRedis
     secrets: SecretBox
     sessionmaker: async_sessionmaker[AsyncSession]
+    # Streams of fine-tune events (decode_responses=True).
+    redis: Redis
 
 
 async def _context(request: Request) -> HubContext:

@@ -70,6 +70,28 @@ class VersionStatus(StrEnum):
 VersionFormat = ModelFormat
 
 
+class FineTuneStatus(StrEnum):
+    """queued -> running -> succeeded | failed | cancelled (queued may go straight to cancelled)."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+FINAL_FINE_TUNE_STATUSES = frozenset(
+    {FineTuneStatus.SUCCEEDED, FineTuneStatus.FAILED, FineTuneStatus.CANCELLED}
+)
+
+
+class FineTuneMethod(StrEnum):
+    """full: every weight trains; lora: low-rank adapters (peft), merged into full weights."""
+
+    FULL = "full"
+    LORA = "lora"
+
+
 class GrantLevel(StrEnum):
     """What a grant lets a user do with a model they do not own."""
 
@@ -175,6 +197,15 @@ class ModelVersion(Base):
         JSONB, default=list, server_default=text("'[]'::jsonb")
     )
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Lineage of a fine-tuned version: the version it was trained from (NULL for uploads, or
+    # once that version is deleted) and what made it (fine-tune id, dataset sha256,
+    # hyperparameters, final losses).
+    parent_version_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("model_versions.id", ondelete="SET NULL"), index=True
+    )
+    lineage: Mapped[dict[str, Any]] = mapped_column(
+        JSONB, default=dict, server_default=text("'{}'::jsonb")
+    )
     created_at: Mapped[datetime] = _now_column()
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
@@ -219,3 +250,53 @@ class ModelUsageSample(Base):
     latency_ms: Mapped[float] = mapped_column(Float)
     tokens: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = _now_column()
+
+
+class FineTuneJob(Base):
+    """One fine-tune of a model's version on an uploaded dataset, and how it went."""
+
+    __tablename__ = "fine_tune_jobs"
+    __table_args__ = (
+        Index("ix_fine_tune_jobs_model_id_created_at", "model_id", "created_at"),
+        Index("ix_fine_tune_jobs_owner_id_created_at", "owner_id", "created_at"),
+        # The queue position and the sweeper read the unfinished jobs only.
+        Index(
+            "ix_fine_tune_jobs_unfinished",
+            "status",
+            "created_at",
+            postgresql_where=text("status IN ('queued', 'running')"),
+        ),
+        one_of("status", FineTuneStatus),
+        one_of("method", FineTuneMethod),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    model_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
+    owner_id: Mapped[uuid.UUID] = mapped_column()
+    # The version trained from (the model's active one when the job was created).
+    base_version_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("model_versions.id", ondelete="SET NULL")
+    )
+    # Chosen when the job is created, so files of a version that never got its row (a crash
+    # between storing the weights and committing) can be found and removed.
+    result_version_id: Mapped[uuid.UUID] = mapped_column(default=uuid.uuid4)
+    result_version_created: Mapped[bool] = mapped_column(default=False)
+    status: Mapped[str] = mapped_column(String(12), default=FineTuneStatus.QUEUED)
+    method: Mapped[str] = mapped_column(String(8))
+    hyperparameters: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    # [{"name", "key", "size", "sha256", "examples", "tokens"}] for "train" and "validation".
+    datasets: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    error: Mapped[str | None] = mapped_column(Text)
+    cancel_requested: Mapped[bool] = mapped_column(default=False)
+    # The latest progress, and one entry per reported step (the metrics history).
+    progress: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    metrics: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list)
+    # The worker running it: who, and when it last said it is alive (the sweeper's lease).
+    worker_id: Mapped[str | None] = mapped_column(String(200))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = _now_column()
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )

@@ -10,6 +10,7 @@ from services.models_hub.deps import HubContext
 from shared.accounts_client import AccountsClient
 from shared.auth.service_credentials import ServiceName
 from shared.jobs import create_job_pool
+from shared.redis_client import create_redis
 from shared.secrets_box import SecretBox
 from shared.storage.factory import create_storage
 
@@ -28,10 +29,12 @@ async def build_context(
         jobs=jobs or await create_job_pool(settings.redis_url),
         secrets=SecretBox.from_setting(settings.secret_keys),
         sessionmaker=sessionmaker,
+        redis=create_redis(settings.redis_url),
     )
 
 
 async def close_context(context: HubContext, *, close_jobs: bool = True) -> None:
     await context.accounts.aclose()
+    await context.redis.aclose()
     if close_jobs:
         await context.jobs.aclose()

@@ -13,6 +13,7 @@ from typing import Any
 from arq import cron
 
 from services.models_hub.config import ModelsHubSettings
+from services.models_hub.fine_tunes.tasks import sweep_fine_tunes
 from services.models_hub.resources import build_context, close_context
 from services.models_hub.usage.consumer import usage_consumer
 from services.models_hub.usage.service import usage_service
@@ -25,6 +26,9 @@ from shared.redis_client import create_redis
 
 async def sweep(ctx: dict[str, Any]) -> dict[str, int]:
     result = await sweep_versions(ctx)
+    # Also here: fine-tunes whose worker died end even where no fine-tune worker runs now.
+    swept = await sweep_fine_tunes(ctx)
+    result["fine_tunes_failed"] = swept["failed"]
     async with session_scope(ctx["sessionmaker"]) as session:
         result["pruned_samples"] = await usage_service.prune_samples(session)
     return result

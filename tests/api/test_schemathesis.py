@@ -125,9 +125,44 @@ ALLOWANCES = (
         Allowance("GET", path, (422,), "Last-Event-ID is valid only as the stream sent it")
         for path in ("/api/v1/feed/stream", "/api/v1/notifications/stream")
     ),
+    # Issue 12 (evaluations, prompt lab): rules JSON Schema cannot state.
+    *(
+        Allowance(
+            "POST",
+            path,
+            (422,),
+            "prompt sets are named built-in ones (or well-formed custom ones) within a total size",
+        )
+        for path in (
+            "/api/v1/models/{model_id}/evaluations",
+            "/api/v1/models/by-ref/{owner}/{slug}/evaluations",
+        )
+    ),
+    Allowance("GET", "/api/v1/evaluations/compare", (422,), "a and b must differ"),
+    Allowance("POST", "/api/v1/prompt-lab/analyze", (422,), "the model methods need `model`"),
+    Allowance("POST", "/api/v1/prompt-lab/ab-tests", (422,), "each model named once"),
+    *(
+        Allowance("GET", path, (422,), "a cursor is valid only as the server issued it")
+        for path in (
+            "/api/v1/evaluations",
+            "/api/v1/models/{model_id}/evaluations",
+            "/api/v1/prompt-lab/ab-tests",
+        )
+    ),
+    Allowance(
+        "GET",
+        "/api/v1/evaluations/{evaluation_id}/events",
+        (400,),
+        "Last-Event-ID is valid only as the stream sent it",
+    ),
     # Issue 10 (part B): notifications page with server-issued cursors.
     Allowance(
         "GET", "/api/v1/notifications", (422,), "a cursor is valid only as the server issued it"
+    ),
+    # Fine-tunes page with server-issued cursors.
+    *(
+        Allowance("GET", path, (422,), "a cursor is valid only as the server issued it")
+        for path in ("/api/v1/fine-tunes", "/api/v1/models/{model_id}/fine-tunes")
     ),
 )
 

@@ -7,9 +7,11 @@ import sys
 import uvloop
 
 from tests.benchmarks import (
+    chunked_prefill,
     conversations_list,
     conversations_stream,
     feed,
+    fine_tune,
     gateway,
     inference,
     upload,
@@ -25,9 +27,11 @@ async def main() -> int:
         gateway,
         upload,
         inference,
+        chunked_prefill,
         conversations_list,
         conversations_stream,
         feed,
+        fine_tune,
     ):
         print("\n".join(await benchmark.run()), flush=True)
     return 0

@@ -52,6 +52,7 @@ PUBLIC_SERVICE = "gateway"
 WORKERS: dict[str, str] = {
     "accounts-worker": "services.accounts.worker.WorkerSettings",
     "models-hub-worker": "services.models_hub.worker.WorkerSettings",
+    "finetune-worker": "services.models_hub.finetune_worker.WorkerSettings",
     "feed-worker": "services.feed.worker.WorkerSettings",
     "inference-worker": "services.inference.worker.WorkerSettings",
 }
@@ -59,6 +60,7 @@ WORKERS: dict[str, str] = {
 WORKER_OF = {
     "accounts-worker": "accounts",
     "models-hub-worker": "models_hub",
+    "finetune-worker": "models_hub",
     "feed-worker": "feed",
     "inference-worker": "inference",
 }

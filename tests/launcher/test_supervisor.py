@@ -232,9 +232,11 @@ def test_service_specs_follow_host_and_port_base() -> None:
         "gateway",
         "accounts-worker",
         "models-hub-worker",
+        "finetune-worker",
         "feed-worker",
         "inference-worker",
     ]
+    assert specs["finetune-worker"].service == "models_hub"
     assert specs["gateway"].port == 9000
     assert specs["feed"].port == 9004
     assert specs["accounts-worker"].port is None

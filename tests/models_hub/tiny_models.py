@@ -127,8 +127,11 @@ def _drop_chat_template(dest: Path) -> None:
         config_file.write_text(json.dumps(config, indent=2))
 
 
-def tiny_llama_config(vocab_size: int, ids: dict[str, int]) -> LlamaConfig:
+def tiny_llama_config(
+    vocab_size: int, ids: dict[str, int], initializer_range: float = 0.02
+) -> LlamaConfig:
     return LlamaConfig(
+        initializer_range=initializer_range,
         vocab_size=vocab_size,
         hidden_size=64,
         intermediate_size=128,
@@ -144,12 +147,17 @@ def tiny_llama_config(vocab_size: int, ids: dict[str, int]) -> LlamaConfig:
     )
 
 
-def build_tiny_llama(dest: Path, *, chat_template: bool = True, seed: int = 0) -> Path:
-    """A 2-layer Llama with random weights, saved as a Hugging Face folder in `dest`."""
+def build_tiny_llama(
+    dest: Path, *, chat_template: bool = True, seed: int = 0, initializer_range: float = 0.02
+) -> Path:
+    """A 2-layer Llama with random weights, saved as a Hugging Face folder in `dest`.
+
+    A larger `initializer_range` gives the (frozen, under LoRA) output head rows long enough
+    for adapters alone to make one token far likelier than the rest."""
     tokenizer = build_tokenizer(dest)
     ids = _token_ids(tokenizer)
     torch.manual_seed(seed)
-    model = LlamaForCausalLM(tiny_llama_config(len(tokenizer), ids))
+    model = LlamaForCausalLM(tiny_llama_config(len(tokenizer), ids, initializer_range))
     # transformers 5 always writes safetensors (`safe_serialization` is gone from save_pretrained).
     model.save_pretrained(dest)
     _save_generation_config(dest, ids)

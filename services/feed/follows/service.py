@@ -1,8 +1,9 @@
 """Follows of models (owned here) and of people (projected from accounts' events).
 
 A new follow of a model records `model.followed` for notifications. Either kind of follow
-changes what belongs on the follower's home timeline, so their cached one is dropped after the
-commit and rebuilt from the database on their next read.
+changes what belongs on the follower's home timeline, so after the commit their cached one is
+dropped (rebuilt from the database on their next read) and the change is announced to their
+open live feeds (follows/changes.py), which apply it within a moment.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.feed.deps import FeedContext
-from services.feed.follows import repository
+from services.feed.follows import changes, repository
 from services.feed.follows.schemas import ModelFollowState
 from services.feed.timelines import store
 from shared.auth.identity import Identity
@@ -93,6 +94,7 @@ class FollowService:
     ) -> None:
         async def drop() -> None:
             await store.drop_home(redis, user_id)
+            await changes.announce(redis, user_id)
 
         after_commit(session, drop)
 

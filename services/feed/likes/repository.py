@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from sqlalchemy import delete, update
 from sqlalchemy.dialects.postgresql import insert
@@ -22,13 +23,17 @@ async def add_like(session: AsyncSession, post_id: uuid.UUID, user_id: uuid.UUID
     return await session.scalar(query) is not None
 
 
-async def remove_like(session: AsyncSession, post_id: uuid.UUID, user_id: uuid.UUID) -> bool:
+async def remove_like(
+    session: AsyncSession, post_id: uuid.UUID, user_id: uuid.UUID
+) -> datetime | None:
+    """When the removed like was given; None when there was none."""
     query = (
         delete(PostLike)
         .where(PostLike.post_id == post_id, PostLike.user_id == user_id)
-        .returning(PostLike.post_id)
+        .returning(PostLike.created_at)
     )
-    return await session.scalar(query) is not None
+    liked_at: datetime | None = await session.scalar(query)
+    return liked_at
 
 
 async def add_to_count(session: AsyncSession, post_id: uuid.UUID, delta: int) -> int:

@@ -1,7 +1,9 @@
-"""The `post.published` event: recorded in the transaction that publishes a post.
+"""The `post.published` and `post.deleted` events: recorded in the transaction that publishes
+or deletes a post.
 
 The feed's own consumers fan root posts out to home timelines and credit replies to trending;
-notifications tell the model's owner and the parent's owner.
+notifications tell the model's owner and the parent's owner. Open live feeds show the counts a
+published or deleted reply changes.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from services.feed.models import Post
 from shared.events import record_event
 
 POST_PUBLISHED = "post.published"
+POST_DELETED = "post.deleted"
 
 
 def _id(value: uuid.UUID | None) -> str | None:
@@ -34,6 +37,30 @@ def record_published(session: AsyncSession, post: Post, parent: Post | None) -> 
             "root_id": str(post.root_id),
             "parent_owner_id": _id(parent.owner_id if parent else None),
             "parent_model_id": _id(parent.model_id if parent else None),
+        },
+        source="feed",
+    )
+
+
+def record_deleted(
+    session: AsyncSession, post: Post, parent: Post | None, *, placeholder: bool, uncounted: bool
+) -> None:
+    """`placeholder`: the post stays as a "deleted" placeholder (its replies hold the thread);
+    `uncounted`: the parent's reply count went down by one (a published reply went)."""
+    record_event(
+        session,
+        POST_DELETED,
+        {
+            "post_id": str(post.id),
+            "author_kind": post.author_kind,
+            "model_id": _id(post.model_id),
+            "owner_id": str(post.owner_id),
+            "parent_id": _id(post.parent_id),
+            "root_id": str(post.root_id),
+            "parent_owner_id": _id(parent.owner_id if parent else None),
+            "parent_model_id": _id(parent.model_id if parent else None),
+            "placeholder": placeholder,
+            "uncounted": uncounted,
         },
         source="feed",
     )

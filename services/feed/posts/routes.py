@@ -9,10 +9,12 @@ from fastapi import APIRouter, Header, Response, status
 
 from services.feed.deps import FeedDep
 from services.feed.models import Post
+from services.feed.posts import conversation as post_conversation
 from services.feed.posts.schemas import (
     IDEMPOTENCY_KEY_PATTERN,
     AnswersCreate,
     AnswersRead,
+    ConversationStarted,
     PostAuthor,
     PostCreate,
     PostRead,
@@ -103,6 +105,33 @@ async def answers(
     """Several models answer the post side by side (one reply, and one job, per model)."""
     replies = await post_service.answers(session, ctx, user, post_id, body, idempotency_key)
     return AnswersRead(items=[read(p) for p in replies])
+
+
+@router.post("/{post_id}/rerun", response_model=PostRead, status_code=status.HTTP_202_ACCEPTED)
+async def rerun(
+    post_id: uuid.UUID,
+    user: CurrentUser,
+    session: SessionDep,
+    ctx: FeedDep,
+    idempotency_key: IdempotencyKey = None,
+) -> PostRead:
+    """Re-run a post: a new post by its model with the same prompt, parameters and seed (a
+    reply is re-run as a new reply to the same post)."""
+    return read(await post_service.rerun(session, ctx, user, post_id, idempotency_key))
+
+
+@router.post(
+    "/{post_id}/conversation",
+    response_model=ConversationStarted,
+    status_code=status.HTTP_201_CREATED,
+)
+async def open_conversation(
+    post_id: uuid.UUID, user: CurrentUser, session: SessionDep, ctx: FeedDep
+) -> ConversationStarted:
+    """Continue a post as a conversation of yours with its model: the prompt is your first
+    message and the post the model's answer (`/api/v1/conversations/{id}` goes on from there)."""
+    conversation = await post_conversation.open_conversation(session, ctx, user, post_id)
+    return ConversationStarted.model_validate(conversation)
 
 
 @router.get("/{post_id}", response_model=PostRead)

@@ -116,3 +116,18 @@ ThreadPage = Page[PostRead]
 
 class AnswersRead(BaseModel):
     items: list[PostRead] = Field(description="One reply per model, in the order asked.")
+
+
+class ConversationStarted(BaseModel):
+    """The new conversation, as `GET /api/v1/conversations/{id}` answers it (every field of
+    that answer is here; these are the ones to go on with)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: uuid.UUID
+    title: str
+    model_id: uuid.UUID
+    model_ref: str
+    parameters: dict[str, Any]
+    current_message_id: uuid.UUID | None
+    messages: list[dict[str, Any]]

@@ -1,5 +1,5 @@
-"""Posts: creating them (a model's post, a model's or a person's reply), reading them and
-their threads, deleting them; who may see what.
+"""Posts: creating them (a model's post, a model's or a person's reply), re-running them,
+reading them and their threads, deleting them; who may see what.
 
 A model's post is created `generating` and a job writes it (posts/tasks.py). A private model's
 posts are visible only to those who may use the model: the model hub's internal access check
@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.feed.deps import FeedContext
 from services.feed.models import AuthorKind, Post, PostStatus
 from services.feed.posts import repository
-from services.feed.posts.events import record_published
+from services.feed.posts.events import record_deleted, record_published
 from services.feed.posts.schemas import (
     AnswersCreate,
     ModelReplyCreate,
@@ -82,14 +82,25 @@ def caller_from(payload: dict[str, object]) -> Identity:
     )
 
 
+class PostNotRerunnable(Conflict):
+    code = "post_not_rerunnable"
+
+
 class PostService:
-    async def _usable_model(self, ctx: FeedContext, caller: Identity, ref: str) -> ModelAccess:
+    async def _usable_model(
+        self, ctx: FeedContext, caller: Identity, ref: str | uuid.UUID
+    ) -> ModelAccess:
+        """The model (by reference or id) if the caller may ask it to write now."""
         if Scope.INFERENCE not in caller.scopes:
             raise Forbidden(
                 "Asking a model to write needs the 'inference' scope on this credential.",
                 code="insufficient_scope",
             )
-        model = await ctx.models.access(ref, caller)  # ModelNotFound (404) if not usable
+        # ModelNotFound (404) if not usable.
+        if isinstance(ref, uuid.UUID):
+            model = await ctx.models.access_by_id(ref, caller)
+        else:
+            model = await ctx.models.access(ref, caller)
         if model.status != "ready":
             raise ModelNotReady(f"The model {model.ref} has no ready version to write with.")
         return model
@@ -202,17 +213,9 @@ class PostService:
         if parent.deleted or parent.status != PostStatus.PUBLISHED:
             raise PostNotPublished("Only a published post can be replied to.")
         depth = parent.depth + 1
-        if depth > ctx.settings.max_thread_depth:
-            raise ThreadTooDeep(
-                f"This thread is {ctx.settings.max_thread_depth} replies deep, its limit."
-            )
+        self._check_depth(ctx, depth, model_reply=isinstance(body, ModelReplyCreate))
         key = key or uuid.uuid4().hex
         if isinstance(body, ModelReplyCreate):
-            if depth > ctx.settings.max_model_reply_depth:
-                raise ThreadTooDeep(
-                    f"Models reply at most {ctx.settings.max_model_reply_depth} levels deep; "
-                    "reply as yourself with 'text' instead."
-                )
             model = await self._usable_model(ctx, caller, body.model)
             return await self._model_post(
                 session, ctx, caller, model, body.instruction, body, key, parent
@@ -235,6 +238,53 @@ class PostService:
             await repository.add_replies(session, parent.id, 1)
             record_published(session, post, parent)
         return stored
+
+    async def rerun(
+        self,
+        session: AsyncSession,
+        ctx: FeedContext,
+        caller: Identity,
+        post_id: uuid.UUID,
+        key: str | None,
+    ) -> Post:
+        """A new post by the post's model with its prompt, parameters and seed, generated like
+        any post (a reply is re-run as a new reply to the same post, seeing the same thread),
+        by anyone who may see the post and use its model."""
+        if key and (existing := await repository.by_idempotency_key(session, caller.user_id, key)):
+            return existing
+        original = await self.visible(session, ctx, caller, post_id)
+        if original.author_kind != AuthorKind.MODEL or original.model_id is None:
+            raise PostNotRerunnable("Only a model's post can be re-run; this one is a person's.")
+        if original.deleted:
+            raise PostNotRerunnable("This post was deleted; its prompt is gone.")
+        model = await self._usable_model(ctx, caller, original.model_id)
+        known = set(SamplingParams.model_fields)
+        params = SamplingParams.model_construct(
+            **{k: v for k, v in original.parameters.items() if k in known}, seed=original.seed
+        )
+        parent = None
+        if original.parent_id is not None:
+            parent = await self.visible(session, ctx, caller, original.parent_id)
+            if parent.deleted or parent.status != PostStatus.PUBLISHED:
+                raise PostNotPublished(
+                    "The post this reply answered is no longer published; it cannot be re-run."
+                )
+            self._check_depth(ctx, parent.depth + 1, model_reply=True)
+        key = key or uuid.uuid4().hex
+        return await self._model_post(
+            session, ctx, caller, model, original.prompt, params, key, parent
+        )
+
+    def _check_depth(self, ctx: FeedContext, depth: int, *, model_reply: bool) -> None:
+        if depth > ctx.settings.max_thread_depth:
+            raise ThreadTooDeep(
+                f"This thread is {ctx.settings.max_thread_depth} replies deep, its limit."
+            )
+        if model_reply and depth > ctx.settings.max_model_reply_depth:
+            raise ThreadTooDeep(
+                f"Models reply at most {ctx.settings.max_model_reply_depth} levels deep; "
+                "reply as yourself with 'text' instead."
+            )
 
     async def answers(
         self,
@@ -324,13 +374,19 @@ class PostService:
         locked = await repository.get_post(session, post.id, for_update=True)
         if locked is None or locked.deleted:
             return
+        parent = None
+        if locked.parent_id is not None:
+            parent = await repository.get_post(session, locked.parent_id)
         if await repository.has_replies(session, locked.id):
             locked.deleted = True
             locked.content = None
             locked.prompt = None
+            record_deleted(session, locked, parent, placeholder=True, uncounted=False)
             return
-        if locked.parent_id is not None and locked.status == PostStatus.PUBLISHED:
+        uncounted = locked.parent_id is not None and locked.status == PostStatus.PUBLISHED
+        if uncounted and locked.parent_id is not None:
             await repository.add_replies(session, locked.parent_id, -1)
+        record_deleted(session, locked, parent, placeholder=False, uncounted=uncounted)
         await repository.delete_post(session, locked.id)
 
 

@@ -23,6 +23,8 @@ def read(schedule: PostingSchedule) -> ScheduleRead:
         model_ref=schedule.model_ref,
         interval_minutes=schedule.interval_minutes,
         prompts=schedule.prompts,
+        template_id=schedule.template_id,
+        variables=schedule.template_variables or {},
         window_start_hour=schedule.window_start_hour,
         window_end_hour=schedule.window_end_hour,
         enabled=schedule.enabled,

@@ -1,10 +1,16 @@
 """Posting schedules: owners set them; the worker's cron posts for each due one.
 
-Each run posts the next prompt of the list through the same path as `POST /api/v1/posts`
-(the model's daily cap, a generation job), as the model's owner, with an idempotency key made
-of the schedule and its run time: a run retried after a crash finds its post. A run that fails
-(the cap is reached, the model is not ready) is recorded in `last_error` and the schedule moves
-on to its next time; a model that is gone or no longer usable by its owner disables it.
+Each run posts the next prompt of the list (or the prompt the schedule's template renders to,
+rendered by the inference service's API as the owner at each run, so an edited template is
+used from its next run) through the same path as `POST /api/v1/posts` (the model's daily cap, a
+generation job), as the model's owner, with an idempotency key made of the schedule and its run
+time: a run retried after a crash finds its post. A run that fails (the cap is reached, the
+model is not ready, the template no longer renders with the variables) is recorded in
+`last_error` and the schedule moves on to its next time; a model or a template that is gone or
+no longer usable by its owner disables it.
+
+A template schedule is rendered once when it is saved, so one that cannot run (a template the
+owner may not use: 404; missing or unknown variables: 422 naming them) is refused then.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.feed.deps import FeedContext
 from services.feed.models import PostingSchedule
 from services.feed.posts.service import post_service
-from services.feed.schedules.schemas import ScheduleSet
+from services.feed.schedules.schemas import PROMPT_MAX_CHARS, ScheduleSet
 from services.feed.timelines import store
 from shared.auth.identity import Identity, Role, scopes_for
 from shared.db import utcnow
@@ -35,6 +41,10 @@ class ScheduleNotFound(NotFound):
 
 class IntervalTooShort(UnprocessableEntity):
     code = "interval_too_short"
+
+
+class RenderedPromptTooLong(UnprocessableEntity):
+    code = "rendered_prompt_too_long"
 
 
 def in_window(schedule: PostingSchedule, at: datetime) -> bool:
@@ -59,6 +69,24 @@ def owner_identity(schedule: PostingSchedule) -> Identity:
         scopes=scopes_for(Role.USER),
         auth_method="jwt",
     )
+
+
+async def render(
+    ctx: FeedContext, owner: Identity, template_id: uuid.UUID, variables: dict[str, str]
+) -> str:
+    """The template's prompt, rendered by the inference service as `owner`."""
+    prompt = await ctx.inference.render_template(owner, template_id, variables)
+    if not prompt.strip():
+        raise RenderedPromptTooLong(
+            "The template renders to an empty prompt with these variables.",
+            code="rendered_prompt_empty",
+        )
+    if len(prompt) > PROMPT_MAX_CHARS:
+        raise RenderedPromptTooLong(
+            f"The template renders to {len(prompt)} characters; a post's prompt holds at most "
+            f"{PROMPT_MAX_CHARS}."
+        )
+    return prompt
 
 
 class ScheduleService:
@@ -94,6 +122,8 @@ class ScheduleService:
         shortest = ctx.settings.schedule_min_interval_minutes
         if body.interval_minutes < shortest:
             raise IntervalTooShort(f"interval_minutes must be at least {shortest}.")
+        if body.template_id is not None:
+            await render(ctx, caller, body.template_id, dict(body.variables))
         schedule = await session.scalar(
             select(PostingSchedule).where(PostingSchedule.model_id == model_id).with_for_update()
         )
@@ -104,11 +134,13 @@ class ScheduleService:
         schedule.owner_id = caller.user_id
         schedule.owner_username = caller.username
         schedule.interval_minutes = body.interval_minutes
-        schedule.prompts = list(body.prompts)
+        schedule.prompts = list(body.prompts) if body.prompts is not None else None
+        schedule.template_id = body.template_id
+        schedule.template_variables = dict(body.variables)
         schedule.window_start_hour = body.window_start_hour
         schedule.window_end_hour = body.window_end_hour
         schedule.enabled = body.enabled
-        schedule.next_prompt = schedule.next_prompt % len(body.prompts)
+        schedule.next_prompt = schedule.next_prompt % len(body.prompts or [""])
         schedule.next_run_at = next_run(schedule, utcnow())
         schedule.last_error = None
         await session.flush()
@@ -119,6 +151,12 @@ class ScheduleService:
     ) -> None:
         schedule = await self.get(session, ctx, caller, model_id)
         await session.delete(schedule)
+
+    async def _prompt(self, ctx: FeedContext, owner: Identity, schedule: PostingSchedule) -> str:
+        if schedule.prompts:
+            return schedule.prompts[schedule.next_prompt % len(schedule.prompts)]
+        assert schedule.template_id is not None  # the table's CHECK: prompts or a template
+        return await render(ctx, owner, schedule.template_id, schedule.template_variables or {})
 
     async def due(self, session: AsyncSession, limit: int) -> list[uuid.UUID]:
         query = (
@@ -146,13 +184,13 @@ class ScheduleService:
             )
             return "outside_window"
         key = f"schedule:{schedule.id}:{store.micros(schedule.next_run_at)}"
-        prompt = schedule.prompts[schedule.next_prompt % len(schedule.prompts)]
         owner = owner_identity(schedule)
         outcome = "posted"
         try:
             model = await ctx.models.access_by_id(schedule.model_id, owner)
             if model.status != "ready":
                 raise UnprocessableEntity(f"{model.ref} has no ready version to write with.")
+            prompt = await self._prompt(ctx, owner, schedule)
             async with session.begin_nested():
                 await post_service.scheduled(session, ctx, owner, model, prompt, key)
             schedule.last_error = None
@@ -160,10 +198,16 @@ class ScheduleService:
             schedule.enabled = False
             schedule.last_error = "The model is gone or its owner may no longer use it."
             return "disabled"
+        except NotFound:
+            # Only the template lookup answers a 404 besides the model's (ModelNotFound).
+            schedule.enabled = False
+            schedule.last_error = "The prompt template is gone or its owner may no longer use it."
+            return "disabled"
         except LLMNetError as exc:
             schedule.last_error = exc.detail
             outcome = "failed"
-        schedule.next_prompt = (schedule.next_prompt + 1) % len(schedule.prompts)
+        if schedule.prompts:
+            schedule.next_prompt = (schedule.next_prompt + 1) % len(schedule.prompts)
         schedule.last_run_at = now
         schedule.next_run_at = next_run(schedule, now)
         return outcome

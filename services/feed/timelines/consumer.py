@@ -1,5 +1,6 @@
 """The consumer group that keeps timelines: a published root post is fanned out (a job per
-batch of followers); publications, replies and likes credit trending."""
+batch of followers); publications, replies and likes credit trending (an unlike takes its like
+back)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,11 @@ async def handle_timeline_event(ctx: dict[str, Any], event: Event) -> None:
     at = datetime.fromisoformat(event.occurred_at).timestamp()
     if event.type == "post.liked":
         weight, thread = trending.LIKE_WEIGHT, uuid.UUID(str(payload["post_id"]))
+    elif event.type == "post.unliked":
+        # Taken back from the hour the like was credited to.
+        weight, thread = -trending.LIKE_WEIGHT, uuid.UUID(str(payload["post_id"]))
+        if payload.get("liked_at"):
+            at = datetime.fromisoformat(str(payload["liked_at"])).timestamp()
     elif payload.get("parent_id"):
         weight, thread = trending.REPLY_WEIGHT, uuid.UUID(str(payload["root_id"]))
     else:
@@ -46,7 +52,7 @@ def timelines_consumer(ctx: dict[str, Any], *, block_ms: int = 1000) -> EventCon
         ctx["events_redis"],
         group=GROUP,
         consumer=f"{socket.gethostname()}-{os.getpid()}",
-        event_types=["post.published", "post.liked"],
+        event_types=["post.published", "post.liked", "post.unliked"],
         handler=handle,
         block_ms=block_ms,
     )

@@ -1,11 +1,18 @@
 """The live feed: new posts for the caller's home timeline as they are published, and live
 like and reply counts of the posts on it.
 
-It reads the `post` event stream (`post.published`, `post.liked`, relayed from the outbox) and
-keeps what concerns the caller: a root post by a model they follow or by a model of a person
-they follow (and may see), or a like of / reply to such a post. Each event's id is its stream
-id, so a client that reconnects with `Last-Event-ID` resumes right after the last event it got:
-nothing lost, nothing twice. The follow sets are re-read every `_REFRESH_SECONDS`.
+It reads the `post` event stream (`post.published`, `post.liked`, `post.unliked`,
+`post.deleted`, relayed from the outbox) and keeps what concerns the caller: a root post by a
+model they follow or by a model of a person they follow (and may see), or a like, unlike, reply
+or deleted reply of such a post (its new counts). Each event's id is its stream id, so a client
+that reconnects with `Last-Event-ID` resumes right after the last event it got: nothing lost,
+nothing twice.
+
+The follow sets are held in memory. The same XREAD that waits for posts also waits on the
+follow-changes stream (follows/changes.py), so a follow or unfollow by the caller (of a model,
+or of a person: projected from accounts) is applied as soon as it is announced; changes of other
+people cost this stream nothing. The sets are also re-read every `_REFRESH_SECONDS`, in case an
+announcement was missed.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from fastapi.sse import ServerSentEvent
 from redis.asyncio import Redis
 
 from services.feed.deps import FeedContext
+from services.feed.follows import changes
 from services.feed.follows import repository as follows
 from services.feed.models import Post, PostStatus
 from services.feed.posts import repository as posts
@@ -34,6 +42,8 @@ from shared.events import Event, stream_for
 from shared.sse import is_stream_id
 
 POST_STREAM = stream_for("post.published")
+# The events of the post stream a live feed turns into `post` or `counts` events.
+_LIVE_TYPES = frozenset({"post.published", "post.liked", "post.unliked", "post.deleted"})
 _REFRESH_SECONDS = 30.0
 _BLOCK_MS = 2000  # below the Redis client's socket timeout
 
@@ -61,6 +71,10 @@ class _Audience:
         self._viewer = viewer
         self.models: set[uuid.UUID] = set()
         self.people: set[uuid.UUID] = set()
+        self._loaded = 0.0
+
+    def changed(self) -> None:
+        """The viewer's follows changed: re-read them before the next event."""
         self._loaded = 0.0
 
     async def refresh(self) -> None:
@@ -124,10 +138,14 @@ async def _event_for(
             return None
         target, kind = payload["post_id"], "post"
         author = (payload.get("model_id"), payload.get("owner_id"))
-    elif event.type == "post.published":
+    elif event.type in ("post.published", "post.deleted"):
+        # A reply published, or a published one deleted, changes its parent's reply count (a
+        # deleted root post has no counts to show).
+        if event.type == "post.deleted" and not payload.get("uncounted"):
+            return None
         target, kind = payload["parent_id"], "counts"
         author = (payload.get("parent_model_id"), payload.get("parent_owner_id"))
-    else:
+    else:  # a like or an unlike
         target, kind = payload["post_id"], "counts"
         author = (payload.get("model_id"), payload.get("owner_id"))
     if not audience.follows_ids(*author):
@@ -152,20 +170,36 @@ async def live_feed(
     ctx: FeedContext, redis: Redis, viewer: Identity, after: str | None
 ) -> AsyncIterator[ServerSentEvent]:
     audience = _Audience(ctx, viewer)
+    # Changes from here on are seen: read before the follows, so none falls in between.
+    follows_after = await changes.newest_id(redis)
     await audience.refresh()
     if after is None:
         newest = await redis.xrevrange(POST_STREAM, count=1)
         after = newest[0][0] if newest else "0-0"
     yield ServerSentEvent(event="ready", id=after, data={"resume_from": after})
+    me = str(viewer.user_id)
     while True:
-        response = await redis.xread({POST_STREAM: after}, count=100, block=_BLOCK_MS)
+        response = await redis.xread(
+            {POST_STREAM: after, changes.FOLLOW_CHANGES_STREAM: follows_after},
+            count=100,
+            block=_BLOCK_MS,
+        )
+        by_stream = {_name(stream): entries for stream, entries in response or []}
+        # Follow changes first: a post that arrived with the caller's new follow is judged by it.
+        for stream_id, fields in by_stream.get(changes.FOLLOW_CHANGES_STREAM, []):
+            follows_after = stream_id
+            if changes.changed_user(fields) == me:
+                audience.changed()
         await audience.refresh()
-        for _stream, entries in response or []:
-            for stream_id, fields in entries:
-                after = stream_id
-                event = Event.from_fields(POST_STREAM, stream_id, fields)
-                if event.type not in ("post.published", "post.liked"):
-                    continue
-                sent = await _event_for(ctx, viewer, audience, event)
-                if sent is not None:
-                    yield sent
+        for stream_id, fields in by_stream.get(POST_STREAM, []):
+            after = stream_id
+            event = Event.from_fields(POST_STREAM, stream_id, fields)
+            if event.type not in _LIVE_TYPES:
+                continue
+            sent = await _event_for(ctx, viewer, audience, event)
+            if sent is not None:
+                yield sent
+
+
+def _name(stream: str | bytes) -> str:
+    return stream.decode() if isinstance(stream, bytes) else stream

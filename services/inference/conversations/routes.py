@@ -1,18 +1,20 @@
 """Conversations: create, list and search, read, change, switch model, choose the branch,
-delete and restore, export, share."""
+delete and restore, export and import, share."""
 
 from __future__ import annotations
 
 import uuid
 
 from fastapi import APIRouter, Path, Query, Response, status
+from starlette.convertors import Convertor, register_url_convertor
 
-from services.inference.conversations import export
+from services.inference.conversations import export, importer
 from services.inference.conversations.schemas import (
     USERNAME_PATTERN,
     ConversationCreate,
     ConversationDeleted,
     ConversationExport,
+    ConversationImport,
     ConversationList,
     ConversationRead,
     ConversationUpdate,
@@ -30,6 +32,24 @@ from shared.fields import Text
 from shared.pagination import CursorQuery, LimitQuery
 
 router = APIRouter(prefix="/api/v1/conversations", tags=["conversations"])
+
+
+class _NotImport(Convertor[str]):
+    """Any path segment but `import`: `/api/v1/conversations/import` is never taken for a
+    conversation id (other methods there get 405, not a 422 about the id), while a malformed id
+    still reaches validation (422)."""
+
+    regex = "(?!import$)[^/]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+_NOT_IMPORT = "conversation_segment"
+register_url_convertor(_NOT_IMPORT, _NotImport())
 Username = Path(pattern=USERNAME_PATTERN, description="A participant's username.")
 
 
@@ -43,6 +63,19 @@ async def create_conversation(
     body: ConversationCreate, caller: CurrentUser, session: SessionDep, ctx: InferenceDep
 ) -> ConversationRead:
     conversation = await conversation_service.create(session, ctx, caller, body)
+    return await conversation_service.read(session, caller, conversation)
+
+
+@router.post(
+    "/import",
+    response_model=ConversationRead,
+    status_code=status.HTTP_201_CREATED,
+    summary="Import a conversation from its JSON export, as a new conversation of yours",
+)
+async def import_conversation(
+    body: ConversationImport, caller: CurrentUser, session: SessionDep, ctx: InferenceDep
+) -> ConversationRead:
+    conversation = await importer.import_conversation(session, ctx, caller, body)
     return await conversation_service.read(session, caller, conversation)
 
 
@@ -69,7 +102,7 @@ async def list_conversations(
 
 
 @router.get(
-    "/{conversation_id}",
+    f"/{{conversation_id:{_NOT_IMPORT}}}",
     response_model=ConversationRead,
     summary="A conversation with its message tree and current branch",
 )
@@ -81,7 +114,7 @@ async def get_conversation(
 
 
 @router.patch(
-    "/{conversation_id}",
+    f"/{{conversation_id:{_NOT_IMPORT}}}",
     response_model=ConversationRead,
     summary="Rename, change the system prompt or parameters, or switch the model",
 )
@@ -111,7 +144,7 @@ async def set_current_branch(
 
 
 @router.delete(
-    "/{conversation_id}",
+    f"/{{conversation_id:{_NOT_IMPORT}}}",
     response_model=ConversationDeleted,
     summary="Delete a conversation (restorable for a while)",
 )

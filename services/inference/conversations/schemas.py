@@ -10,7 +10,15 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat
 
 from services.inference.models import MessageRole, MessageStatus, ParticipantRole
-from shared.fields import JSON_INT_MAX, JSON_INTEGER, Text, non_null_schema, refuse_null
+from shared.fields import (
+    INT32_MAX,
+    JSON_INT_MAX,
+    JSON_INTEGER,
+    Text,
+    Timestamp,
+    non_null_schema,
+    refuse_null,
+)
 
 USERNAME_PATTERN = r"^[A-Za-z0-9_]{1,32}$"
 TITLE_MAX = 200
@@ -218,3 +226,88 @@ class ConversationExport(BaseModel):
     conversation: ExportedConversation
     participants: list[ParticipantRead]
     messages: list[MessageRead]
+
+
+# ---- import: the JSON export read back -----------------------------------------------------------
+# Bounds of one imported document; the gateway's body limit (16 MiB) holds the largest.
+IMPORT_MAX_MESSAGES = 2000
+IMPORT_MAX_CONTENT_CHARS = 4_000_000  # every message's content together
+IMPORT_MESSAGE_MAX_CHARS = 200_000
+Count = Annotated[int, Field(ge=0, le=INT32_MAX), JSON_INTEGER]
+Measure = Annotated[StrictFloat, Field(ge=0, le=1e12)]
+
+
+class ImportedConversation(BaseModel):
+    """The `conversation` part of an export. Its id, owner, model id and timestamps are not
+    read: the import is a new conversation of the caller, with the model named by `model_ref`."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    title: Text | None = Field(
+        default=None,
+        max_length=TITLE_MAX,
+        description="Empty or left out: the first user message's opening words.",
+    )
+    model_ref: ModelRef = Field(description="A model you may use; later turns use it.")
+    system_prompt: Text | None = Field(default=None, max_length=SYSTEM_PROMPT_MAX)
+    parameters: SamplingParameters = Field(default_factory=SamplingParameters)
+    template_id: uuid.UUID | None = Field(
+        default=None, description="A prompt template you may use (a built-in one, or yours)."
+    )
+    current_message_id: uuid.UUID | None = Field(
+        default=None,
+        description="One of `messages` (as the document numbers them): the current branch's "
+        "leaf. Left out: the last message.",
+    )
+
+
+class ImportedMessage(BaseModel):
+    """A message of an export: its place in the tree, role, content and metadata. `id` and
+    `parent_id` only tie the document together (the import gives new ids); `author_id` is not
+    read (the caller writes the conversation)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: uuid.UUID
+    parent_id: uuid.UUID | None = Field(
+        default=None, description="A message earlier in the list; null for a first turn."
+    )
+    role: MessageRole
+    content: Text = Field(max_length=IMPORT_MESSAGE_MAX_CHARS)
+    status: MessageStatus = MessageStatus.COMPLETE
+    error: Text | None = Field(default=None, max_length=10_000)
+    model_id: uuid.UUID | None = None
+    model_ref: Text | None = Field(default=None, max_length=100)
+    model_version_id: uuid.UUID | None = None
+    parameters: dict[str, Any] = Field(default_factory=dict, max_length=32)
+    prompt_tokens: Count | None = None
+    completion_tokens: Count | None = None
+    time_to_first_token_ms: Measure | None = None
+    latency_ms: Measure | None = None
+    tokens_per_second: Measure | None = None
+    finish_reason: Text | None = Field(default=None, max_length=20)
+    trimmed_messages: Count = 0
+    trimmed_tokens: Count = 0
+    created_at: Timestamp | None = None
+    updated_at: Timestamp | None = None
+    completed_at: Timestamp | None = None
+
+
+class ConversationImport(BaseModel):
+    """A conversation document, as `GET /api/v1/conversations/{id}/export?format=json` writes
+    it: imported as a new conversation of yours with every message of every branch, their
+    roles, contents and metadata. Participants are not imported (sharing is yours to choose)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    format: Literal["llmnet.conversation"]
+    version: Literal[1]
+    conversation: ImportedConversation
+    participants: list[dict[str, Any]] = Field(
+        default_factory=list, max_length=1000, description="Read past: not imported."
+    )
+    messages: list[ImportedMessage] = Field(
+        default_factory=list,
+        max_length=IMPORT_MAX_MESSAGES,
+        description="Parents before their children, as the export lists them.",
+    )

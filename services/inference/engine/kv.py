@@ -201,11 +201,32 @@ class PaddedBatch:
         self.positions[target] = self.positions[source]
 
 
+@dataclass
+class PartialPrefill:
+    """A prompt being prefilled a chunk at a time: its ids [1, n] and the cache written so far."""
+
+    ids: torch.Tensor
+    layers: list[_SlotLayer]
+    done: int = 0
+
+
 class Backend:
     """What the scheduler needs of a KV strategy. Rows are the running requests, in batch order."""
 
+    #: Whether `start_prefill`/`prefill_chunk` work (a long prompt prefilled between steps).
+    chunked_prefill = False
+
     def prefill(self, prompts: Sequence[Sequence[int]]) -> tuple[object, torch.Tensor]:
         """Run the prompts; return a chunk for `merge` and the next-token logits [n, V]."""
+        raise NotImplementedError
+
+    def start_prefill(self, prompt: Sequence[int]) -> object:
+        """A prompt to prefill in chunks (`prefill_chunk`), between decoding steps."""
+        raise NotImplementedError
+
+    def prefill_chunk(self, partial: object, count: int) -> tuple[object, torch.Tensor] | None:
+        """Run the next `count` tokens of a partial prefill; after its last, what `prefill`
+        returns for that one prompt (a chunk for `merge`, the next-token logits [1, V])."""
         raise NotImplementedError
 
     def merge(
@@ -301,6 +322,42 @@ class PaddedBackend(Backend):
         full_mask = mask.new_zeros((rows, keys[0].shape[2]))
         full_mask[:, :length] = mask
         return PaddedBatch(keys, values, full_mask, mask.sum(-1), rows, length), logits
+
+    chunked_prefill = True
+
+    def start_prefill(self, prompt: Sequence[int]) -> PartialPrefill:
+        ids = torch.tensor([list(prompt)], dtype=torch.long, device=self._device)
+        capacity = self._room(ids.shape[1])
+        layers = [_SlotLayer(None, None, 1, 0, capacity) for _ in range(self._num_layers)]
+        return PartialPrefill(ids, layers)
+
+    def prefill_chunk(self, partial: object, count: int) -> tuple[PaddedBatch, torch.Tensor] | None:
+        assert isinstance(partial, PartialPrefill)
+        start = partial.done
+        total = int(partial.ids.shape[1])
+        end = min(start + count, total)
+        # One row, no padding: the cache so far plus this chunk, at their own positions.
+        logits = _last_logits(
+            self._model,
+            self._use_keep,
+            input_ids=partial.ids[:, start:end],
+            attention_mask=torch.ones((1, end), dtype=torch.long, device=self._device),
+            position_ids=torch.arange(start, end, device=self._device)[None],
+            cache=_SlotCache(partial.layers),
+        )
+        partial.done = end
+        if end < total:
+            return None
+        keys, values = [], []
+        for layer in partial.layers:
+            assert layer.kbuf is not None, "every layer of the model wrote its cache"
+            assert layer.vbuf is not None
+            keys.append(layer.kbuf)
+            values.append(layer.vbuf)
+        mask = torch.zeros((1, keys[0].shape[2]), dtype=torch.long, device=self._device)
+        mask[:, :total] = 1
+        positions = torch.tensor([total], dtype=torch.long, device=self._device)
+        return PaddedBatch(keys, values, mask, positions, 1, total), logits
 
     def merge(
         self, chunks: Sequence[object], keep: Sequence[Sequence[int]]

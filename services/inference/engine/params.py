@@ -108,6 +108,11 @@ class EngineOptions:
         packing ("auto") and thread count (None) of a model (see tuning.py); 0 turns it off and
         keeps the fixed choices above.
     tune_batch: the larger batch size whose decode step the tuning times (besides batch 1).
+    prefill_chunk_tokens: the most prompt tokens prefilled between two decoding steps. A prompt
+        that would take longer than about one decoding step to prefill (both measured as the
+        loop runs) and arrives while others decode is prefilled in chunks of that size, one
+        between decoding steps, so the running streams keep their pace instead of stalling for
+        the whole prompt (one such prompt at a time; 0: always whole prompts).
     """
 
     max_batch_size: int = 32
@@ -121,6 +126,7 @@ class EngineOptions:
     cpu_threads: int | None = None
     tune_seconds: float = 0.0
     tune_batch: int = 8
+    prefill_chunk_tokens: int = 512
 
     def __post_init__(self) -> None:
         if self.max_batch_size < 1:

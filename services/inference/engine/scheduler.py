@@ -46,6 +46,9 @@ logger = logging.getLogger("llmnet.inference.engine")
 
 __all__ = ["Request", "Scheduler", "Sink"]
 
+# The smallest chunk of a long prompt, however fast decoding steps are.
+_MIN_CHUNK_TOKENS = 64
+
 #: What a request's queue receives: events, or an exception that ends the stream.
 Item = TokenEvent | BaseException
 
@@ -106,11 +109,19 @@ class Scheduler:
         self._discarded: deque[Request] = deque()  # appended without the lock
         self._running: list[Request] = []  # row i of the batch
         self._admitting = 0  # popped from the queue, not yet in `_running`
+        # A long prompt prefilled a chunk per turn while the batch decodes (one at a time).
+        self._chunking: Request | None = None
+        self._partial: object | None = None
+        # Measured as the loop runs (moving averages): a decoding step, and a prompt token of a
+        # prefill; they size the chunks of a long prompt to about one step each.
+        self._step_s = 0.0
+        self._prefill_token_s = 0.0
         self._closing = False
         self._outbox: list[tuple[Sink, Item]] = []
         # counters (read without the lock: plain ints are fine for metrics)
         self.steps = 0
         self.prefills = 0
+        self.prefill_chunks = 0
         self.tokens_generated = 0
         self.prompt_tokens = 0
         self.requests_admitted = 0
@@ -129,7 +140,7 @@ class Scheduler:
             if request.request_id in self._live:
                 raise DuplicateRequest(f"Request {request.request_id!r} is already running.")
             # Requests that fit the batch at the next turn are not "waiting".
-            free = self._options.max_batch_size - len(self._running) - self._admitting
+            free = self._options.max_batch_size - self._occupied() - self._admitting
             if len(self._waiting) - max(0, free) >= self._options.max_waiting:
                 raise QueueFull(
                     f"The model {self._name} has {len(self._waiting)} requests waiting; retry "
@@ -139,6 +150,10 @@ class Scheduler:
             self._live[request.request_id] = request
             self._waiting.append(request)
             self._cond.notify()
+
+    def _occupied(self) -> int:
+        """Batch rows taken: the running requests and the one being prefilled in chunks."""
+        return len(self._running) + (self._chunking is not None)
 
     def _retry_after(self) -> int:
         """Roughly how long until the queue has moved by one batch."""
@@ -202,6 +217,8 @@ class Scheduler:
             "max_waiting": self._options.max_waiting,
             "steps": self.steps,
             "prefills": self.prefills,
+            "prefill_chunks": self.prefill_chunks,
+            "chunking": self._chunking is not None,
             "tokens_generated": self.tokens_generated,
             "prompt_tokens": self.prompt_tokens,
             "requests_admitted": self.requests_admitted,
@@ -258,7 +275,7 @@ class Scheduler:
         with torch.inference_mode():
             while True:
                 with self._cond:
-                    while not (self._closing or self._waiting or self._running):
+                    while not (self._closing or self._waiting or self._running or self._chunking):
                         self._cond.wait()
                     if self._closing:
                         break
@@ -269,6 +286,9 @@ class Scheduler:
                         self._prefill(admitted)
                         self._flush()
                         self._apply_aborts()
+                    if self._chunking is not None:
+                        self._prefill_chunk(self._chunking)
+                        self._flush()
                     if self._running:
                         self._decode()
                 except Exception as exc:
@@ -281,7 +301,9 @@ class Scheduler:
         with self._cond:
             waiting = list(self._waiting)
             self._waiting.clear()
-        for request in [*self._running, *waiting]:
+        chunking = [self._chunking] if self._chunking is not None else []
+        self._chunking = self._partial = None
+        for request in [*self._running, *chunking, *waiting]:
             if not request.finished:
                 self._outbox.append((request.sink, self._event(request, "", None, "abort")))
                 self._finish(request, "abort")
@@ -294,7 +316,9 @@ class Scheduler:
         logger.exception("engine %s: generation failed", self._name, exc_info=exc)
         self.last_error = f"{type(exc).__name__}: {exc}"
         error = GenerationFailed(f"Generation failed: {type(exc).__name__}.")
-        for request in self._running:
+        chunking = [self._chunking] if self._chunking is not None else []
+        self._chunking = self._partial = None
+        for request in [*self._running, *chunking]:
             if not request.finished:
                 self._outbox.append((request.sink, error))
                 self._finish(request, "error")
@@ -310,6 +334,11 @@ class Scheduler:
             if not self._aborted:
                 return
             aborted, self._aborted = self._aborted, set()
+        chunking = self._chunking
+        if chunking is not None and chunking.request_id in aborted and not chunking.finished:
+            self._chunking = self._partial = None
+            self._outbox.append((chunking.sink, self._event(chunking, "", None, "abort")))
+            self._finish(chunking, "abort")
         dropped = []
         for row, request in enumerate(self._running):
             if request.request_id in aborted and not request.finished:
@@ -321,10 +350,16 @@ class Scheduler:
 
     def _admit(self) -> list[Request]:
         with self._cond:
-            free = self._options.max_batch_size - len(self._running)
+            free = self._options.max_batch_size - self._occupied()
             budget = self._options.max_prefill_tokens
             admitted: list[Request] = []
             while self._waiting and len(admitted) < free:
+                if self._chunked(self._waiting[0]):
+                    if self._chunking is not None:
+                        break  # one at a time, in order
+                    self._chunking = self._waiting.popleft()
+                    free -= 1
+                    continue
                 size = self._waiting[0].prompt_tokens
                 if admitted and size > budget:
                     break
@@ -332,6 +367,62 @@ class Scheduler:
                 budget -= size
             self._admitting = len(admitted)
         return admitted
+
+    def _chunk_tokens(self) -> int:
+        """Prompt tokens per chunk: as many as add about one decoding step's time to the forward
+        pass (measured), at most the setting, at least a floor (the fixed cost of a pass would
+        otherwise stretch a long prompt's prefill many times over)."""
+        if self._step_s <= 0 or self._prefill_token_s <= 0:
+            return self._options.prefill_chunk_tokens
+        return self._bounded_chunk(int(self._step_s / self._prefill_token_s))
+
+    def _bounded_chunk(self, tokens: int) -> int:
+        most = self._options.prefill_chunk_tokens
+        return max(min(_MIN_CHUNK_TOKENS, most), min(most, tokens))
+
+    def _chunked(self, request: Request) -> bool:
+        """Whether `request` is prefilled in chunks: a prompt too long to prefill within about
+        one decoding step, while others decode (alone, one whole prefill is faster)."""
+        return (
+            self._backend.chunked_prefill
+            and self._options.prefill_chunk_tokens > 0
+            and bool(self._running)
+            and request.prompt_tokens > self._chunk_tokens()
+        )
+
+    def _measured(self, average: float, sample: float) -> float:
+        return sample if average <= 0 else 0.8 * average + 0.2 * sample
+
+    def _measure_prefill(self, tokens: int, seconds: float) -> None:
+        """The cost of one more prompt token: a forward pass has a fixed cost (about a small
+        decoding step, on small models most of it) that chunking pays once per chunk anyway."""
+        marginal = max(seconds - self._step_s, 0.1 * seconds) / tokens
+        self._prefill_token_s = self._measured(self._prefill_token_s, marginal)
+
+    def _prefill_chunk(self, request: Request) -> None:
+        """The next chunk of the long prompt; after the last, its first token, and it joins."""
+        if self._partial is None:
+            self._partial = self._backend.start_prefill(request.prompt_ids)
+        # Sized anew each time: later chunks attend to more of the prompt, cost more per token.
+        count = self._chunk_tokens()
+        started = time.perf_counter()
+        done = self._backend.prefill_chunk(self._partial, count)
+        self._measure_prefill(count, time.perf_counter() - started)
+        self.prefill_chunks += 1
+        if done is None:
+            return
+        chunk, logits = done
+        self._chunking = self._partial = None
+        self.prefills += 1
+        self.requests_admitted += 1
+        self.prompt_tokens += request.prompt_tokens
+        self._prepare([request], logits.shape[-1])
+        token = sample(logits, [request])[0]
+        del logits
+        keep = [] if self._accept(request, token) else [0]
+        if keep:
+            self._backend.merge([chunk], [keep])
+            self._running.append(request)
 
     def _groups(self, requests: list[Request]) -> list[list[Request]]:
         """Split the admitted requests into prefill batches."""
@@ -360,10 +451,13 @@ class Scheduler:
         keep: list[list[int]] = []
         try:
             for group in groups:
+                started = time.perf_counter()
                 chunk, logits = self._backend.prefill([r.prompt_ids for r in group])
+                prompt_tokens = sum(r.prompt_tokens for r in group)
+                self._measure_prefill(prompt_tokens, time.perf_counter() - started)
                 self.prefills += 1
                 self.requests_admitted += len(group)
-                self.prompt_tokens += sum(r.prompt_tokens for r in group)
+                self.prompt_tokens += prompt_tokens
                 self._prepare(group, logits.shape[-1])
                 tokens = sample(logits, group)
                 del logits
@@ -424,7 +518,9 @@ class Scheduler:
 
     def _decode(self) -> None:
         running = self._running
+        started = time.perf_counter()
         logits = self._backend.decode([r.last_token for r in running])
+        self._step_s = self._measured(self._step_s, time.perf_counter() - started)
         self.steps += 1
         tokens = sample(logits, running)
         del logits

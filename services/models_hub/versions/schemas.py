@@ -40,5 +40,13 @@ class VersionRead(BaseModel):
         "context_length, vocab_size, has_chat_template, load_seconds, tokens_per_second."
     )
     is_active: bool = False
+    parent_version_id: uuid.UUID | None = Field(
+        default=None, description="The version this one was fine-tuned from."
+    )
+    lineage: dict[str, Any] = Field(
+        default_factory=dict,
+        description="For fine-tuned versions: fine_tune_id, base_version_id, dataset_sha256, "
+        "hyperparameters, final_train_loss, final_validation_loss.",
+    )
     created_at: datetime
     validated_at: datetime | None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+from services.feed.timelines.trending import RANKING_KEY
 from tests.factories import user_session
 from tests.feed.conftest import publish, ready_model
 from tests.feed.timelines.helpers import settle
@@ -92,6 +93,26 @@ async def test_trending_ranks_by_likes_and_replies(client, worker_ctx, owner, ll
     assert [p["id"] for p in page["items"]] == ranked[:2]
     rest = await _ids(client, "/api/v1/feed/trending", limit=2, cursor=page["next_cursor"])
     assert rest == [quiet["id"]]
+
+
+async def test_an_unlike_takes_its_like_back_from_trending(client, worker_ctx, owner, llama):
+    steady = await publish(client, worker_ctx, owner, llama)
+    fading = await publish(client, worker_ctx, owner, llama)
+    fans = [await user_session(client) for _ in range(2)]
+    like = f"/api/v1/posts/{steady['id']}/like"
+    assert (await client.post(like, headers=fans[0].headers)).status_code == 200
+    for fan in fans:
+        like = f"/api/v1/posts/{fading['id']}/like"
+        assert (await client.post(like, headers=fan.headers)).status_code == 200
+    await settle(worker_ctx)
+    assert await _ids(client, "/api/v1/feed/trending") == [fading["id"], steady["id"]]
+
+    for fan in fans:
+        unlike = await client.delete(f"/api/v1/posts/{fading['id']}/like", headers=fan.headers)
+        assert unlike.status_code == 200
+    await settle(worker_ctx)
+    await worker_ctx["events_redis"].delete(RANKING_KEY)  # the cached ranking expires
+    assert await _ids(client, "/api/v1/feed/trending") == [steady["id"], fading["id"]]
 
 
 async def test_a_replayed_event_does_not_count_twice_in_trending(client, worker_ctx, owner, llama):

@@ -329,6 +329,41 @@ async def test_prefill_modes_agree(tiny_llama: Tiny, make_engine: Any) -> None:
             assert result.tokens == tiny_llama.reference(prompt, 20), (mode, prompt)
 
 
+async def test_a_long_prompt_is_prefilled_in_chunks_between_decoding_steps(
+    tiny_llama: Tiny, make_engine: Any
+) -> None:
+    engine = make_engine(tiny_llama, prefill_chunk_tokens=16)
+    long_prompt = " ".join(PROMPTS)  # over 100 tokens: 7 chunks of 16 or more
+    assert len(tiny_llama.ids(long_prompt)) > 6 * 16
+    started = asyncio.Event()
+    running = asyncio.create_task(
+        collect(
+            engine.generate(
+                "running",
+                tiny_llama.ids(PROMPTS[1]),
+                SamplingParams(temperature=0, max_tokens=120, ignore_eos=True),
+            ),
+            started=started,
+        )
+    )
+    await started.wait()
+    # The running stream keeps getting tokens while the long prompt is prefilled: one decoding
+    # step after each chunk, instead of a pause for the whole prompt.
+    before = engine.stats()["steps"]
+    long_events = engine.generate("long", tiny_llama.ids(long_prompt), GREEDY)
+    first = await long_events.__anext__()
+    chunks = engine.stats()["prefill_chunks"]
+    assert chunks >= 7
+    assert engine.stats()["steps"] - before >= chunks - 1
+    rest = await collect(long_events)
+    # Chunked or whole, the prompt gives what model.generate gives.
+    assert [first.token_id, *rest.tokens] == tiny_llama.reference(long_prompt)
+    beside = await running
+    assert len(beside.tokens) == 120
+    expected = tiny_llama.reference(PROMPTS[1], 120)
+    assert beside.tokens[: len(expected)] == expected
+
+
 async def test_repetition_penalty_greedy_equals_generate(
     tiny_llama: Tiny, make_engine: Any
 ) -> None:

@@ -1,0 +1,1 @@
+"""Evaluation reports: a job that runs a model through the inference API and measures it."""

@@ -1,0 +1,1 @@
+"""Fine-tune jobs: datasets, hyperparameters, progress, cancel, events."""
