@@ -16,8 +16,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import shutil
 import socket
-import tempfile
 import time
 import uuid
 from datetime import timedelta
@@ -293,11 +293,11 @@ async def run_fine_tune(ctx: dict[str, Any], job_id: str) -> str:
     if job is None:
         return "skipped"
     reporter = _Reporter(hub, job.id)
-    tmp_root = hub.settings.data_dir / "tmp"
-    tmp_root.mkdir(parents=True, exist_ok=True)
+    work = work_dir(hub, job.id)
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
     try:
-        with tempfile.TemporaryDirectory(dir=tmp_root, prefix="finetune-") as work:
-            return await _train(hub, job, reporter, Path(work))
+        return await _train(hub, job, reporter, work)
     except TrainingStopped:
         if reporter.stop_reason == FineTuneStatus.CANCELLED:
             await _finish(hub, job.id, FineTuneStatus.CANCELLED, "Cancelled by its owner.")
@@ -316,6 +316,14 @@ async def run_fine_tune(ctx: dict[str, Any], job_id: str) -> str:
         logger.exception("fine-tune %s crashed", job_id)
         await _finish(hub, job.id, FineTuneStatus.FAILED, "The fine-tune failed unexpectedly.")
         return "failed"
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def work_dir(hub: HubContext, job_id: uuid.UUID) -> Path:
+    """A job's scratch folder (spec, datasets, the trained weights before they are stored): by
+    job id, so the sweeper can remove what a killed worker left."""
+    return hub.settings.data_dir / "finetune-work" / str(job_id)
 
 
 async def sweep_fine_tunes(ctx: dict[str, Any]) -> dict[str, int]:
@@ -338,6 +346,7 @@ async def sweep_fine_tunes(ctx: dict[str, Any]) -> dict[str, int]:
                     "The fine-tune worker stopped responding mid-training (it crashed or was "
                     "killed); no version was kept. Start the fine-tune again.",
                 )
+            shutil.rmtree(work_dir(hub, job.id), ignore_errors=True)
             failed += 1
         for job in await repository.old_queued(session, now - _REQUEUE_AFTER):
             enqueue_fine_tune(session, hub, job.id)

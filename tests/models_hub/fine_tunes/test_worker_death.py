@@ -77,3 +77,5 @@ async def test_a_killed_worker_ends_the_job_failed(client, platform, owner, base
     assert job["result_version_id"] is None
     stored = platform.common["data_dir"] / "storage" / f"models/{base['id']}/versions"
     assert sorted(p.name for p in stored.iterdir()) == [base["version_id"]]
+    # Nor does the killed worker's scratch folder stay behind.
+    assert not (platform.common["data_dir"] / "finetune-work" / job_id).exists()
