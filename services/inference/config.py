@@ -55,9 +55,9 @@ class InferenceSettings(CommonSettings):
     prefill_chunk_tokens: int = Field(
         default=512,
         ge=0,
-        description="The most prompt tokens prefilled between two decoding steps: a prompt that "
-        "would stall running streams for more than about one step is prefilled in chunks sized "
-        "(by measurement) to about one step each (0: whole prompts).",
+        description="A prompt longer than this, arriving while others decode, is prefilled in "
+        "chunks of at most this many tokens between decoding steps, each sized by measurement "
+        "to add about one step, so running streams keep their pace (0: whole prompts).",
     )
     max_concurrent_per_user: int = Field(
         default=8, ge=1, description="Generations one user may have running at once."

@@ -108,11 +108,11 @@ class EngineOptions:
         packing ("auto") and thread count (None) of a model (see tuning.py); 0 turns it off and
         keeps the fixed choices above.
     tune_batch: the larger batch size whose decode step the tuning times (besides batch 1).
-    prefill_chunk_tokens: the most prompt tokens prefilled between two decoding steps. A prompt
-        that would take longer than about one decoding step to prefill (both measured as the
-        loop runs) and arrives while others decode is prefilled in chunks of that size, one
-        between decoding steps, so the running streams keep their pace instead of stalling for
-        the whole prompt (one such prompt at a time; 0: always whole prompts).
+    prefill_chunk_tokens: a prompt longer than this that arrives while others decode is
+        prefilled in chunks of at most this many tokens, one between decoding steps, each sized
+        to add about one decoding step's time (both measured as the loop runs), so the running
+        streams keep their pace instead of stalling for the whole prompt (one such prompt at a
+        time; 0: always whole prompts).
     """
 
     max_batch_size: int = 32

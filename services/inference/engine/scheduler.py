@@ -381,13 +381,15 @@ class Scheduler:
         return max(min(_MIN_CHUNK_TOKENS, most), min(most, tokens))
 
     def _chunked(self, request: Request) -> bool:
-        """Whether `request` is prefilled in chunks: a prompt too long to prefill within about
-        one decoding step, while others decode (alone, one whole prefill is faster)."""
+        """Whether `request` is prefilled in chunks: a prompt longer than the setting, while
+        others decode. Shorter ones are prefilled whole, batched with the other arrivals (a
+        chunk pays a forward pass's fixed cost, and only one prompt is chunked at a time)."""
+        most = self._options.prefill_chunk_tokens
         return (
             self._backend.chunked_prefill
-            and self._options.prefill_chunk_tokens > 0
+            and most > 0
             and bool(self._running)
-            and request.prompt_tokens > self._chunk_tokens()
+            and request.prompt_tokens > most
         )
 
     def _measured(self, average: float, sample: float) -> float:
