@@ -77,7 +77,9 @@ __all__ = [
 DEFAULT_HEARTBEAT_SECONDS = 15.0
 
 # A Redis stream id (`<ms>-<seq>`): the event id of every stream resumed from Redis Streams.
-STREAM_ID_PATTERN = r"^[0-9]{1,20}-[0-9]{1,20}$"
+# At most 19 digits each: any id that matches fits the unsigned 64 bits Redis reads each part
+# into (a 20-digit one may not, and XREAD would fail with "Invalid stream ID").
+STREAM_ID_PATTERN = r"^[0-9]{1,19}-[0-9]{1,19}$"
 _STREAM_ID = re.compile(STREAM_ID_PATTERN)
 
 

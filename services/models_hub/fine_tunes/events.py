@@ -11,7 +11,6 @@ again, and a final state the stream never got is read from the job row.
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -20,16 +19,13 @@ from redis.asyncio import Redis
 from services.models_hub.fine_tunes.schemas import FineTuneEvent
 from services.models_hub.models import FINAL_FINE_TUNE_STATUSES
 from shared.errors import BadRequest
+from shared.sse import STREAM_ID_PATTERN, is_stream_id
 
 # Below the Redis client's socket timeout (5 s): a blocking read must answer before it.
 BLOCK_MS = 2000
 
-# The ids Redis gives this stream's events (`<ms>-<seq>`, XADD `*`): 13 digits of milliseconds
-# and a small sequence. At most 19 digits each, so any id that matches fits the unsigned 64 bits
-# Redis reads it into (a 20-digit one may not: XREAD would fail with "Invalid stream ID").
-# Empty: no id, as EventSource's first connection has none.
-LAST_EVENT_ID_PATTERN = r"^([0-9]{1,19}-[0-9]{1,19})?$"
-_LAST_EVENT_ID = re.compile(LAST_EVENT_ID_PATTERN)
+# A stream id (shared.sse), or empty: no id, as EventSource's first connection has none.
+LAST_EVENT_ID_PATTERN = f"^({STREAM_ID_PATTERN.strip('^$')})?$"
 
 
 class InvalidLastEventId(BadRequest):
@@ -44,7 +40,7 @@ def start_after(last_event_id: str | None) -> str:
     """Where a stream starts: after `Last-Event-ID`, or from the first event ("0")."""
     if last_event_id is None:
         return "0"
-    if _LAST_EVENT_ID.fullmatch(last_event_id) is None:
+    if last_event_id and not is_stream_id(last_event_id):
         raise InvalidLastEventId(
             "Last-Event-ID must be the id of an event this stream sent ('<ms>-<seq>'); send "
             "none to start from the beginning."
