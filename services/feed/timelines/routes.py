@@ -100,8 +100,9 @@ async def person_timeline(
 
 _STREAM_DESCRIPTION = (
     "Events `post` (a new post for your home timeline, a PostRead), `counts` "
-    "(`{post_id, like_count, reply_count}` of a post on it) and `ready` (the id to resume "
-    "from); a `: ping` comment when idle. Reconnect with `Last-Event-ID`."
+    "(`{post_id, like_count, reply_count}` of a post on it), `removed` (`{post_id}` of a post "
+    "on it that was deleted) and `ready` (the id to resume from); a `: ping` comment when "
+    "idle. Reconnect with `Last-Event-ID`."
 )
 # Each event as its fields (`data` is JSON text: a PostRead, a counts object or `ready`'s id).
 _STREAM_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -112,7 +113,7 @@ _STREAM_RESPONSES: dict[int | str, dict[str, Any]] = {
                     "type": "object",
                     "description": _STREAM_DESCRIPTION,
                     "properties": {
-                        "event": {"type": "string", "enum": ["ready", "post", "counts"]},
+                        "event": {"type": "string", "enum": ["ready", "post", "counts", "removed"]},
                         "id": {"type": "string"},
                         "data": {"type": "string"},
                     },

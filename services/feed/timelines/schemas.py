@@ -18,3 +18,9 @@ class PostCounts(BaseModel):
     post_id: uuid.UUID
     like_count: int
     reply_count: int
+
+
+class PostRemoved(BaseModel):
+    """A post on the home timeline was deleted (the live feed's `removed` event)."""
+
+    post_id: uuid.UUID

@@ -1,5 +1,5 @@
-"""The live feed: new posts for the caller's home timeline as they are published, and live
-like and reply counts of the posts on it.
+"""The live feed: new posts for the caller's home timeline as they are published, live like
+and reply counts of the posts on it, and the ids of those deleted.
 
 It reads the `post` event stream (`post.published`, `post.liked`, `post.unliked`,
 `post.deleted`, relayed from the outbox) and keeps what concerns the caller: a root post by a
@@ -8,11 +8,12 @@ or deleted reply of such a post (its new counts). Each event's id is its stream 
 that reconnects with `Last-Event-ID` resumes right after the last event it got: nothing lost,
 nothing twice.
 
-The follow sets are held in memory. The same XREAD that waits for posts also waits on the
-follow-changes stream (follows/changes.py), so a follow or unfollow by the caller (of a model,
-or of a person: projected from accounts) is applied as soon as it is announced; changes of other
-people cost this stream nothing. The sets are also re-read every `_REFRESH_SECONDS`, in case an
-announcement was missed.
+The streams are read once per process by the live hub (live_hub.py), which hands each entry
+to every open live feed. The follow sets are held in memory; a follow or unfollow by the caller
+(of a model, or of a person: projected from accounts) is announced on the follow-changes stream
+(follows/changes.py), which the hub passes to the caller's feeds only, so it is applied before
+the next post; changes of other people cost this stream nothing. The sets are also re-read
+every `_REFRESH_SECONDS`, in case an announcement was missed.
 """
 
 from __future__ import annotations
@@ -28,13 +29,12 @@ from fastapi.sse import ServerSentEvent
 from redis.asyncio import Redis
 
 from services.feed.deps import FeedContext
-from services.feed.follows import changes
 from services.feed.follows import repository as follows
 from services.feed.models import Post, PostStatus
 from services.feed.posts import repository as posts
 from services.feed.posts.routes import read
-from services.feed.timelines import visibility
-from services.feed.timelines.schemas import PostCounts
+from services.feed.timelines import live_hub, visibility
+from services.feed.timelines.schemas import PostCounts, PostRemoved
 from shared.auth.identity import Identity
 from shared.db import session_scope
 from shared.errors import UnprocessableEntity
@@ -45,7 +45,6 @@ POST_STREAM = stream_for("post.published")
 # The events of the post stream a live feed turns into `post` or `counts` events.
 _LIVE_TYPES = frozenset({"post.published", "post.liked", "post.unliked", "post.deleted"})
 _REFRESH_SECONDS = 30.0
-_BLOCK_MS = 2000  # below the Redis client's socket timeout
 
 
 class InvalidLastEventId(UnprocessableEntity):
@@ -138,9 +137,19 @@ async def _event_for(
             return None
         target, kind = payload["post_id"], "post"
         author = (payload.get("model_id"), payload.get("owner_id"))
+    elif event.type == "post.deleted" and not payload.get("parent_id"):
+        # A deleted root post leaves the timelines it was on; followers who may see the model
+        # are told its id (nothing else of it is read).
+        model_id, owner_id = payload.get("model_id"), payload.get("owner_id")
+        if not audience.follows_ids(model_id, owner_id):
+            return None
+        model = uuid.UUID(str(model_id))
+        if model not in await visibility.visible_models(ctx, viewer, {model}):
+            return None
+        removed = PostRemoved(post_id=payload["post_id"])
+        return ServerSentEvent(event="removed", id=event.id, data=removed)
     elif event.type in ("post.published", "post.deleted"):
-        # A reply published, or a published one deleted, changes its parent's reply count (a
-        # deleted root post has no counts to show).
+        # A reply published, or a published one deleted, changes its parent's reply count.
         if event.type == "post.deleted" and not payload.get("uncounted"):
             return None
         target, kind = payload["parent_id"], "counts"
@@ -170,36 +179,23 @@ async def live_feed(
     ctx: FeedContext, redis: Redis, viewer: Identity, after: str | None
 ) -> AsyncIterator[ServerSentEvent]:
     audience = _Audience(ctx, viewer)
-    # Changes from here on are seen: read before the follows, so none falls in between.
-    follows_after = await changes.newest_id(redis)
-    await audience.refresh()
     if after is None:
         newest = await redis.xrevrange(POST_STREAM, count=1)
-        after = newest[0][0] if newest else "0-0"
+        after = _text(newest[0][0]) if newest else "0-0"
     yield ServerSentEvent(event="ready", id=after, data={"resume_from": after})
-    me = str(viewer.user_id)
-    while True:
-        response = await redis.xread(
-            {POST_STREAM: after, changes.FOLLOW_CHANGES_STREAM: follows_after},
-            count=100,
-            block=_BLOCK_MS,
-        )
-        by_stream = {_name(stream): entries for stream, entries in response or []}
-        # Follow changes first: a post that arrived with the caller's new follow is judged by it.
-        for stream_id, fields in by_stream.get(changes.FOLLOW_CHANGES_STREAM, []):
-            follows_after = stream_id
-            if changes.changed_user(fields) == me:
-                audience.changed()
+    subscription = live_hub.Subscription(redis, POST_STREAM, str(viewer.user_id), audience.changed)
+    async with subscription:
+        # Read once subscribed: a follow change from here on marks the sets stale.
         await audience.refresh()
-        for stream_id, fields in by_stream.get(POST_STREAM, []):
-            after = stream_id
+        async for stream_id, fields in subscription.entries_after(after):
             event = Event.from_fields(POST_STREAM, stream_id, fields)
             if event.type not in _LIVE_TYPES:
                 continue
+            await audience.refresh()
             sent = await _event_for(ctx, viewer, audience, event)
             if sent is not None:
                 yield sent
 
 
-def _name(stream: str | bytes) -> str:
-    return stream.decode() if isinstance(stream, bytes) else stream
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value

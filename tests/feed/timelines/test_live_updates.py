@@ -104,3 +104,18 @@ async def test_follow_changes_apply_to_an_open_stream_at_once(
         events = await _arrives(live, 2)
         await asyncio.sleep(0.3)
     assert [e["data"]["id"] for e in events] == [first["id"], shown["id"]]
+
+
+async def test_a_deleted_post_leaves_the_open_feeds_of_its_followers(
+    client, worker_ctx, owner, llama
+):
+    fan = await user_session(client)
+    await client.post(f"/api/v1/models/{llama['id']}/follow", headers=fan.headers)
+    post = await publish(client, worker_ctx, owner, llama)
+
+    async with Listener(client, fan.headers) as live:
+        deleted = await client.delete(f"/api/v1/posts/{post['id']}", headers=owner.headers)
+        assert deleted.status_code == 204
+        [event] = await live.wait_for(1)
+    assert event["event"] == "removed"
+    assert event["data"] == {"post_id": post["id"]}
