@@ -50,6 +50,7 @@ class ModelAccess(BaseModel):
     access: str  # "use" or "manage"
     default_params: dict[str, Any]
     system_prompt: str | None
+    # The version to serve: the active one, or the one the name asked for (`<ref>@<number>`).
     active_version: ServableVersion | None
     remote: RemoteEndpoint | None
     # Owner-set daily token bounds for everyone but the owner (None: unbounded).
@@ -77,6 +78,15 @@ class ModelNotFound(NotFound):
 # fullmatch, so no newline, NUL, "..", space or non-ASCII letter ever reaches the hub's URL.
 _OWNER = re.compile(r"[A-Za-z0-9_]{1,32}")
 _SLUG = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+_NUMBER = re.compile(r"[1-9][0-9]{0,8}")
+
+
+def _detail(response: httpx.Response) -> str | None:
+    try:
+        detail = response.json().get("detail")
+    except (ValueError, AttributeError):
+        return None
+    return detail if isinstance(detail, str) else None
 
 
 class ModelsClient:
@@ -101,7 +111,8 @@ class ModelsClient:
                 "The model hub is unavailable; try again shortly.", retry_after=5
             ) from exc
         if response.status_code == 404:
-            raise ModelNotFound("No such model.")
+            # The hub's own words: "No such model." where the caller may not see it.
+            raise ModelNotFound(_detail(response) or "No such model.")
         if response.status_code != 200:
             raise ServiceUnavailable(
                 f"The model hub answered {response.status_code}.", retry_after=5
@@ -109,17 +120,27 @@ class ModelsClient:
         return response
 
     async def access(self, ref: str, caller: Identity | None) -> ModelAccess:
-        """The model `<owner>/<slug>` if the caller may use it (else ModelNotFound)."""
-        owner, sep, slug = ref.partition("/")
-        if not sep or not _OWNER.fullmatch(owner) or not _SLUG.fullmatch(slug):
+        """The model `<owner>/<slug>` if the caller may use it (else ModelNotFound); with
+        `@<number>` appended, served at that ready version instead of the active one."""
+        name, at, number = ref.partition("@")
+        owner, sep, slug = name.partition("/")
+        if (
+            not sep
+            or not _OWNER.fullmatch(owner)
+            or not _SLUG.fullmatch(slug)
+            or (at and not _NUMBER.fullmatch(number))
+        ):
             # A malformed name is a model that does not exist, as OpenAI answers an unknown one.
             raise ModelNotFound(
                 "No such model. Model names look like '<owner>/<slug>': the owner's username "
                 "(letters, digits, '_'), then the model's slug (lowercase letters, digits, '.', "
-                "'_', '-'; starting with a letter or digit)."
+                "'_', '-'; starting with a letter or digit); '<owner>/<slug>@<n>' names its "
+                "version n."
             )
         # Quoted although the patterns leave nothing to quote: the path stays safe if they widen.
         path = f"/internal/models/by-ref/{quote(owner, safe='')}/{quote(slug, safe='')}"
+        if at:
+            path += f"?version={int(number)}"
         response = await self._get(path, caller)
         return ModelAccess.model_validate_json(response.content)
 

@@ -20,9 +20,7 @@ from services.inference.evaluations.tasks import run_evaluation
 from services.inference.messages.tasks import sweep_messages
 from services.inference.prompt_lab.tasks import run_ab_test
 from services.inference.queue import INFERENCE_QUEUE
-from shared.auth.service_credentials import ServiceName
 from shared.jobs import worker_settings
-from shared.models_client import ModelsClient
 
 __all__ = ["INFERENCE_QUEUE", "settings_for"]
 
@@ -34,14 +32,10 @@ async def startup(ctx: dict[str, Any]) -> None:
         settings.service_token,
         timeout=settings.provider_timeout_seconds,
     )
-    ctx["models"] = ModelsClient(
-        settings.models_hub_url, ServiceName.INFERENCE, settings.service_token
-    )
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
     await ctx["generator"].aclose()
-    await ctx["models"].aclose()
 
 
 def settings_for(settings: InferenceSettings) -> dict[str, Any]:

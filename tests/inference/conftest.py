@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import update
 
 from services.models_hub.models import Model, ModelVersion
 from shared.db import session_scope
@@ -108,3 +109,36 @@ async def owner_key(client: httpx.AsyncClient, owner: UserSession) -> str:
 
 def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+async def activate_new_version(platform: Any, model: dict[str, Any], folder: Path) -> str:
+    """A second ready version of `model` from `folder`, made the active one; its id."""
+    storage = LocalStorage(platform.common["data_dir"] / "storage")
+    model_id, version_id = uuid.UUID(model["id"]), uuid.uuid4()
+    prefix = f"models/{model_id}/versions/{version_id}/original"
+    files = []
+    for path in sorted(p for p in folder.iterdir() if p.is_file()):
+        stored = await storage.put(f"{prefix}/{path.name}", _chunks(path))
+        files.append(
+            {"name": path.name, "size": stored.size, "sha256": stored.sha256, "kind": "file"}
+        )
+    async with session_scope(platform.sessionmaker) as session:
+        owner = (await session.get(Model, model_id)).owner_id  # type: ignore[union-attr]
+        session.add(
+            ModelVersion(
+                id=version_id,
+                model_id=model_id,
+                owner_id=owner,
+                number=2,
+                status="ready",
+                format="safetensors",
+                files=files,
+                servable_prefix=prefix,
+                servable_files=files,
+            )
+        )
+        await session.flush()
+        await session.execute(
+            update(Model).where(Model.id == model_id).values(active_version_id=version_id)
+        )
+    return str(version_id)

@@ -413,6 +413,22 @@ class Engine:
         self._scheduler.submit(request)
         return GenerationStream(self, request, queue)
 
+    async def score(self, ids: Sequence[int], window: int) -> tuple[float, int, int]:
+        """How likely the model finds `ids`: (sum of negative log-likelihoods, tokens scored,
+        windows). The ids are cut into windows of `window` tokens (at most the context); every
+        token after a window's first is scored. One window per batch turn, on the engine's own
+        weights: serving goes on between windows and no second copy is loaded."""
+        size = max(2, min(window, self._context_length))
+        total, scored, windows = 0.0, 0, 0
+        for start in range(0, len(ids), size):
+            chunk = ids[start : start + size]
+            if len(chunk) < 2:
+                continue
+            total += await asyncio.wrap_future(self._scheduler.score(chunk))
+            scored += len(chunk) - 1
+            windows += 1
+        return total, scored, windows
+
     def abort(self, request_id: str) -> None:
         """End a request (waiting or running) with finish_reason "abort"; a no-op when it already
         ended. Takes effect before the batch's next step. Safe from any thread."""

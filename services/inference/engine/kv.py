@@ -75,6 +75,16 @@ def _last_logits(model: PreTrainedModel, use_keep: bool, **inputs: Any) -> torch
     return logits[:, -1, :]
 
 
+def sequence_nll(model: PreTrainedModel, ids: Sequence[int]) -> float:
+    """The sum of the negative log-likelihoods of `ids[1:]`, each given the ones before it (one
+    forward pass, no KV cache kept)."""
+    device = next(model.parameters()).device
+    tensor = torch.tensor([list(ids)], dtype=torch.long, device=device)
+    logits = model(input_ids=tensor, use_cache=False, return_dict=True).logits[0, :-1].float()
+    picked = torch.log_softmax(logits, dim=-1).gather(1, tensor[0, 1:].unsqueeze(1))
+    return -float(picked.sum())
+
+
 # ---- the padded batch ---------------------------------------------------------------------------
 
 
@@ -250,6 +260,10 @@ class Backend:
     def kv_bytes(self) -> int:
         raise NotImplementedError
 
+    def score(self, ids: Sequence[int]) -> float:
+        """`sequence_nll` of `ids` with this backend's model, leaving the batch as it is."""
+        raise NotImplementedError
+
 
 class DetachedBackend(Backend):
     """What a closed engine keeps: nothing."""
@@ -282,6 +296,9 @@ class PaddedBackend(Backend):
         self._use_keep = _accepts_logits_to_keep(model)
         self._batch: PaddedBatch | None = None
         self.reallocations = 0
+
+    def score(self, ids: Sequence[int]) -> float:
+        return sequence_nll(self._model, ids)
 
     def _room(self, length: int) -> int:
         return length + max(self._headroom, length // 4)
@@ -473,6 +490,9 @@ class SerialBackend(Backend):
         self._device = next(model.parameters()).device
         self._use_keep = _accepts_logits_to_keep(model)
         self._rows: list[_SerialRow] = []
+
+    def score(self, ids: Sequence[int]) -> float:
+        return sequence_nll(self._model, ids)
 
     def prefill(self, prompts: Sequence[Sequence[int]]) -> tuple[list[_SerialRow], torch.Tensor]:
         rows, logits = [], []

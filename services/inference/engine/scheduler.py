@@ -6,7 +6,9 @@ Each turn of the loop:
    their prefill (left-padded batches of similar lengths), samples their first token and merges
    their KV cache into the running batch,
 3. runs one decoding step for every running request, samples each row with its own parameters,
-   detokenizes, checks stop conditions, and drops finished rows from the batch at once.
+   detokenizes, checks stop conditions, and drops finished rows from the batch at once,
+4. scores one queued sequence, if any (`score`: a held-out text's log-likelihood, one window
+   per turn, so serving goes on between windows).
 
 The event loop never runs the model. Requests are queued under a lock; results travel to each
 request's asyncio.Queue through `loop.call_soon_threadsafe` (one call per loop and turn).
@@ -21,6 +23,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -118,6 +121,7 @@ class Scheduler:
         self._prefill_token_s = 0.0
         self._closing = False
         self._outbox: list[tuple[Sink, Item]] = []
+        self._scoring: deque[tuple[list[int], Future[float]]] = deque()
         # counters (read without the lock: plain ints are fine for metrics)
         self.steps = 0
         self.prefills = 0
@@ -150,6 +154,17 @@ class Scheduler:
             self._live[request.request_id] = request
             self._waiting.append(request)
             self._cond.notify()
+
+    def score(self, ids: Sequence[int]) -> Future[float]:
+        """The negative log-likelihood sum of `ids[1:]` (see kv.sequence_nll), computed on the
+        batch thread at its next turn."""
+        future: Future[float] = Future()
+        with self._cond:
+            if self._closing:
+                raise EngineClosed(f"The model {self._name} was unloaded; retry.", retry_after=1)
+            self._scoring.append(([int(i) for i in ids], future))
+            self._cond.notify()
+        return future
 
     def _occupied(self) -> int:
         """Batch rows taken: the running requests and the one being prefilled in chunks."""
@@ -275,7 +290,13 @@ class Scheduler:
         with torch.inference_mode():
             while True:
                 with self._cond:
-                    while not (self._closing or self._waiting or self._running or self._chunking):
+                    while not (
+                        self._closing
+                        or self._waiting
+                        or self._running
+                        or self._chunking
+                        or self._scoring
+                    ):
                         self._cond.wait()
                     if self._closing:
                         break
@@ -295,12 +316,32 @@ class Scheduler:
                     self._fail(exc)
                 finally:
                     self._flush()
+                self._score_next()
             self._shutdown()
+
+    def _score_next(self) -> None:
+        with self._cond:
+            if not self._scoring:
+                return
+            ids, future = self._scoring.popleft()
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            future.set_result(self._backend.score(ids))
+        except Exception as exc:  # the caller's failure, not the batch's
+            future.set_exception(exc)
 
     def _shutdown(self) -> None:
         with self._cond:
             waiting = list(self._waiting)
             self._waiting.clear()
+            scoring = list(self._scoring)
+            self._scoring.clear()
+        for _, future in scoring:
+            if future.set_running_or_notify_cancel():
+                future.set_exception(
+                    EngineClosed(f"The model {self._name} was unloaded; retry.", retry_after=1)
+                )
         chunking = [self._chunking] if self._chunking is not None else []
         self._chunking = self._partial = None
         for request in [*self._running, *chunking, *waiting]:

@@ -46,8 +46,8 @@ class EvaluationNotFinished(Conflict):
     code = "evaluation_not_finished"
 
 
-class VersionNotActive(Conflict):
-    code = "version_not_active"
+class VersionsNotHosted(Conflict):
+    code = "versions_not_hosted"
 
 
 class TooManyEvaluations(TooManyRequests):
@@ -127,25 +127,22 @@ def summary(evaluation: Evaluation) -> EvaluationSummary:
     )
 
 
-def _version_of(model: ModelAccess, wanted: int | None) -> tuple[uuid.UUID | None, int | None]:
+def _pinned(model: ModelAccess, wanted: int | None) -> tuple[str, uuid.UUID | None, int | None]:
+    """The name the job generates with, pinned to the version evaluated (so activating another
+    one mid-run changes nothing), and that version's id and number."""
     if model.source == UsageSource.REMOTE:
         if wanted is not None:
-            raise VersionNotActive(
+            raise VersionsNotHosted(
                 f"{model.ref} is served by an external provider and has no versions here."
             )
-        return None, None
-    active = model.active_version
-    if active is None:
+        return model.ref, None, None
+    version = model.active_version
+    if version is None:
         raise ModelNotReady(
             f"{model.ref} has no ready version yet (status: {model.status}); evaluate it once "
             "validation has finished."
         )
-    if wanted is not None and wanted != active.number:
-        raise VersionNotActive(
-            f"Version {wanted} is not {model.ref}'s active version ({active.number}); the "
-            "inference service serves only the active version, so make it active first."
-        )
-    return active.id, active.number
+    return f"{model.ref.partition('@')[0]}@{version.number}", version.id, version.number
 
 
 class EvaluationService:
@@ -188,7 +185,14 @@ class EvaluationService:
             model = await ctx.models.access_by_id(model_key, caller)
         else:
             model = await ctx.models.access(model_key, caller)
-        version_id, version_number = _version_of(model, body.version)
+        if (
+            body.version is not None
+            and model.source != UsageSource.REMOTE
+            and (model.active_version is None or model.active_version.number != body.version)
+        ):
+            # Another ready version than the one served by default (404 if there is none).
+            model = await ctx.models.access(f"{model.ref.partition('@')[0]}@{body.version}", caller)
+        model_ref, version_id, version_number = _pinned(model, body.version)
         if (
             await repository.count_active(session, caller.user_id)
             >= settings.evaluations_active_per_user
@@ -201,7 +205,7 @@ class EvaluationService:
         evaluation = Evaluation(
             owner_id=caller.user_id,
             model_id=model.id,
-            model_ref=model.ref,
+            model_ref=model_ref,
             version_id=version_id,
             version_number=version_number,
             status=EvaluationStatus.QUEUED,

@@ -2,9 +2,8 @@
 
 Idempotent: the job re-reads its evaluation and does nothing unless it is queued or running
 (a retry after a crash starts the sampling again and the report is written once, with
-`WHERE status IN (queued, running)`). The model's active version is checked before and after
-sampling: the inference API serves the active version, so a switch in between would mix two
-versions in one report, and the evaluation fails saying so instead.
+`WHERE status IN (queued, running)`). Every call names the evaluated version
+(`<owner>/<slug>@<n>`), so activating another version mid-run does not mix two in one report.
 """
 
 from __future__ import annotations
@@ -26,34 +25,16 @@ from services.inference.evaluations.generator import (
 from services.inference.evaluations.schemas import ProgressEvent, PromptSet, Sampling
 from services.inference.evaluations.service import KIND, caller_from
 from services.inference.models import EvaluationStatus
-from shared.auth.identity import Identity
 from shared.db import session_scope, utcnow
-from shared.errors import LLMNetError
-from shared.models_client import ModelsClient
 
 logger = logging.getLogger("llmnet.inference.evaluations")
 MAX_TRIES = 3
-
-
-class VersionChanged(Exception):
-    pass
-
-
-async def _active_version(
-    models: ModelsClient, caller: Identity, model_ref: str
-) -> uuid.UUID | None:
-    try:
-        model = await models.access(model_ref, caller)
-    except LLMNetError as exc:
-        raise GenerationRefused(exc.detail, exc.code, exc.status_code) from exc
-    return model.active_version.id if model.active_version else None
 
 
 async def run_evaluation(ctx: dict[str, Any], evaluation_id: str, caller: dict[str, Any]) -> str:
     """The job: its outcome ("skipped", "failed" or "completed") is for the worker's log."""
     settings: InferenceSettings = ctx["settings"]
     generator: Generator = ctx["generator"]
-    models: ModelsClient = ctx["models"]
     redis = ctx["redis"]
     sessionmaker = ctx["sessionmaker"]
     key_id = uuid.UUID(evaluation_id)
@@ -97,11 +78,7 @@ async def run_evaluation(ctx: dict[str, Any], evaluation_id: str, caller: dict[s
     await publish("started", 0, EvaluationStatus.RUNNING)
     concurrency = settings.evaluation_concurrency
     try:
-        if (
-            version_id is not None
-            and await _active_version(models, identity, model_ref) != version_id
-        ):
-            raise VersionChanged
+        # `model_ref` names the evaluated version (`<ref>@<n>`): every call runs on it.
         responses = await runner.collect(
             generator,
             identity,
@@ -113,16 +90,6 @@ async def run_evaluation(ctx: dict[str, Any], evaluation_id: str, caller: dict[s
         )
         await publish("perplexity", total, EvaluationStatus.RUNNING)
         perplexity = await runner.perplexity_section(generator, identity, model_ref, heldout)
-        if (
-            version_id is not None
-            and await _active_version(models, identity, model_ref) != version_id
-        ):
-            raise VersionChanged
-    except VersionChanged:
-        return await fail(
-            f"The active version of {model_ref} changed while it was being evaluated; "
-            "run the evaluation again."
-        )
     except GenerationRefused as refused:
         return await fail(f"The model refused the evaluation's requests: {refused.reason}")
     except GenerationUnavailable as exc:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 
 from services.models_hub.deps import HubDep
 from services.models_hub.internal.service import internal_service
@@ -20,6 +20,8 @@ from shared.models_client import ModelAccess, UsableModel
 
 router = APIRouter(prefix="/internal/models", include_in_schema=False)
 Caller = Annotated[ServiceName, Depends(require_service(ServiceName.INFERENCE, ServiceName.FEED))]
+# A ready version to serve instead of the active one (a model named `<owner>/<slug>@<number>`).
+VersionNumber = Annotated[int | None, Query(ge=1, alias="version")]
 
 
 @router.get("", response_model=list[UsableModel])
@@ -30,13 +32,24 @@ async def usable(_: Caller, session: SessionDep, viewer: OptionalUser) -> list[U
 
 @router.get("/by-ref/{owner}/{slug}", response_model=ModelAccess)
 async def by_ref(
-    owner: str, slug: str, caller: Caller, session: SessionDep, viewer: OptionalUser, ctx: HubDep
+    owner: str,
+    slug: str,
+    caller: Caller,
+    session: SessionDep,
+    viewer: OptionalUser,
+    ctx: HubDep,
+    version: VersionNumber = None,
 ) -> ModelAccess:
-    return await internal_service.by_ref(session, ctx, owner, slug, viewer, caller)
+    return await internal_service.by_ref(session, ctx, owner, slug, viewer, caller, version)
 
 
 @router.get("/{model_id}", response_model=ModelAccess)
 async def by_id(
-    model_id: uuid.UUID, caller: Caller, session: SessionDep, viewer: OptionalUser, ctx: HubDep
+    model_id: uuid.UUID,
+    caller: Caller,
+    session: SessionDep,
+    viewer: OptionalUser,
+    ctx: HubDep,
+    version: VersionNumber = None,
 ) -> ModelAccess:
-    return await internal_service.by_id(session, ctx, model_id, viewer, caller)
+    return await internal_service.by_id(session, ctx, model_id, viewer, caller, version)

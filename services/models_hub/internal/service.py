@@ -35,9 +35,10 @@ class InternalService:
         model_id: uuid.UUID,
         viewer: Identity | None,
         caller: ServiceName,
+        version: int | None = None,
     ) -> ModelAccess:
         model = await catalog_repository.get_model(session, model_id)
-        return await self._access(session, ctx, model, viewer, caller)
+        return await self._access(session, ctx, model, viewer, caller, version)
 
     async def by_ref(
         self,
@@ -47,9 +48,10 @@ class InternalService:
         slug: str,
         viewer: Identity | None,
         caller: ServiceName,
+        version: int | None = None,
     ) -> ModelAccess:
         model = await catalog_repository.get_by_ref(session, owner, slug)
-        return await self._access(session, ctx, model, viewer, caller)
+        return await self._access(session, ctx, model, viewer, caller, version)
 
     async def _access(
         self,
@@ -58,22 +60,29 @@ class InternalService:
         model: Model | None,
         viewer: Identity | None,
         caller: ServiceName,
+        number: int | None,
     ) -> ModelAccess:
+        """`number`: serve that ready version instead of the active one (404 if there is none:
+        anyone who may use a model may use its ready versions, as with a repository's
+        revisions)."""
         if model is None:
             raise ModelNotFound("No such model.")
         grant = await catalog_repository.get_grant(session, model.id, viewer)
         level = access_level(model, viewer, grant)
         if level is None:
             raise ModelNotFound("No such model.")
-        version = (
-            await versions_repository.get_version(session, model.active_version_id)
-            if model.active_version_id
-            else None
-        )
+        if number is not None:
+            version = await versions_repository.get_by_number(session, model.id, number)
+            if version is None or version.status != VersionStatus.READY:
+                raise ModelNotFound(f"{model_ref(model)} has no ready version {number}.")
+        elif model.active_version_id:
+            version = await versions_repository.get_version(session, model.active_version_id)
+        else:
+            version = None
         remote = await provider_service.endpoint(session, ctx, model, with_key=caller == KEY_HOLDER)
         return ModelAccess(
             id=model.id,
-            ref=model_ref(model),
+            ref=model_ref(model) if number is None else f"{model_ref(model)}@{number}",
             owner_id=model.owner_id,
             visibility=model.visibility,
             source=model.source,

@@ -82,3 +82,11 @@ async def abandoned_uploads(session: AsyncSession, begun_before: datetime) -> li
         )
     )
     return list(rows)
+
+
+async def get_by_number(
+    session: AsyncSession, model_id: uuid.UUID, number: int
+) -> ModelVersion | None:
+    return await session.scalar(
+        select(ModelVersion).where(ModelVersion.model_id == model_id, ModelVersion.number == number)
+    )

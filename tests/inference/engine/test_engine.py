@@ -614,3 +614,44 @@ async def test_close_aborts_running_requests(tiny_llama: Tiny) -> None:
     assert stats["kv_cache_bytes"] == 0
     assert stats["parameter_bytes"] > 0
     await engine.close()  # twice is fine
+
+
+# ---- scoring -------------------------------------------------------------------------------------
+
+
+async def test_scoring_matches_the_model_window_by_window_while_serving_goes_on(
+    tiny_llama: Tiny, make_engine: Any
+) -> None:
+    engine = make_engine(tiny_llama)
+    ids = tiny_llama.ids(" ".join(PROMPTS))
+    window = 16
+    expected = 0.0
+    with torch.inference_mode():
+        for start in range(0, len(ids), window):
+            chunk = torch.tensor([ids[start : start + window]])
+            if chunk.shape[1] < 2:
+                continue
+            # `loss` is the mean over the chunk's scored tokens (all but its first).
+            expected += float(tiny_llama.model(input_ids=chunk, labels=chunk).loss) * (
+                chunk.shape[1] - 1
+            )
+
+    generation = asyncio.create_task(
+        collect(engine.generate("beside", tiny_llama.ids(PROMPTS[0]), GREEDY))
+    )
+    total, scored, windows = await engine.score(ids, window)
+    served = await generation
+
+    assert windows == -(-len(ids) // window) - (len(ids) % window == 1)
+    assert scored == len(ids) - windows
+    assert total == pytest.approx(expected, rel=1e-4)
+    assert strip_eos(tiny_llama, served.tokens) == strip_eos(
+        tiny_llama, tiny_llama.reference(PROMPTS[0])
+    )
+
+
+async def test_scoring_on_a_closed_engine_is_refused(tiny_llama: Tiny, make_engine: Any) -> None:
+    engine = make_engine(tiny_llama)
+    await engine.close()
+    with pytest.raises(EngineClosed):
+        await engine.score(tiny_llama.ids(PROMPTS[1]), 16)

@@ -47,12 +47,13 @@ async def test_custom_set_runs(client, worker_ctx, owner, llama) -> None:  # typ
     assert evaluation["report"]["gender"]["per_prompt"][0]["prompt_id"] == "chef"
 
 
-async def test_inactive_version_is_409(client, owner, llama) -> None:  # type: ignore[no-untyped-def]
+async def test_a_version_that_is_not_ready_is_404(client, owner, llama) -> None:  # type: ignore[no-untyped-def]
     response = await client.post(
         f"/api/v1/models/{llama['id']}/evaluations", headers=owner.headers, json=request(version=3)
     )
-    assert response.status_code == 409
-    assert response.json()["code"] == "version_not_active"
+    assert response.status_code == 404
+    assert response.json()["code"] == "model_not_found"
+    assert "no ready version 3" in response.json()["detail"]
 
 
 async def test_private_model_of_another_user_is_404(  # type: ignore[no-untyped-def]

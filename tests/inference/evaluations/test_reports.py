@@ -11,7 +11,8 @@ from typing import Any
 import httpx
 
 from tests.factories import UserSession
-from tests.inference.evaluations.conftest import activate_new_version, run_jobs
+from tests.inference.conftest import activate_new_version
+from tests.inference.evaluations.conftest import run_jobs
 from tests.inference.messages.conftest import stream_events
 
 HELDOUT = "The quick brown fox jumps over the lazy dog. " * 6
@@ -116,10 +117,13 @@ async def test_bad_last_event_id_is_400(client, worker_ctx, owner, llama) -> Non
 async def test_two_versions_compare(
     client, worker_ctx, owner, llama, platform, tiny_gpt2_dir
 ) -> None:  # type: ignore[no-untyped-def]
-    first = await evaluate(client, worker_ctx, owner, llama, prompt_sets=["consistency"])
     await activate_new_version(platform, llama, tiny_gpt2_dir)
+    # The version no longer served by default is still evaluated, by its number.
+    first = await evaluate(client, worker_ctx, owner, llama, prompt_sets=["consistency"], version=1)
     second = await evaluate(client, worker_ctx, owner, llama, prompt_sets=["consistency"])
     assert (first["version_number"], second["version_number"]) == (1, 2)
+    assert first["model_ref"] == f"{llama['ref']}@1"
+    assert first["report"]["perplexity"]["available"] is True
 
     response = await client.get(
         "/api/v1/evaluations/compare",
