@@ -11,7 +11,9 @@
 Domain errors subclass one of these with their own stable `code`. Services raise them and
 never HTTPException; `install_error_handlers` renders them, FastAPI's validation errors,
 Starlette's HTTPExceptions and anything unexpected as
-`{"code", "detail", "request_id", "fields"?}`.
+`{"code", "detail", "request_id", "fields"?}` — except on the OpenAI-compatible API (`/v1/...`),
+where they take OpenAI's shape, `{"error": {"message", "type", "param", "code"}}`, and a
+validation error is a 400 as OpenAI answers it, so OpenAI's client libraries show the message.
 """
 
 from __future__ import annotations
@@ -135,6 +137,44 @@ class GatewayTimeout(LLMNetError):
     code = "gateway_timeout"
 
 
+class OpenAIErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class OpenAIErrorBody(BaseModel):
+    """The body of an error on the OpenAI-compatible API (and of its mid-stream error event)."""
+
+    error: OpenAIErrorDetail
+
+
+# OpenAI's error types by status (what its client libraries map to exception classes).
+_OPENAI_TYPES = {
+    401: "authentication_error",
+    403: "permission_error",
+    404: "invalid_request_error",
+    429: "rate_limit_error",
+}
+
+
+def openai_error(
+    status_code: int, code: str, detail: str, fields: Sequence[FieldError] | None = None
+) -> OpenAIErrorBody:
+    kind = _OPENAI_TYPES.get(status_code)
+    if kind is None:
+        kind = "server_error" if status_code >= 500 else "invalid_request_error"
+    param = fields[0].field if fields else None
+    return OpenAIErrorBody(
+        error=OpenAIErrorDetail(message=detail, type=kind, param=param, code=code)
+    )
+
+
+def is_openai_path(path: str) -> bool:
+    return path == "/v1" or path.startswith("/v1/")
+
+
 def error_response(
     status_code: int,
     code: str,
@@ -142,13 +182,19 @@ def error_response(
     *,
     fields: Sequence[FieldError] | None = None,
     headers: Mapping[str, str] | None = None,
+    openai: bool = False,
 ) -> JSONResponse:
-    body = ErrorBody(
-        code=code, detail=detail, request_id=current_request_id(), fields=fields or None
-    )
-    return JSONResponse(
-        body.model_dump(exclude_none=True), status_code=status_code, headers=dict(headers or {})
-    )
+    """The error as llmnet's body, or as OpenAI's (`openai`: a `/v1` request)."""
+    if openai:
+        # OpenAI answers a malformed request 400, whatever is wrong with it.
+        status_code = 400 if status_code == 422 else status_code
+        shaped: dict[str, Any] = openai_error(status_code, code, detail, fields).model_dump()
+    else:
+        body = ErrorBody(
+            code=code, detail=detail, request_id=current_request_id(), fields=fields or None
+        )
+        shaped = body.model_dump(exclude_none=True)
+    return JSONResponse(shaped, status_code=status_code, headers=dict(headers or {}))
 
 
 # The labels pydantic puts in a location for each member of a union (`str | list[str]`):
@@ -183,18 +229,33 @@ def validation_fields(errors: Sequence[Mapping[str, Any]]) -> list[FieldError]:
     ]
 
 
-async def _llmnet_error(_: Request, exc: Exception) -> JSONResponse:
+def _openai(request: Request) -> bool:
+    return is_openai_path(request.url.path)
+
+
+async def _llmnet_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, LLMNetError)
     return error_response(
-        exc.status_code, exc.code, exc.detail, fields=exc.fields, headers=exc.headers
+        exc.status_code,
+        exc.code,
+        exc.detail,
+        fields=exc.fields,
+        headers=exc.headers,
+        openai=_openai(request),
     )
 
 
-async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     fields = validation_fields(exc.errors())
     summary = "; ".join(f"{f.field}: {f.message}" for f in fields)
-    return error_response(422, "validation_error", f"Invalid request. {summary}", fields=fields)
+    return error_response(
+        422,
+        "validation_error",
+        f"Invalid request. {summary}",
+        fields=fields,
+        openai=_openai(request),
+    )
 
 
 _METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
@@ -224,7 +285,7 @@ async def _http_exception(request: Request, exc: Exception) -> JSONResponse:
     if exc.status_code == 405 and (allowed := _allowed_methods(request)):
         headers["Allow"] = ", ".join(allowed)
         detail = f"{request.method} is not allowed here; this path answers {headers['Allow']}."
-    return error_response(exc.status_code, code, detail, headers=headers)
+    return error_response(exc.status_code, code, detail, headers=headers, openai=_openai(request))
 
 
 async def _redis_unavailable(request: Request, exc: Exception) -> JSONResponse:
@@ -240,10 +301,13 @@ async def _redis_unavailable(request: Request, exc: Exception) -> JSONResponse:
     return await _llmnet_error(request, error)
 
 
-async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     logger.exception("unhandled error", exc_info=exc)
     return error_response(
-        500, "internal_error", "Internal server error; the request id helps us find it."
+        500,
+        "internal_error",
+        "Internal server error; the request id helps us find it.",
+        openai=_openai(request),
     )
 
 

@@ -17,10 +17,11 @@ from services.inference.deps import InferenceContext
 from services.inference.engine import EngineOptions, ModelRegistry
 from services.inference.messages.generation import Generations
 from services.inference.messages.schemas import MessageDelta, MessageStart
-from services.inference.openai.schemas import ChatCompletionChunk, StreamError, TextCompletion
+from services.inference.openai.schemas import ChatCompletionChunk, TextCompletion
 from shared.accounts_client import AccountsClient
 from shared.app import create_service_app
 from shared.auth.service_credentials import ServiceName
+from shared.errors import OpenAIErrorBody
 from shared.fields import document_bounds
 from shared.jobs import create_job_pool
 from shared.models_client import ModelsClient
@@ -137,6 +138,6 @@ def create_app(settings: InferenceSettings | None = None) -> FastAPI:
         },
     )
     # What the /v1 streams carry (their routes name these in `x-event-data`).
-    document_event_payloads(app, ChatCompletionChunk, TextCompletion, StreamError)
+    document_event_payloads(app, ChatCompletionChunk, TextCompletion, OpenAIErrorBody)
     document_event_payloads(app, MessageStart, MessageDelta)  # conversation answers' events
     return app

@@ -33,7 +33,15 @@ async def developer(client: httpx.AsyncClient) -> UserSession:
 
 
 def assert_refused(response: httpx.Response, field: str, code: str = "validation_error") -> str:
-    """A 422 whose `fields` name `field`; returns that field's message."""
+    """A 422 whose `fields` name `field`; returns that field's message. On the OpenAI-compatible
+    API: OpenAI's 400, whose `message` names every field (`param`, the first)."""
+    if response.request.url.path.startswith("/v1/"):
+        assert response.status_code == 400, response.text
+        error = response.json()["error"]
+        assert (error["type"], error["code"]) == ("invalid_request_error", code)
+        assert error["param"] is not None
+        assert f"{field}: " in error["message"], error
+        return str(error["message"]).split(f"{field}: ", 1)[1].split("; ")[0]
     assert response.status_code == 422, response.text
     body = response.json()
     assert body["code"] == code

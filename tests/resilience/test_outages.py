@@ -138,7 +138,8 @@ async def _assert_unavailable(o: Outages) -> None:
         response = await probe(o)
         assert response.status_code == 503, (name, response.status_code, response.text)
         assert int(response.headers["retry-after"]) >= 1, name
-        assert response.json()["code"], name
+        body = response.json()
+        assert (body["error"] if name.startswith("/v1/") else body)["code"], name
     for name, response in (await _readiness(o)).items():
         assert response.status_code == 503, (name, response.text)
         assert response.json()["status"] == "unavailable", name

@@ -11,18 +11,28 @@ from services.inference.openai.schemas import (
     ChatCompletionRequest,
     CompletionRequest,
     ModelList,
-    StreamError,
     TextCompletion,
 )
 from services.inference.openai.service import openai_service
 from shared.auth.identity import CurrentUser
+from shared.errors import OpenAIErrorBody
 from shared.sse import event_stream_responses
 
-router = APIRouter(prefix="/v1", tags=["openai"])
+# Errors here take OpenAI's shape (shared/errors.py), so the documents say so.
+router = APIRouter(
+    prefix="/v1",
+    tags=["openai"],
+    responses={
+        "4XX": {
+            "model": OpenAIErrorBody,
+            "description": "OpenAI's error shape; `message` says what to fix.",
+        }
+    },
+)
 
 _STREAM = (
     "With `stream`: server-sent events, each `data: <{chunk}>` (an error after the first "
-    "event: `data: <StreamError>`), then `data: [DONE]`."
+    "event: `data: <OpenAIErrorBody>`), then `data: [DONE]`."
 )
 
 
@@ -30,7 +40,9 @@ _STREAM = (
     "/chat/completions",
     response_model=ChatCompletion,
     responses=event_stream_responses(
-        ChatCompletionChunk, StreamError, description=_STREAM.format(chunk="ChatCompletionChunk")
+        ChatCompletionChunk,
+        OpenAIErrorBody,
+        description=_STREAM.format(chunk="ChatCompletionChunk"),
     ),
     summary="OpenAI-compatible chat completion (SSE with stream)",
 )
@@ -44,7 +56,7 @@ async def chat_completions(
     "/completions",
     response_model=TextCompletion,
     responses=event_stream_responses(
-        TextCompletion, StreamError, description=_STREAM.format(chunk="TextCompletion")
+        TextCompletion, OpenAIErrorBody, description=_STREAM.format(chunk="TextCompletion")
     ),
     summary="OpenAI-compatible text completion (SSE with stream)",
 )

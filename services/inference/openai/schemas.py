@@ -178,18 +178,6 @@ class TextCompletion(BaseModel):
     usage: CompletionUsage | None = Field(default=None, exclude_if=_absent)
 
 
-class StreamErrorDetail(BaseModel):
-    message: str
-    type: Literal["server_error"] = "server_error"
-    code: str
-
-
-class StreamError(BaseModel):
-    """An error after the stream began (the status line had gone): then `[DONE]`."""
-
-    error: StreamErrorDetail
-
-
 class ModelCard(BaseModel):
     id: str = Field(description="`<owner>/<slug>`.")
     object: Literal["model"] = "model"

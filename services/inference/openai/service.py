@@ -41,13 +41,18 @@ from services.inference.openai.schemas import (
     CompletionUsage,
     ModelCard,
     ModelList,
-    StreamError,
-    StreamErrorDetail,
     TextCompletion,
 )
 from services.inference.usage.service import Usage, usage_service, usage_source
 from shared.auth.identity import Identity
-from shared.errors import BadRequest, Conflict, LLMNetError, TooManyRequests, UnprocessableEntity
+from shared.errors import (
+    BadRequest,
+    Conflict,
+    LLMNetError,
+    TooManyRequests,
+    UnprocessableEntity,
+    openai_error,
+)
 from shared.models_client import ModelAccess
 from shared.sse import ServerSentEvent, event_stream
 
@@ -343,8 +348,8 @@ class OpenAIService:
                         )
             except LLMNetError as exc:
                 # The status line has gone: the error travels as an event.
-                detail = StreamErrorDetail(message=exc.detail, code=exc.code)
-                yield ServerSentEvent(data=StreamError(error=detail))
+                error = openai_error(exc.status_code, exc.code, exc.detail, exc.fields)
+                yield ServerSentEvent(data=error)
                 yield _DONE
                 return
             if include_usage:

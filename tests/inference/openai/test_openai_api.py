@@ -196,7 +196,7 @@ async def test_model_errors_are_clear(
         (
             owner.headers,
             {"model": llama["ref"], "prompt": "x", "max_tokens": 10**6},
-            422,
+            400,  # OpenAI's status for every malformed request
             "max_tokens_too_large",
         ),
         (
@@ -209,14 +209,18 @@ async def test_model_errors_are_clear(
     for headers, body, status, code in cases:
         response = await client.post("/v1/completions", json=body, headers=headers)
         assert response.status_code == status, (body, response.text)
-        assert response.json()["code"] == code
+        # OpenAI's shape, so its client libraries show the message.
+        error = response.json()["error"]
+        assert error["code"] == code
+        assert error["message"]
+        assert error["type"] == ("invalid_request_error" if status < 500 else "server_error")
     chat = await client.post(
         "/v1/chat/completions",
         headers=owner.headers,
         json={"model": no_template["ref"], "messages": [{"role": "user", "content": "hi"}]},
     )
     assert chat.status_code == 400
-    assert chat.json()["code"] == "no_chat_template"
+    assert chat.json()["error"]["code"] == "no_chat_template"
 
 
 @pytest.mark.parametrize(
@@ -230,10 +234,12 @@ async def test_model_errors_are_clear(
         ({"model": "a/b", "prompt": "x", "stop": ["a", "b", "c", "d", "e"]}, "stop"),
     ],
 )
-async def test_malformed_requests_are_422_naming_the_field(client, owner, body, field):
+async def test_malformed_requests_are_400_naming_the_field(client, owner, body, field):
     response = await client.post("/v1/completions", json=body, headers=owner.headers)
-    assert response.status_code == 422
-    assert response.json()["fields"][0]["field"].split(".")[0] == field
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["param"].split(".")[0] == field
+    assert error["type"] == "invalid_request_error"
 
 
 async def test_disconnect_cancels_and_is_accounted(client, owner, llama, platform):
@@ -324,10 +330,13 @@ async def test_the_document_describes_the_answers(client):
         assert content["application/json"]["schema"] == {"$ref": f"#/components/schemas/{whole}"}
         events = content["text/event-stream"]["x-event-data"]["oneOf"]
         assert {"$ref": f"#/components/schemas/{chunk}"} in events
-        assert {"$ref": "#/components/schemas/StreamError"} in events
+        assert {"$ref": "#/components/schemas/OpenAIErrorBody"} in events
     assert schemas["ChatCompletionChunk"]["properties"]["object"]["const"] == (
         "chat.completion.chunk"
     )
-    assert "error" in schemas["StreamError"]["properties"]
+    assert "error" in schemas["OpenAIErrorBody"]["properties"]
+    # Errors too are documented in OpenAI's shape on its API.
+    errors = document["paths"]["/v1/completions"]["post"]["responses"]["4XX"]["content"]
+    assert errors["application/json"]["schema"] == {"$ref": "#/components/schemas/OpenAIErrorBody"}
     models = document["paths"]["/v1/models"]["get"]["responses"]["200"]["content"]
     assert models["application/json"]["schema"] == {"$ref": "#/components/schemas/ModelList"}

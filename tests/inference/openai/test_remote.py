@@ -87,7 +87,7 @@ async def test_provider_errors_map_to_502_and_504(client, provider_app, remote_m
     provider_app.state.fail_with = 500
     failed = await client.post("/v1/completions", json=body, headers=dev.headers)
     assert failed.status_code == 502
-    assert failed.json()["code"] == "provider_error"
+    assert failed.json()["error"]["code"] == "provider_error"
     provider_app.state.fail_with = None
 
     app = platform.apps["inference"]
@@ -104,7 +104,7 @@ async def test_provider_errors_map_to_502_and_504(client, provider_app, remote_m
         provider_app.state.delay_seconds = 0
         await slow_client.aclose()
     assert slow.status_code == 504
-    assert slow.json()["code"] == "provider_timeout"
+    assert slow.json()["error"]["code"] == "provider_timeout"
 
 
 async def test_concurrent_requests_per_user_are_capped(
@@ -123,7 +123,7 @@ async def test_concurrent_requests_per_user_are_capped(
         await asyncio.sleep(0.3)
         second = await client.post("/v1/completions", json=body, headers=dev.headers)
         assert second.status_code == 429
-        assert second.json()["code"] == "too_many_concurrent_requests"
+        assert second.json()["error"]["code"] == "too_many_concurrent_requests"
         assert (await first).status_code == 200
         # The slot is free again once the first has finished.
         provider_app.state.delay_seconds = 0
@@ -139,7 +139,7 @@ async def test_a_remote_model_is_private_until_its_owner_publishes_it(client, re
     body = {"model": ref, "messages": [{"role": "user", "content": "hello"}]}
     hidden = await client.post("/v1/chat/completions", json=body, headers=other.headers)
     assert hidden.status_code == 404
-    assert hidden.json()["code"] == "model_not_found"
+    assert hidden.json()["error"]["code"] == "model_not_found"
 
     model_id = (await client.get(f"/api/v1/models/by-ref/{ref}", headers=dev.headers)).json()["id"]
     published = await client.patch(
@@ -166,7 +166,7 @@ async def test_owner_caps_bound_what_others_spend_on_the_owners_key(client, remo
     assert (await client.post("/v1/chat/completions", json=body, headers=first.headers)).is_success
     spent = await client.post("/v1/chat/completions", json=body, headers=first.headers)
     assert spent.status_code == 429
-    assert spent.json()["code"] == "model_cap_reached"
+    assert spent.json()["error"]["code"] == "model_cap_reached"
     assert int(spent.headers["retry-after"]) > 0
     # Each user has their own allowance; the owner is bound by none of it.
     assert (await client.post("/v1/chat/completions", json=body, headers=second.headers)).is_success
@@ -183,7 +183,7 @@ async def test_owner_caps_bound_what_others_spend_on_the_owners_key(client, remo
     third = await user_session(client)
     together = await client.post("/v1/chat/completions", json=body, headers=third.headers)
     assert together.status_code == 429
-    assert "all users together" in together.json()["detail"]
+    assert "all users together" in together.json()["error"]["message"]
     assert (await client.post("/v1/chat/completions", json=body, headers=dev.headers)).is_success
 
 

@@ -39,7 +39,8 @@ async def test_usage_ledger_events_and_quota(client, platform, owner, llama):
     assert set_quota.json()["used_today"] == used
     spent = await _complete(client, owner.headers, model=llama["ref"], prompt=PROMPT)
     assert spent.status_code == 429
-    assert spent.json()["code"] == "quota_exceeded"
+    assert spent.json()["error"]["code"] == "quota_exceeded"
+    assert spent.json()["error"]["type"] == "rate_limit_error"
     assert "retry-after" in spent.headers
     not_admin = await client.put(
         f"/api/v1/usage/quotas/{owner.id}", json={"daily_tokens": 10**9}, headers=owner.headers
