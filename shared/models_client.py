@@ -36,6 +36,7 @@ class RemoteEndpoint(BaseModel):
     base_url: str
     api_key: str | None  # only ever sent to the inference service
     remote_model: str
+    context_length: int | None = None  # as the owner states it (None: unknown)
 
 
 class ModelAccess(BaseModel):

@@ -153,6 +153,9 @@ class Model(Base):
         ForeignKey("providers.id", ondelete="CASCADE"), index=True
     )
     remote_model: Mapped[str | None] = mapped_column(String(200))
+    # A remote model's context window (tokens), as its owner states it: conversation histories
+    # sent to it are trimmed to fit. Uploaded models take theirs from their weights.
+    context_length: Mapped[int | None] = mapped_column(Integer)
     # Owner-set bounds on what others spend (a public remote model spends the owner's key).
     daily_token_cap: Mapped[int | None] = mapped_column(BigInteger)
     user_daily_token_cap: Mapped[int | None] = mapped_column(BigInteger)

@@ -3,13 +3,14 @@
 The system message carries the system prompt and the attachments (every chat template takes
 context there); it is always kept. Turns leave from the oldest, a whole turn at a time (a user
 message and the answers after it), so the history still starts with a user message as
-templates expect. The prompt ids are the engine's own chat template rendering
-(`Engine.chat_prompt`), counted once per candidate start (a binary search over the starts).
+templates expect. A local model's prompt is counted exactly, as the engine's own chat template
+rendering (`Engine.chat_prompt`); a remote model's (its owner stated its context length) by an
+overestimate. Either is counted once per candidate start (a binary search over the starts).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -49,21 +50,42 @@ def chat_messages(system: str | None, path: Sequence[Message]) -> ChatMessages:
     return messages
 
 
-def fit(engine: Engine, system: str | None, path: Sequence[Message], room: int) -> Context:
+Count = Callable[[ChatMessages], tuple[int, list[int] | None]]
+
+
+def engine_count(engine: Engine) -> Count:
+    """Exact: the engine's own chat-template rendering (the prompt ids it will run)."""
+
+    def count(messages: ChatMessages) -> tuple[int, list[int] | None]:
+        ids = engine.chat_prompt(messages)
+        return len(ids), ids
+
+    return count
+
+
+def estimated_count(messages: ChatMessages) -> tuple[int, list[int] | None]:
+    """A remote model's tokens, overestimated (its tokenizer is not here): a token per three
+    UTF-8 bytes (BPE vocabularies average about four characters of English text) plus each
+    message's framing, so a trimmed history fits with room to spare."""
+    return sum(-(-len(m["content"].encode()) // 3) + 6 for m in messages) + 3, None
+
+
+def fit(count: Count, system: str | None, path: Sequence[Message], room: int) -> Context:
     """The newest turns of `path` (which ends with the new user message) whose prompt has at
-    most `room` tokens; 400 when the system message and the last turn alone do not fit."""
+    most `room` tokens by `count`; 400 when the system message and the last turn alone do not
+    fit."""
     head = [{"role": "system", "content": system}] if system else []
     turns = [i for i, m in enumerate(path) if m.role == "user"] or [0]
 
-    def render(start: int) -> list[int]:
-        return engine.chat_prompt(head + chat_messages(None, path[start:]))
+    def render(start: int) -> tuple[int, list[int] | None]:
+        return count(head + chat_messages(None, path[start:]))
 
-    full = render(0)
-    if len(full) <= room:
-        return Context(head + chat_messages(None, path), full)
-    last = render(turns[-1])
-    if len(last) > room:
-        alone = len(engine.chat_prompt(head)) if head else 0
+    full, full_ids = render(0)
+    if full <= room:
+        return Context(head + chat_messages(None, path), full_ids)
+    last, last_ids = render(turns[-1])
+    if last > room:
+        alone = count(head)[0] if head else 0
         if head and alone > room:
             raise ContextTooLong(
                 f"The system prompt and attachments alone take {alone} tokens, more than the "
@@ -71,17 +93,18 @@ def fit(engine: Engine, system: str | None, path: Sequence[Message], room: int) 
                 "attachment or lower max_tokens."
             )
         raise ContextTooLong(
-            f"This message and the context it must keep take {len(last)} tokens, more than the "
+            f"This message and the context it must keep take {last} tokens, more than the "
             f"{room} this model has for a prompt after max_tokens; shorten the message or lower "
             "max_tokens."
         )
     # The smallest start (most history) that fits: prompts shrink as the start moves on.
-    low, high, best_ids, best = 1, len(turns) - 1, last, len(turns) - 1
+    low, high = 1, len(turns) - 1
+    best, best_size, best_ids = len(turns) - 1, last, last_ids
     while low <= high:
         middle = (low + high) // 2
-        ids = render(turns[middle])
-        if len(ids) <= room:
-            best, best_ids, high = middle, ids, middle - 1
+        size, ids = render(turns[middle])
+        if size <= room:
+            best, best_size, best_ids, high = middle, size, ids, middle - 1
         else:
             low = middle + 1
     start = turns[best]
@@ -89,5 +112,5 @@ def fit(engine: Engine, system: str | None, path: Sequence[Message], room: int) 
         head + chat_messages(None, path[start:]),
         best_ids,
         trimmed_messages=start,
-        trimmed_tokens=len(full) - len(best_ids),
+        trimmed_tokens=full - best_size,
     )

@@ -25,7 +25,14 @@ from services.inference.conversations.service import conversation_service
 from services.inference.deps import InferenceContext
 from services.inference.engine import SamplingParams, TokenEvent
 from services.inference.messages import buffer, repository
-from services.inference.messages.context import Context, chat_messages, fit, system_text
+from services.inference.messages.context import (
+    Context,
+    chat_messages,
+    engine_count,
+    estimated_count,
+    fit,
+    system_text,
+)
 from services.inference.messages.generation import Job, engine_tokens, finalise_orphan
 from services.inference.messages.schemas import (
     FeedbackRead,
@@ -123,6 +130,13 @@ def _sampling(parameters: dict[str, Any], max_tokens: int) -> SamplingParams:
         max_tokens=max_tokens,
         stop=tuple(parameters.get("stop") or ()),
         seed=parameters.get("seed"),
+    )
+
+
+def _max_tokens_too_large(window: int) -> UnprocessableEntity:
+    return UnprocessableEntity(
+        f"max_tokens must be below the model's context of {window} tokens.",
+        code="max_tokens_too_large",
     )
 
 
@@ -364,18 +378,26 @@ class MessageService:
         settings = ctx.settings
         explicit = parameters.get("max_tokens")
         if model.source == UsageSource.REMOTE and model.remote is not None:
-            # No local tokenizer: the provider gets the whole path as OpenAI messages.
-            messages = chat_messages(system, path)
+            # No local tokenizer: the provider gets the path as OpenAI messages, trimmed by an
+            # overestimate where the owner stated the model's context (else whole).
+            window = model.remote.context_length
+            if window is None:
+                context = Context(chat_messages(system, path), None)
+            else:
+                if explicit is not None and explicit >= window:
+                    raise _max_tokens_too_large(window)
+                reserve = explicit or min(settings.default_max_tokens, window // 2)
+                context = fit(estimated_count, system, path, window - reserve)
             request = ChatCompletionRequest(
                 model=model.ref,
-                messages=[ChatMessage.model_validate(m) for m in messages],
+                messages=[ChatMessage.model_validate(m) for m in context.messages],
                 max_tokens=explicit,
                 temperature=parameters.get("temperature"),
                 top_p=parameters.get("top_p"),
                 stop=parameters.get("stop"),
                 seed=parameters.get("seed"),
             )
-            return Context(messages, None), provider_tokens(ctx, model.remote, request)
+            return context, provider_tokens(ctx, model.remote, request)
         engine = await openai_service.engine_for(ctx, model)
         if not engine.has_chat_template:
             raise NoChatTemplate(
@@ -384,12 +406,9 @@ class MessageService:
             )
         window = engine.context_length
         if explicit is not None and explicit >= window:
-            raise UnprocessableEntity(
-                f"max_tokens must be below the model's context of {window} tokens.",
-                code="max_tokens_too_large",
-            )
+            raise _max_tokens_too_large(window)
         reserve = explicit or min(settings.default_max_tokens, window // 2)
-        context = fit(engine, system, path, window - reserve)
+        context = fit(engine_count(engine), system, path, window - reserve)
         assert context.prompt_ids is not None
         room = window - len(context.prompt_ids)
         max_tokens = explicit or max(1, min(settings.default_max_tokens, room))

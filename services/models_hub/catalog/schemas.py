@@ -65,6 +65,14 @@ class _ModelFields(BaseModel):
         default=None,
         description="Tokens per day each user but the owner may spend on this model; null: no cap.",
     )
+    context_length: int | None = Field(
+        default=None,
+        ge=16,
+        le=10_000_000,
+        description="For a model served by an external provider: its context window in tokens, "
+        "so conversation histories sent to it are trimmed to fit (an uploaded model's comes "
+        "from its weights).",
+    )
 
     @field_validator("tags")
     @classmethod
@@ -131,6 +139,7 @@ class ModelRead(BaseModel):
     active_version: VersionSummary | None
     provider_id: uuid.UUID | None
     remote_model: str | None
+    context_length: int | None
     daily_token_cap: int | None
     user_daily_token_cap: int | None
     likes_count: int

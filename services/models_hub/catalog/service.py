@@ -37,9 +37,24 @@ from services.models_hub.models import (
 )
 from shared.auth.identity import Identity
 from shared.db import after_commit, utcnow
-from shared.errors import BadRequest, Conflict, Forbidden, NotFound, TooManyRequests
+from shared.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    NotFound,
+    TooManyRequests,
+    UnprocessableEntity,
+)
 from shared.events import record_event
 from shared.pagination import Page
+
+
+def _uploaded_context() -> UnprocessableEntity:
+    return UnprocessableEntity(
+        "context_length is for models served by an external provider; an uploaded model's "
+        "context comes from its weights.",
+        code="context_length_not_settable",
+    )
 
 
 class ModelNotFound(NotFound):
@@ -87,6 +102,7 @@ def _model_read(model: Model, active: ModelVersion | None, liked: bool | None) -
         ),
         provider_id=model.provider_id,
         remote_model=model.remote_model,
+        context_length=model.context_length,
         daily_token_cap=model.daily_token_cap,
         user_daily_token_cap=model.user_daily_token_cap,
         likes_count=model.likes_count,
@@ -227,6 +243,8 @@ class CatalogService:
         remote_model: str | None = None,
     ) -> Model:
         await self.ensure_can_create(session, ctx, viewer)
+        if source != ModelSource.REMOTE and data.context_length is not None:
+            raise _uploaded_context()
         fields = data.model_dump(exclude_unset=True, exclude={"name", "slug", "default_params"})
         model = Model(
             owner_id=viewer.user_id,
@@ -268,6 +286,8 @@ class CatalogService:
         changes: dict[str, Any] = data.model_dump(exclude_unset=True)
         if "name" in changes and changes["name"] is None:
             raise BadRequest("name cannot be null.")
+        if changes.get("context_length") is not None and model.source != ModelSource.REMOTE:
+            raise _uploaded_context()
         for field, value in changes.items():
             if field == "default_params":
                 value = (

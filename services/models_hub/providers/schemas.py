@@ -31,6 +31,13 @@ class RemoteModelCreate(BaseModel):
     )
     daily_token_cap: TokenCap | None = None
     user_daily_token_cap: TokenCap | None = None
+    context_length: int | None = Field(
+        default=None,
+        ge=16,
+        le=10_000_000,
+        description="The provider model's context window in tokens: conversation histories "
+        "sent to it are trimmed to fit. Unset: histories go whole.",
+    )
 
 
 class ProviderCreate(BaseModel):

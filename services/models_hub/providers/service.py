@@ -101,6 +101,7 @@ class ProviderService:
                 visibility=remote.visibility,
                 daily_token_cap=remote.daily_token_cap,
                 user_daily_token_cap=remote.user_daily_token_cap,
+                context_length=remote.context_length,
             ),
             source=ModelSource.REMOTE,
             provider_id=provider.id,
@@ -170,6 +171,7 @@ class ProviderService:
             base_url=provider.base_url,
             api_key=api_key,
             remote_model=model.remote_model or "",
+            context_length=model.context_length,
         )
 
     async def test_connection(

@@ -38,3 +38,47 @@ async def test_remote_model_gets_the_path_as_openai_messages(client, provider_ap
         {"role": "assistant", "content": first.json()["message"]["content"]},
         {"role": "user", "content": "and again"},
     ]
+
+
+async def test_a_remote_history_is_trimmed_to_the_context_its_owner_states(
+    client,
+    provider_app,  # noqa: F811
+    remote_model,  # noqa: F811
+):
+    dev, ref = remote_model
+    model = (await client.get(f"/api/v1/models/by-ref/{ref}", headers=dev.headers)).json()
+    stated = await client.patch(
+        f"/api/v1/models/{model['id']}", json={"context_length": 300}, headers=dev.headers
+    )
+    assert stated.status_code == 200, stated.text
+    assert stated.json()["context_length"] == 300
+    created = await client.post(
+        "/api/v1/conversations",
+        headers=dev.headers,
+        json={"model": ref, "system_prompt": "Be brief.", "parameters": {"max_tokens": 5}},
+    )
+    cid = created.json()["id"]
+    long_turns = ["a" * 300, "b" * 300, "c" * 300]  # about 100 tokens each, by the estimate
+    for text in long_turns:
+        sent = await send(client, dev, cid, content=text)
+        assert sent.status_code == 200, sent.text
+
+    answer = sent.json()["message"]
+    assert answer["trimmed_messages"] >= 2
+    received = provider_app.state.requests[-1].body["messages"]
+    assert received[0] == {"role": "system", "content": "Be brief."}
+    assert received[1]["role"] == "user"  # whole turns leave, oldest first
+    assert received[-1] == {"role": "user", "content": "c" * 300}
+    assert {"role": "user", "content": "a" * 300} not in received
+
+    too_long = await send(client, dev, cid, content="d" * 2000)
+    assert too_long.status_code == 400
+    assert too_long.json()["code"] == "context_too_long"
+
+
+async def test_only_a_remote_model_takes_a_stated_context_length(client, platform, owner, llama):
+    response = await client.patch(
+        f"/api/v1/models/{llama['id']}", json={"context_length": 300}, headers=owner.headers
+    )
+    assert response.status_code == 422
+    assert response.json()["code"] == "context_length_not_settable"
