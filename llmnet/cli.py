@@ -6,6 +6,10 @@
     llmnet seed                     add the public demo model (idempotent; `run` does it too)
     llmnet service-token NAME       a new internal credential for one service (deployments)
 
+User commands (the Python client's, `llmnet_client.cli`; `llmnet COMMAND -h` for each):
+    login, logout, whoami, models list|create|show|upload, versions list, chat, post, feed,
+    fine-tune create|watch, eval run|show, keys create|list|revoke
+
 Without DATABASE_URL, `migrate` and `create-admin` use the servers a running `llmnet run`
 recorded in the data directory.
 """
@@ -15,8 +19,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import importlib
 import os
 import sys
+from types import ModuleType
 
 from shared.auth.service_credentials import ServiceName
 
@@ -116,6 +122,16 @@ def _service_token_command(name: str) -> int:
     return 0
 
 
+def _user_commands() -> ModuleType | None:
+    """The user commands (login, models, chat, ...), which live with the client package
+    (clients/python, installed by `make install`); an install without it (the service
+    image) has the platform commands only."""
+    try:
+        return importlib.import_module("llmnet_client.cli")
+    except ImportError:
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="llmnet", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -136,7 +152,12 @@ def main(argv: list[str] | None = None) -> int:
         "service-token", help="make a service's internal credential and its SERVICE_CALLERS entry"
     )
     token.add_argument("name", choices=[service.value for service in ServiceName])
+    user_cli = _user_commands()
+    if user_cli is not None:
+        user_cli.add_user_commands(commands)
     args = parser.parse_args(argv)
+    if user_cli is not None and args.command in user_cli.USER_COMMANDS:
+        return int(user_cli.run_command(args))
     if args.command == "service-token":
         return _service_token_command(args.name)
     if args.command == "run":

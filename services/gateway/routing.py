@@ -35,7 +35,15 @@ PREFIXES: tuple[tuple[str, str], ...] = (
 _BY_LENGTH = sorted(PREFIXES, key=lambda item: len(item[0]), reverse=True)
 
 _ANONYMOUS_POSTS = frozenset(
-    {"/api/v1/auth/register", "/api/v1/auth/login", "/api/v1/auth/refresh"}
+    {
+        "/api/v1/auth/register",
+        "/api/v1/auth/login",
+        "/api/v1/auth/refresh",
+        # The web app's: the login cookie (and a CSRF token) is the credential.
+        "/api/v1/auth/cookie/login",
+        "/api/v1/auth/cookie/refresh",
+        "/api/v1/auth/cookie/logout",
+    }
 )
 _PRIVATE_READS = (
     "/v1",
@@ -56,9 +64,16 @@ _UPLOAD = re.compile(
 )
 
 
+# A part of an upload session (PUT .../upload-sessions/{id}/files/{name}?offset=N).
+_UPLOAD_PART = re.compile(r"^/api/v1/models/[^/]+/upload-sessions/[^/]+/files/[^/]+$")
+
+
 def is_upload(method: str, path: str) -> bool:
-    """File uploads (model versions, fine-tune datasets, conversation attachments): bodies past
-    the common cap, each bounded by the service that receives it."""
+    """File uploads (model versions and their upload-session parts, fine-tune datasets,
+    conversation attachments): bodies past the common cap, each bounded by the service that
+    receives it."""
+    if method == "PUT":
+        return _UPLOAD_PART.match(path) is not None
     return method == "POST" and _UPLOAD.match(path) is not None
 
 

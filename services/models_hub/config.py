@@ -13,6 +13,9 @@ from pydantic_settings import SettingsConfigDict
 from shared.settings import CommonSettings
 
 GIB = 1024**3
+MIB = 1024**2
+# S3 refuses multipart parts (but the last) under 5 MiB, and parts over 5 GiB.
+MIN_UPLOAD_PART_BYTES = 5 * MIB
 
 
 class ModelsHubSettings(CommonSettings):
@@ -49,6 +52,25 @@ class ModelsHubSettings(CommonSettings):
     validation_max_attempts: int = Field(default=3, ge=1)
     stale_upload_seconds: int = Field(
         default=6 * 3600, ge=60, description="An upload unfinished this long is failed."
+    )
+
+    # -- resumable uploads (upload sessions) -------------------------------------------------
+    upload_part_bytes: int = Field(
+        default=16 * MIB,
+        ge=MIN_UPLOAD_PART_BYTES,
+        le=5 * GIB,
+        description="Part size of an upload session that does not choose one.",
+    )
+    upload_max_part_bytes: int = Field(
+        default=256 * MIB,
+        ge=MIN_UPLOAD_PART_BYTES,
+        le=5 * GIB,
+        description="Largest part size an upload session may choose (each part PUT's body).",
+    )
+    upload_session_seconds: int = Field(
+        default=24 * 3600,
+        ge=60,
+        description="How long an upload session stays open; past it the sweeper removes its parts.",
     )
 
     # -- fine-tuning (MODELS_HUB_FINETUNE_*) ----------------------------------------------

@@ -92,6 +92,15 @@ class FineTuneMethod(StrEnum):
     LORA = "lora"
 
 
+class UploadSessionStatus(StrEnum):
+    """open -> completed | aborted | expired."""
+
+    OPEN = "open"
+    COMPLETED = "completed"
+    ABORTED = "aborted"
+    EXPIRED = "expired"
+
+
 class GrantLevel(StrEnum):
     """What a grant lets a user do with a model they do not own."""
 
@@ -301,5 +310,63 @@ class FineTuneJob(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = _now_column()
     updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
+class UploadSession(Base):
+    """A resumable upload of one version: files announced up front, sent in parts, then
+    completed into a version (`version_id`, chosen at creation, so the parts can be sent
+    straight to where the version's files will lie).
+
+    `model_id` has no foreign key on purpose: a deleted model leaves its sessions behind for
+    the sweeper, which removes their parts from storage (an S3 multipart upload cannot be
+    listed like an object, so nothing else would)."""
+
+    __tablename__ = "upload_sessions"
+    __table_args__ = (
+        Index("ix_upload_sessions_owner_id_created_at", "owner_id", "created_at"),
+        Index(
+            "ix_upload_sessions_open_expires_at",
+            "expires_at",
+            postgresql_where=text("status = 'open'"),
+        ),
+        one_of("status", UploadSessionStatus),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    model_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    owner_id: Mapped[uuid.UUID] = mapped_column()
+    version_id: Mapped[uuid.UUID] = mapped_column(default=uuid.uuid4)
+    status: Mapped[str] = mapped_column(String(12), default=UploadSessionStatus.OPEN)
+    part_size: Mapped[int] = mapped_column(BigInteger)
+    # [{"name", "size", "sha256" (or null), "key", "upload_id"}] in the order announced; `key`
+    # is where the parts are assembled, `upload_id` the storage's id of the unfinished object.
+    files: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
+    # Set while `complete` assembles and checks the files (parts are refused meanwhile).
+    completing_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = _now_column()
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class UploadSessionPart(Base):
+    """One received part of an upload session's file (a re-sent part replaces its row)."""
+
+    __tablename__ = "upload_session_parts"
+
+    session_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("upload_sessions.id", ondelete="CASCADE"), primary_key=True
+    )
+    file_index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    part_offset: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    length: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    # What the storage needs to assemble the part (S3's ETag).
+    etag: Mapped[str] = mapped_column(String(200))
+    received_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )

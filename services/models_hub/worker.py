@@ -1,8 +1,9 @@
 """arq worker of the model hub: `arq services.models_hub.worker.WorkerSettings`.
 
 It validates uploads (queue `llmnet:validation`; in production it runs on the inference
-node pool, where models load the way they will be served), sweeps stale versions every
-minute, and consumes `model.usage` events into the models' statistics.
+node pool, where models load the way they will be served), sweeps stale versions and
+expired upload sessions every minute, and consumes `model.usage` events into the models'
+statistics.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from services.models_hub.resources import build_context, close_context
 from services.models_hub.usage.consumer import usage_consumer
 from services.models_hub.usage.service import usage_service
 from services.models_hub.versions.service import VALIDATION_QUEUE
+from services.models_hub.versions.sessions.service import upload_session_service
 from services.models_hub.versions.tasks import sweep_versions, validate_version
 from shared.db import session_scope
 from shared.jobs import worker_settings
@@ -26,6 +28,8 @@ from shared.redis_client import create_redis
 
 async def sweep(ctx: dict[str, Any]) -> dict[str, int]:
     result = await sweep_versions(ctx)
+    # Upload sessions past their expiry (or of deleted models) close; their parts are removed.
+    result["upload_sessions_expired"] = await upload_session_service.sweep(ctx["hub"])
     # Also here: fine-tunes whose worker died end even where no fine-tune worker runs now.
     swept = await sweep_fine_tunes(ctx)
     result["fine_tunes_failed"] = swept["failed"]

@@ -1,13 +1,19 @@
-"""The storage interface every backend implements."""
+"""The storage interface every backend implements.
+
+Besides whole objects written from one stream (`put`), an object can be assembled from
+numbered parts sent separately, in any order and each as often as needed (S3's multipart
+upload; part files on the local backend): `start_parts`, `put_part`, `complete_parts`,
+`abort_parts`. Resumable uploads are built on these.
+"""
 
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from shared.errors import BadRequest
+from shared.errors import BadRequest, UnprocessableEntity
 
 _SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
 
@@ -21,6 +27,33 @@ class StoredObject:
     key: str
     size: int
     sha256: str
+
+
+class PartSizeMismatch(UnprocessableEntity):
+    """A part's body is not as long as it was announced to be (nothing of it is kept)."""
+
+    code = "invalid_part_length"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPart:
+    """One part of an object being assembled: its 1-based number, size and SHA-256, and the
+    tag the backend needs to assemble it (S3's ETag; the SHA-256 on the local backend)."""
+
+    number: int
+    size: int
+    sha256: str
+    etag: str
+
+
+@dataclass(frozen=True, slots=True)
+class AssembledObject:
+    """An object assembled from parts; `sha256` where the backend computed it on the way
+    (None: read the object back to know it)."""
+
+    key: str
+    size: int
+    sha256: str | None
 
 
 def validate_key(key: str) -> str:
@@ -51,4 +84,27 @@ class Storage(Protocol):
 
     async def delete_prefix(self, prefix: str) -> int:
         """Delete every object under `prefix/`; returns how many were removed."""
+        ...
+
+    async def start_parts(self, key: str) -> str:
+        """Begin an object at `key` assembled from parts; returns the upload's id."""
+        ...
+
+    async def put_part(
+        self, key: str, upload_id: str, number: int, chunks: AsyncIterable[bytes], *, size: int
+    ) -> StoredPart:
+        """Store part `number` (from 1) of the upload, replacing an earlier copy of it. The
+        chunks must add up to exactly `size` bytes (PartSizeMismatch, nothing kept); NotFound
+        when the upload is no longer open."""
+        ...
+
+    async def complete_parts(
+        self, key: str, upload_id: str, parts: Sequence[StoredPart]
+    ) -> AssembledObject:
+        """Assemble the parts, in number order, into the object at `key` (replacing it), and
+        drop the upload. NotFound when a part is missing."""
+        ...
+
+    async def abort_parts(self, key: str, upload_id: str) -> None:
+        """Drop an unfinished upload and its parts; an unknown upload is not an error."""
         ...

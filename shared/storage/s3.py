@@ -5,6 +5,10 @@ thread (anyio.to_thread) and the event loop never blocks on the network. Errors 
 translated here, at the boundary: a missing key or bucket becomes NotFound, an unreachable or
 failing server becomes ServiceUnavailable (with Retry-After), anything else the server
 refuses becomes a logged 500 `storage_error`; callers never see minio or urllib3 types.
+
+Objects assembled from parts are S3 multipart uploads. A part's bytes are sent as they arrive,
+in the caller's task, to a presigned UploadPart URL with httpx (minio's own part upload wants
+the whole part in memory): memory stays at one chunk per part in flight.
 """
 
 from __future__ import annotations
@@ -15,12 +19,16 @@ import hashlib
 import io
 import logging
 import os
+import re
+import ssl
 import threading
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
+from datetime import timedelta
 from typing import TypeVar
 
 import anyio
 import certifi
+import httpx
 import urllib3
 from minio import Minio
 from minio.datatypes import Part
@@ -28,7 +36,13 @@ from minio.deleteobjects import DeleteObject
 from minio.error import InvalidResponseError, S3Error, ServerError
 
 from shared.errors import LLMNetError, NotFound, PayloadTooLarge, ServiceUnavailable
-from shared.storage.base import StoredObject, validate_key
+from shared.storage.base import (
+    AssembledObject,
+    PartSizeMismatch,
+    StoredObject,
+    StoredPart,
+    validate_key,
+)
 
 logger = logging.getLogger("llmnet.storage")
 
@@ -40,7 +54,10 @@ MIN_PART_SIZE = 5 * MIB
 MAX_PARTS = 10_000
 # Long enough for clients to back off, short enough that a restarted server is noticed soon.
 RETRY_AFTER_S = 5
-_MISSING = frozenset({"NoSuchKey", "NoSuchBucket", "NoSuchObject"})
+_MISSING = frozenset({"NoSuchKey", "NoSuchBucket", "NoSuchObject", "NoSuchUpload"})
+_ERROR_CODE = re.compile(r"<Code>([A-Za-z]{1,64})</Code>")
+# How long a presigned part URL is valid: the part must start within it.
+_PART_URL_LIFETIME = timedelta(hours=1)
 _CONTENT_TYPE = "application/octet-stream"
 
 
@@ -71,6 +88,8 @@ class S3Storage:
         self.endpoint = endpoint
         self.bucket = bucket
         self.part_size = part_size
+        self._secure = secure
+        self._timeout = httpx.Timeout(read_timeout, connect=connect_timeout)
         # minio's own default pool waits 5 minutes to connect and retries 5 times: a request
         # to a dead server would hang for half an hour before we could answer 503. Same pool
         # otherwise (TLS verification against certifi or SSL_CERT_FILE, retry on 5xx).
@@ -235,6 +254,129 @@ class S3Storage:
                 retry_after=RETRY_AFTER_S,
             )
         return count
+
+    # -- objects assembled from parts -------------------------------------------------------
+
+    async def start_parts(self, key: str) -> str:
+        validate_key(key)
+        await self._ensure_bucket()
+        return await self._call(
+            "start an upload",
+            key,
+            self._client._create_multipart_upload,
+            self.bucket,
+            key,
+            {"Content-Type": _CONTENT_TYPE},
+        )
+
+    async def put_part(
+        self, key: str, upload_id: str, number: int, chunks: AsyncIterable[bytes], *, size: int
+    ) -> StoredPart:
+        validate_key(key)
+        if not 1 <= number <= MAX_PARTS:
+            raise ValueError(f"part numbers run from 1 to {MAX_PARTS}, not {number}")
+        url = await self._call(
+            "write",
+            key,
+            self._client.get_presigned_url,
+            "PUT",
+            self.bucket,
+            key,
+            _PART_URL_LIFETIME,
+            extra_query_params={"partNumber": str(number), "uploadId": upload_id},
+        )
+        digest = hashlib.sha256()
+        received = 0
+
+        async def body() -> AsyncIterator[bytes]:
+            nonlocal received
+            async for chunk in chunks:
+                received += len(chunk)
+                if received > size:
+                    raise PartSizeMismatch(f"Part {number} is longer than {size} bytes.")
+                digest.update(chunk)
+                yield chunk
+            if received != size:
+                raise PartSizeMismatch(f"Part {number} has {received} bytes, not {size}.")
+
+        # A client per part: parts are large, and the storage object outlives event loops.
+        try:
+            async with httpx.AsyncClient(timeout=self._timeout, verify=self._tls()) as client:
+                response = await client.put(
+                    url,
+                    content=body(),
+                    headers={"Content-Length": str(size), "Content-Type": _CONTENT_TYPE},
+                )
+        except httpx.HTTPError as exc:
+            logger.warning("object storage at %s unavailable (write): %s", self.endpoint, exc)
+            raise ServiceUnavailable(
+                "Object storage is unavailable (could not write); try again shortly.",
+                retry_after=RETRY_AFTER_S,
+            ) from exc
+        if response.status_code != 200:
+            raise self._refusal("write", key, response)
+        etag = response.headers.get("etag", "").replace('"', "")
+        return StoredPart(number=number, size=size, sha256=digest.hexdigest(), etag=etag)
+
+    async def complete_parts(
+        self, key: str, upload_id: str, parts: Sequence[StoredPart]
+    ) -> AssembledObject:
+        validate_key(key)
+        ordered = sorted(parts, key=lambda p: p.number)
+        await self._call(
+            "finish an upload",
+            key,
+            self._client._complete_multipart_upload,
+            self.bucket,
+            key,
+            upload_id,
+            [Part(p.number, p.etag) for p in ordered],
+        )
+        # S3 knows each part's checksum, not the whole object's SHA-256.
+        return AssembledObject(key=key, size=sum(p.size for p in ordered), sha256=None)
+
+    async def abort_parts(self, key: str, upload_id: str) -> None:
+        validate_key(key)
+        with contextlib.suppress(NotFound):
+            await self._call(
+                "abort an upload",
+                key,
+                self._client._abort_multipart_upload,
+                self.bucket,
+                key,
+                upload_id,
+            )
+
+    def _tls(self) -> ssl.SSLContext | bool:
+        if not self._secure:
+            return False
+        return ssl.create_default_context(cafile=os.environ.get("SSL_CERT_FILE") or certifi.where())
+
+    def _refusal(self, action: str, key: str, response: httpx.Response) -> LLMNetError:
+        """An S3 error answer to a request sent without minio, translated as _call does."""
+        found = _ERROR_CODE.search(response.text)
+        code = found.group(1) if found else ""
+        if code in _MISSING:
+            return NotFound(f"No unfinished upload of {key!r}.")
+        if response.status_code >= 500:
+            logger.warning(
+                "object storage at %s unavailable (%s): %s %s",
+                self.endpoint,
+                action,
+                response.status_code,
+                code,
+            )
+            return ServiceUnavailable(
+                f"Object storage is unavailable (could not {action}); try again shortly.",
+                retry_after=RETRY_AFTER_S,
+            )
+        logger.error(
+            "object storage refused to %s %r: %s %s", action, key, response.status_code, code
+        )
+        return LLMNetError(
+            f"Object storage refused to {action} ({code or response.status_code}).",
+            code="storage_error",
+        )
 
     # -- helpers --------------------------------------------------------------------------
 

@@ -66,6 +66,13 @@ ALLOWANCES = (
     ),
     Allowance(
         "POST",
+        "/api/v1/models/{model_id}/upload-sessions",
+        (413, 422),
+        "file names unique, an archive alone, part_size within the setting, MAX_UPLOAD_BYTES "
+        "in all",
+    ),
+    Allowance(
+        "POST",
         "/api/v1/providers",
         (422,),
         "base_url must resolve to a public address (nothing resolves in the test sandbox)",

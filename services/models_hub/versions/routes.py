@@ -11,10 +11,12 @@ from fastapi.responses import StreamingResponse
 from services.models_hub.deps import HubDep
 from services.models_hub.versions.schemas import FILE_NAME_PATTERN, VersionRead
 from services.models_hub.versions.service import version_service
+from services.models_hub.versions.sessions.routes import router as sessions_router
 from shared.auth.identity import CurrentUser, OptionalUser
 from shared.db import SessionDep
 
-router = APIRouter(prefix="/api/v1/models/{model_id}/versions", tags=["model versions"])
+router = APIRouter()
+versions = APIRouter(prefix="/api/v1/models/{model_id}/versions", tags=["model versions"])
 
 _UPLOAD_BODY: dict[str, Any] = {
     "requestBody": {
@@ -44,14 +46,14 @@ _UPLOAD_BODY: dict[str, Any] = {
 }
 
 
-@router.get("", response_model=list[VersionRead], summary="A model's versions, newest first")
+@versions.get("", response_model=list[VersionRead], summary="A model's versions, newest first")
 async def list_versions(
     model_id: uuid.UUID, session: SessionDep, viewer: OptionalUser
 ) -> list[VersionRead]:
     return await version_service.list(session, model_id, viewer)
 
 
-@router.post(
+@versions.post(
     "",
     response_model=VersionRead,
     status_code=status.HTTP_202_ACCEPTED,
@@ -64,14 +66,14 @@ async def upload_version(
     return await version_service.upload(ctx, request, model_id, viewer)
 
 
-@router.get("/{version_id}", response_model=VersionRead, summary="A version")
+@versions.get("/{version_id}", response_model=VersionRead, summary="A version")
 async def get_version(
     model_id: uuid.UUID, version_id: uuid.UUID, session: SessionDep, viewer: OptionalUser
 ) -> VersionRead:
     return await version_service.get(session, model_id, version_id, viewer)
 
 
-@router.post(
+@versions.post(
     "/{version_id}/activate",
     response_model=VersionRead,
     summary="Serve this ready version (also how to roll back)",
@@ -82,7 +84,9 @@ async def activate_version(
     return await version_service.activate(session, model_id, version_id, viewer)
 
 
-@router.delete("/{version_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete a version")
+@versions.delete(
+    "/{version_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete a version"
+)
 async def delete_version(
     model_id: uuid.UUID,
     version_id: uuid.UUID,
@@ -93,7 +97,7 @@ async def delete_version(
     await version_service.delete(session, ctx, model_id, version_id, viewer)
 
 
-@router.get("/{version_id}/files/{name:path}", summary="Download a file as uploaded")
+@versions.get("/{version_id}/files/{name:path}", summary="Download a file as uploaded")
 async def download_file(
     model_id: uuid.UUID,
     version_id: uuid.UUID,
@@ -113,3 +117,7 @@ async def download_file(
             "Content-Disposition": f'attachment; filename="{name.rsplit("/", 1)[-1]}"',
         },
     )
+
+
+router.include_router(versions)
+router.include_router(sessions_router)

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
+import anyio
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 
@@ -124,12 +125,22 @@ class VersionService:
             files.verify_checksums(checksums)
             model_format = files.model_format()
         except BaseException:
-            await ctx.storage.delete_prefix(prefix)
-            async with session_scope(ctx.sessionmaker) as session:
-                version = await repository.get_version(session, version_id)
-                if version is not None:
-                    await repository.delete_version(session, version)
+            await self.discard_upload(ctx, model_id, version_id)
             raise
+        return await self.finish_upload(ctx, model_id, version_id, files, model_format)
+
+    async def finish_upload(
+        self,
+        ctx: HubContext,
+        model_id: uuid.UUID,
+        version_id: uuid.UUID,
+        files: VersionFiles,
+        model_format: str,
+        *,
+        also: Callable[[AsyncSession], Awaitable[None]] | None = None,
+    ) -> VersionRead:
+        """Record an `uploading` version's received files and queue its validation (`also`
+        runs in the same transaction)."""
         async with session_scope(ctx.sessionmaker) as session:
             version = await repository.get_version(session, version_id, for_update=True)
             model = await catalog_repository.get_model(session, model_id)
@@ -142,37 +153,69 @@ class VersionService:
             await catalog_service.refresh_status(session, model)
             await session.flush()
             self.enqueue_validation(session, ctx, version_id)
+            if also is not None:
+                await also(session)
             return _version_read(version, model)
+
+    async def discard_upload(
+        self, ctx: HubContext, model_id: uuid.UUID, version_id: uuid.UUID
+    ) -> None:
+        """Remove a refused or failed upload's files and its `uploading` version."""
+        # Shielded: a cancelled upload (the client went away) must still clean up.
+        with anyio.CancelScope(shield=True):
+            await ctx.storage.delete_prefix(version_prefix(model_id, version_id))
+            async with session_scope(ctx.sessionmaker) as session:
+                version = await repository.get_version(session, version_id)
+                if version is not None:
+                    await repository.delete_version(session, version)
 
     async def _begin(self, ctx: HubContext, model_id: uuid.UUID, viewer: Identity) -> uuid.UUID:
         async with session_scope(ctx.sessionmaker) as session:
-            model = await catalog_service.managed(session, model_id, viewer)
-            if model.source != ModelSource.UPLOAD:
-                raise BadRequest(
-                    "This model is served by an external provider; it has no uploads.",
-                    code="remote_model",
-                )
+            model = await self.uploadable(session, model_id, viewer)
             await catalog_service.ensure_upload_allowed_today(session, ctx, viewer)
-            # The model row lock serialises version numbering.
-            await catalog_repository.lock_model(session, model.id)
-            version = await repository.add_version(
-                session,
-                ModelVersion(
-                    model_id=model.id,
-                    owner_id=viewer.user_id,
-                    number=await repository.next_number(session, model.id),
-                ),
-            )
-            await catalog_service.refresh_status(session, model)
+            version = await self.add_uploading(session, model, viewer)
             return version.id
 
-    async def _receive(
-        self, ctx: HubContext, request: Request, prefix: str
-    ) -> tuple[VersionFiles, dict[str, str]]:
+    async def uploadable(
+        self, session: AsyncSession, model_id: uuid.UUID, viewer: Identity
+    ) -> Model:
+        """A model the viewer may upload versions of."""
+        model = await catalog_service.managed(session, model_id, viewer)
+        if model.source != ModelSource.UPLOAD:
+            raise BadRequest(
+                "This model is served by an external provider; it has no uploads.",
+                code="remote_model",
+            )
+        return model
+
+    async def add_uploading(
+        self,
+        session: AsyncSession,
+        model: Model,
+        viewer: Identity,
+        version_id: uuid.UUID | None = None,
+    ) -> ModelVersion:
+        """A new `uploading` version of `model`, numbered next."""
+        # The model row lock serialises version numbering.
+        await catalog_repository.lock_model(session, model.id)
+        version = await repository.add_version(
+            session,
+            ModelVersion(
+                id=version_id or uuid.uuid4(),
+                model_id=model.id,
+                owner_id=viewer.user_id,
+                number=await repository.next_number(session, model.id),
+            ),
+        )
+        await catalog_service.refresh_status(session, model)
+        return version
+
+    def version_files(self, ctx: HubContext, prefix: str) -> VersionFiles:
+        """The receiver of a version's files under `prefix`, held to the upload limits."""
         settings = ctx.settings
         tmp_dir = settings.data_dir / "tmp"
         tmp_dir.mkdir(parents=True, exist_ok=True)
-        files = VersionFiles(
+        return VersionFiles(
             ctx.storage,
             prefix,
             UploadLimits(
@@ -184,6 +227,11 @@ class VersionService:
             ),
             tmp_dir,
         )
+
+    async def _receive(
+        self, ctx: HubContext, request: Request, prefix: str
+    ) -> tuple[VersionFiles, dict[str, str]]:
+        files = self.version_files(ctx, prefix)
         checksums: dict[str, str] = {}
         single: str | None = None  # `sha256` of a one-file upload, before or after the file
         stream: AsyncIterator[bytes] = request.stream()

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import functools
 import gzip
+import hashlib
 import io
 import re
 import tarfile
 import tempfile
 import zipfile
 import zlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -186,6 +187,16 @@ def clean_name(raw: str, *, where: str) -> str:
     return name
 
 
+def plain_name(filename: str) -> str:
+    """An uploaded file's name: a plain name, no folders (those come inside an archive)."""
+    if "/" in filename or "\\" in filename:
+        raise FileRefused(
+            f"File '{filename}': send plain file names without folders (to upload a "
+            "folder, send an archive of it)."
+        )
+    return clean_name(filename, where="File")
+
+
 class VersionFiles:
     """One version's files on their way into storage under `prefix`."""
 
@@ -223,24 +234,38 @@ class VersionFiles:
         with policy_refusals():
             await self._add_upload(filename, chunks)
 
-    async def _add_upload(self, filename: str, chunks: AsyncIterator[bytes]) -> None:
-        if "/" in filename or "\\" in filename:
-            raise FileRefused(
-                f"File '{filename}': send plain file names without folders (to upload a "
-                "folder, send an archive of it)."
-            )
-        name = clean_name(filename, where="File")
+    async def add_stored(
+        self, filename: str, chunks: AsyncIterator[bytes], *, known: tuple[int, str] | None = None
+    ) -> str:
+        """A file already stored at `prefix/filename` (assembled from an upload session's
+        parts), read back as `chunks`: checked and hashed as add_upload does, not written
+        again; returns its SHA-256. With its size and SHA-256 `known` (computed as its parts
+        arrived), only what the checks need is read: the head, a safetensors header, a JSON
+        file. An archive is unpacked as add_upload unpacks one (its own object is then the
+        caller's to remove)."""
+        with policy_refusals():
+            return await self._add_upload(filename, chunks, stored=True, known=known)
+
+    async def _add_upload(
+        self,
+        filename: str,
+        chunks: AsyncIterator[bytes],
+        *,
+        stored: bool = False,
+        known: tuple[int, str] | None = None,
+    ) -> str:
+        name = plain_name(filename)
         head, rest = await _head(chunks)
         kind = classify(name, head)
         if kind in ARCHIVES:
             if self.files or self.archive:
                 raise ArchiveRefused("Upload an archive on its own, not with other files.")
             self.archive = True
-            await self._extract(name, kind, _prepend(head, rest))
-            return
+            return await self._extract(name, kind, _prepend(head, rest))
         if self.archive:
             raise ArchiveRefused("Upload an archive on its own, not with other files.")
-        await self._store(name, kind, head, rest, self._count_upload)
+        await self._store(name, kind, head, rest, self._count_upload, write=not stored, known=known)
+        return self.files[name].sha256
 
     async def _store(
         self,
@@ -249,6 +274,9 @@ class VersionFiles:
         head: bytes,
         rest: AsyncIterator[bytes],
         count: Callable[[int], None],
+        *,
+        write: bool = True,
+        known: tuple[int, str] | None = None,
     ) -> None:
         if name in self.files:
             raise FileRefused(f"'{name}' was sent twice.")
@@ -268,15 +296,37 @@ class VersionFiles:
                         raise FileRefused(f"'{name}' is larger than a JSON file may be.")
                 yield chunk
 
-        stored = await self._storage.put(f"{self._prefix}/{name}", checked())
+        if write:
+            stored = await self._storage.put(f"{self._prefix}/{name}", checked())
+            size, sha256 = stored.size, stored.sha256
+        elif known is not None:
+            size, sha256 = known
+            count(size)
+            # Read only as far as the checks look: a JSON file whole, a safetensors file to
+            # the end of its header, anything else not past its (already sniffed) head.
+            async for chunk in _prepend(head, rest):
+                if checker is not None:
+                    checker.feed(chunk)
+                if json_buffer is not None:
+                    json_buffer.extend(chunk)
+                    if len(json_buffer) > self._limits.max_json_bytes:
+                        raise FileRefused(f"'{name}' is larger than a JSON file may be.")
+                elif checker is None or checker.data_size is not None:
+                    break
+            if isinstance(rest, AsyncGenerator):
+                await rest.aclose()
+        else:
+            size, sha256 = await _digest(checked())
         if checker is not None:
-            checker.finish(stored.size)
+            checker.finish(size)
         if json_buffer is not None:
             check_json(name, bytes(json_buffer))
-        self.files[name] = StoredFile(name, stored.size, stored.sha256, kind)
+        self.files[name] = StoredFile(name, size, sha256, kind)
 
     # -- archives -----------------------------------------------------------------------
-    async def _extract(self, name: str, kind: FileKind, chunks: AsyncIterator[bytes]) -> None:
+    async def _extract(self, name: str, kind: FileKind, chunks: AsyncIterator[bytes]) -> str:
+        """Unpack the archive; returns the archive's own SHA-256."""
+        digest = hashlib.sha256()
         with tempfile.TemporaryDirectory(dir=self._tmp_dir) as tmp:
             path = Path(tmp) / "archive"
             size = 0
@@ -284,12 +334,14 @@ class VersionFiles:
                 async for chunk in chunks:
                     self._count_upload(len(chunk))
                     size += len(chunk)
+                    digest.update(chunk)
                     await spool.write(chunk)
             with _CountingFile(path, "rb") as source:
                 self._expansion = _Expansion(name, source, size, self._limits.max_expansion_ratio)
                 await self._extract_members(kind, source, self._expansion)
         if not self.files:
             raise ArchiveRefused(f"'{name}' contains no model files.")
+        return digest.hexdigest()
 
     async def _extract_members(
         self, kind: FileKind, source: _CountingFile, expansion: _Expansion
@@ -364,6 +416,26 @@ async def _head(chunks: AsyncIterator[bytes]) -> tuple[bytes, AsyncIterator[byte
         if len(head) >= SNIFF_BYTES:
             break
     return bytes(head), chunks
+
+
+async def sniffed(filename: str, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """`chunks` (a file's first bytes onwards), refused before any is passed on when those
+    first bytes show a file the policy refuses (pickle, code, a kind no model has)."""
+    head, rest = await _head(chunks)
+    with policy_refusals():
+        classify(filename, head)
+    async for chunk in _prepend(head, rest):
+        yield chunk
+
+
+async def _digest(chunks: AsyncIterator[bytes]) -> tuple[int, str]:
+    """The size and SHA-256 of what `chunks` yield."""
+    digest = hashlib.sha256()
+    size = 0
+    async for chunk in chunks:
+        size += len(chunk)
+        digest.update(chunk)
+    return size, digest.hexdigest()
 
 
 async def _prepend(head: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:

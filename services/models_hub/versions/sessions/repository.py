@@ -1,0 +1,122 @@
+"""Queries on upload sessions and their parts; nothing else in the hub writes SQL for them."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.models_hub.models import (
+    Model,
+    UploadSession,
+    UploadSessionPart,
+    UploadSessionStatus,
+)
+
+
+async def add_session(session: AsyncSession, upload: UploadSession) -> UploadSession:
+    session.add(upload)
+    await session.flush()
+    return upload
+
+
+async def get_session(
+    session: AsyncSession,
+    session_id: uuid.UUID,
+    *,
+    for_update: bool = False,
+    for_share: bool = False,
+) -> UploadSession | None:
+    query = select(UploadSession).where(UploadSession.id == session_id)
+    if for_update:
+        query = query.with_for_update()
+    elif for_share:
+        # Parts of one session are recorded in parallel: they share the lock, and only
+        # completing or aborting the session (FOR UPDATE) waits for them.
+        query = query.with_for_update(read=True)
+    return await session.scalar(query)
+
+
+async def parts(session: AsyncSession, session_id: uuid.UUID) -> list[UploadSessionPart]:
+    rows = await session.scalars(
+        select(UploadSessionPart)
+        .where(UploadSessionPart.session_id == session_id)
+        .order_by(UploadSessionPart.file_index, UploadSessionPart.part_offset)
+    )
+    return list(rows)
+
+
+async def record_part(
+    session: AsyncSession,
+    session_id: uuid.UUID,
+    file_index: int,
+    offset: int,
+    *,
+    length: int,
+    sha256: str,
+    etag: str,
+) -> None:
+    """Insert the part, or replace what an earlier copy recorded (one statement: parts that
+    arrive together never lose each other's rows)."""
+    statement = insert(UploadSessionPart).values(
+        session_id=session_id,
+        file_index=file_index,
+        part_offset=offset,
+        length=length,
+        sha256=sha256,
+        etag=etag,
+    )
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["session_id", "file_index", "part_offset"],
+            set_={
+                "length": statement.excluded.length,
+                "sha256": statement.excluded.sha256,
+                "etag": statement.excluded.etag,
+                "received_at": func.now(),
+            },
+        )
+    )
+
+
+async def forget_parts(session: AsyncSession, session_id: uuid.UUID) -> None:
+    await session.execute(
+        delete(UploadSessionPart).where(UploadSessionPart.session_id == session_id)
+    )
+
+
+async def unfinished_since(session: AsyncSession, owner_id: uuid.UUID, since: datetime) -> int:
+    """Sessions the owner created since `since` that have not become a version (each counts
+    as an upload towards the daily limit; a completed one counts as its version)."""
+    query = select(func.count()).where(
+        UploadSession.owner_id == owner_id,
+        UploadSession.created_at >= since,
+        UploadSession.status != UploadSessionStatus.COMPLETED,
+    )
+    return int(await session.scalar(query) or 0)
+
+
+async def to_sweep(
+    session: AsyncSession, now: datetime, completing_before: datetime
+) -> list[UploadSession]:
+    """Open sessions past their expiry, whose model was deleted, or whose completion stopped
+    (its process died) before `completing_before`; locked, skipping any another sweeper or a
+    request holds."""
+    model_gone = ~select(Model.id).where(Model.id == UploadSession.model_id).exists()
+    rows = await session.scalars(
+        select(UploadSession)
+        .where(
+            UploadSession.status == UploadSessionStatus.OPEN,
+            # A completion under way finishes (or fails) on its own, past the expiry or not.
+            (
+                UploadSession.completing_since.is_(None)
+                & ((UploadSession.expires_at < now) | model_gone)
+            )
+            | (UploadSession.completing_since < completing_before),
+        )
+        .with_for_update(skip_locked=True)
+    )
+    return list(rows)
