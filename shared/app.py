@@ -15,6 +15,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 
+from shared import shutdown
 from shared.db import create_engine, create_sessionmaker
 from shared.errors import ERROR_RESPONSES, install_error_handlers
 from shared.events import EventRelay
@@ -48,6 +49,7 @@ def create_service_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings.log_level, settings.log_json)
+        shutdown.install(settings.shutdown_drain_seconds, settings.shutdown_grace_seconds)
         app.state.redis = create_redis(settings.redis_url)
         relay_task: asyncio.Task[None] | None = None
         if uses_database:

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 
+from shared import shutdown
 from shared.observability import metrics_response
 
 ReadinessCheck = Callable[[Request], Awaitable[None]]
@@ -69,6 +70,12 @@ def health_router(checks: Mapping[str, ReadinessCheck]) -> APIRouter:
 
     @router.get("/readyz", summary="Readiness: the service's dependencies answer")
     async def readyz(request: Request) -> JSONResponse:
+        if shutdown.draining():  # red first, so load balancers stop sending
+            return JSONResponse(
+                {"status": "draining", "checks": {}},
+                status_code=503,
+                headers={"Retry-After": "2"},
+            )
         outcomes = await asyncio.gather(*(_outcome(check, request) for check in checks.values()))
         results = dict(zip(checks, outcomes, strict=True))
         ready = all(v == "ok" for v in results.values())

@@ -13,6 +13,7 @@ before the response is sent.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar, cast
 
@@ -128,6 +129,9 @@ def worker_settings(
         "functions": list(functions),
         "cron_jobs": list(cron_jobs),
         "queue_name": queue_name,
+        # On SIGTERM: no new jobs, running ones get the grace to finish; then they are
+        # cancelled and re-queued (every job is written to be run again).
+        "job_completion_wait": math.ceil(settings.shutdown_grace_seconds),
         "redis_settings": worker_redis_settings(settings.redis_url),
         "on_startup": on_startup,
         "on_shutdown": on_shutdown,

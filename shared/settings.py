@@ -100,6 +100,23 @@ class CommonSettings(BaseSettings):
         description="Comma-separated hosts, host:port, IPs or CIDRs that provider URLs may "
         "reach although private or loopback (registration, connection tests, proxied calls).",
     )
+    shutdown_drain_seconds: float = Field(
+        default=0,
+        ge=0,
+        le=300,
+        validation_alias="SHUTDOWN_DRAIN_SECONDS",
+        description="After SIGTERM, how long a service keeps accepting requests while /readyz "
+        "already answers 503, so load balancers stop sending before it stops listening.",
+    )
+    shutdown_grace_seconds: float = Field(
+        default=20,
+        ge=0,
+        le=3600,
+        validation_alias="SHUTDOWN_GRACE_SECONDS",
+        description="After SIGTERM (and the drain), how long running requests, streams and "
+        "worker jobs may go on; streams still open then end with an `error` event "
+        "(`shutting_down`), unfinished jobs are cancelled and re-queued.",
+    )
     provider_timeout_seconds: float = Field(
         default=120,
         gt=0,

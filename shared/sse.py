@@ -30,6 +30,9 @@ So an endpoint does its checks first and returns `event_stream(...)`:
 - A heartbeat, the comment line `: ping`, goes out whenever nothing was sent for `heartbeat`
   seconds, so proxies and clients keep an idle stream open.
 - After `lifetime` seconds the stream ends (EventSource clients reconnect with the last id).
+- When the process shuts down (shared/shutdown.py), a stream still open when the grace is up
+  ends with `event: error` and `{"code": "shutting_down", "detail"}`: reconnect, with the
+  last id, to another (or the restarted) server.
 - The response races the ASGI receive channel for `http.disconnect` (`request.is_disconnected()`
   is unreliable under middleware). When the client goes away, or the lifetime is up, the events
   generator is cancelled at the `await` it is in (CancelledError), or closed at its `yield`
@@ -51,6 +54,7 @@ import asyncio
 import json
 import math
 import re
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Annotated, Any
 
@@ -60,6 +64,8 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.sse import KEEPALIVE_COMMENT, EventSourceResponse, ServerSentEvent, format_sse_event
 from pydantic import BaseModel
 from starlette.types import Receive, Scope, Send
+
+from shared import shutdown
 
 __all__ = [
     "DEFAULT_HEARTBEAT_SECONDS",
@@ -117,6 +123,17 @@ def encode_event(event: ServerSentEvent) -> bytes:
     return format_sse_event(
         data_str=data, event=event.event, id=event.id, retry=event.retry, comment=event.comment
     )
+
+
+_SHUTTING_DOWN = encode_event(
+    ServerSentEvent(
+        event="error",
+        data={
+            "code": "shutting_down",
+            "detail": "The server is restarting; reconnect (with Last-Event-ID) to resume.",
+        },
+    )
+)
 
 
 def _single(error: BaseException) -> BaseException:
@@ -180,11 +197,18 @@ class EventStreamResponse(EventSourceResponse):
                 wait = self.heartbeat if self.heartbeat is not None else math.inf
                 if deadline is not None:
                     wait = min(wait, deadline - anyio.current_time())
+                ending = shutdown.stream_deadline()  # set once the server stops listening
+                if ending is not None:
+                    wait = min(wait, ending - time.monotonic())
                 frame: bytes | None = KEEPALIVE_COMMENT
                 with anyio.move_on_after(max(wait, 0)) as waiting:
                     frame = await frames.get()
                 if frame is None:
                     break  # the events ended
+                if waiting.cancelled_caught and ending is not None and time.monotonic() >= ending:
+                    body = {"type": "http.response.body", "body": _SHUTTING_DOWN, "more_body": True}
+                    await send(body)
+                    break  # the server is going away
                 expired = deadline is not None and anyio.current_time() >= deadline
                 if waiting.cancelled_caught and expired:
                     break  # the lifetime is up

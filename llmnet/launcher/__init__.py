@@ -41,6 +41,7 @@ from llmnet.launcher.supervisor import (
     service_specs,
     service_url_env,
     service_urls,
+    stop_timeout,
 )
 from shared.auth.service_credentials import ServiceName, service_token_hash
 
@@ -202,7 +203,7 @@ def run_platform(data_dir: Path | None = None) -> int:
     finally:
         with _sigint_ignored():
             if supervisor is not None:
-                supervisor.stop()
+                supervisor.stop(stop_timeout(env))
             if recorded is not None:
                 recorded.unlink(missing_ok=True)
             # Databases go last so that services can finish in-flight work against them.

@@ -100,6 +100,23 @@ def _connect_host(bind_host: str) -> str:
     return f"[{bind_host}]" if ":" in bind_host else bind_host
 
 
+def shutdown_seconds(env: dict[str, str]) -> tuple[float, float]:
+    """(drain, grace) after SIGTERM, as the services read them (shared/settings.py)."""
+    try:
+        drain = float(env.get("SHUTDOWN_DRAIN_SECONDS") or 0)
+        grace = float(env.get("SHUTDOWN_GRACE_SECONDS") or 20)
+    except ValueError:
+        raise SupervisorError("SHUTDOWN_DRAIN/GRACE_SECONDS must be numbers") from None
+    return drain, grace
+
+
+def stop_timeout(env: dict[str, str]) -> float:
+    """How long a stopping platform waits for its processes before killing them: their
+    drain and grace, and a margin."""
+    drain, grace = shutdown_seconds(env)
+    return drain + grace + 10
+
+
 def _bind_settings(env: dict[str, str]) -> tuple[str, int]:
     host = env.get("LLMNET_HOST") or DEFAULT_HOST
     raw_base = env.get("LLMNET_PORT_BASE") or str(DEFAULT_PORT_BASE)
@@ -183,6 +200,9 @@ def service_specs(env: dict[str, str], python: str = sys.executable) -> list[Pro
         "PYTHONUNBUFFERED": "1",
     }
     fast = _fast_server_options()
+    # uvicorn's own backstop: the services end their streams when the grace is up (see
+    # shared/shutdown.py); this cancels whatever still runs a little later.
+    backstop = str(int(shutdown_seconds(env)[1]) + 5)
     specs = [
         ProcessSpec(
             name=name,
@@ -197,6 +217,8 @@ def service_specs(env: dict[str, str], python: str = sys.executable) -> list[Pro
                 "--port",
                 str(base + offset),
                 "--no-access-log",
+                "--timeout-graceful-shutdown",
+                backstop,
                 *fast,
             ],
             env=child_env,

@@ -23,6 +23,7 @@ from llmnet.launcher.supervisor import (
     SupervisorError,
     embedded_ports,
     service_specs,
+    stop_timeout,
 )
 
 
@@ -258,6 +259,11 @@ def test_service_specs_follow_host_and_port_base() -> None:
         "9001",
         "--no-access-log",
     ]
+    # uvicorn's backstop comes after the services' own grace (shared/shutdown.py).
+    assert specs["accounts"].argv[10:12] == ["--timeout-graceful-shutdown", "25"]
+    later = service_specs({"SHUTDOWN_GRACE_SECONDS": "60"}, python="py")
+    assert all("65" in s.argv for s in later if "uvicorn" in s.argv)
+    assert stop_timeout({"SHUTDOWN_DRAIN_SECONDS": "5", "SHUTDOWN_GRACE_SECONDS": "60"}) == 75
     env = specs["gateway"].env
     assert env["ACCOUNTS_URL"] == "http://127.0.0.1:9001"
     assert env["MODELS_HUB_URL"] == "http://127.0.0.1:9002"
