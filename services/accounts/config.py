@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import AnyHttpUrl, Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from shared.auth.passwords import DEFAULT_MEMORY_KIB, DEFAULT_TIME_COST
 from shared.settings import CommonSettings
+
+
+class SmtpSecurity(StrEnum):
+    """How the SMTP connection is protected: STARTTLS after connecting, TLS from the first
+    byte (SMTPS, usually port 465), or none (a relay on loopback only)."""
+
+    STARTTLS = "starttls"
+    TLS = "tls"
+    NONE = "none"
 
 
 class AccountsSettings(CommonSettings):
@@ -37,6 +47,65 @@ class AccountsSettings(CommonSettings):
         description="How often the worker rewrites the ban and logout keys in Redis from the "
         "database.",
     )
+
+    # Mail (verification and password reset). SMTP_* skip the ACCOUNTS_ prefix: they name the
+    # platform's one mail relay. No SMTP_HOST: mails are written as .eml files instead.
+    smtp_host: str = Field(
+        default="",
+        validation_alias="SMTP_HOST",
+        description="SMTP server; empty writes each mail as a .eml file under "
+        "LLMNET_DATA_DIR/mail and logs its link (the embedded default).",
+    )
+    smtp_port: int = Field(default=587, ge=1, le=65535, validation_alias="SMTP_PORT")
+    smtp_username: str = Field(default="", validation_alias="SMTP_USERNAME")
+    smtp_password: SecretStr = Field(default=SecretStr(""), validation_alias="SMTP_PASSWORD")
+    smtp_security: SmtpSecurity = Field(
+        default=SmtpSecurity.STARTTLS,
+        validation_alias="SMTP_SECURITY",
+        description="starttls, tls (SMTPS) or none.",
+    )
+    smtp_from: str = Field(
+        default="llmnet <no-reply@localhost>",
+        validation_alias="SMTP_FROM",
+        description="The From header of the platform's mails.",
+    )
+    smtp_timeout_seconds: float = Field(
+        default=15, gt=0, le=300, validation_alias="SMTP_TIMEOUT_SECONDS"
+    )
+    public_base_url: AnyHttpUrl = Field(
+        default=AnyHttpUrl("http://127.0.0.1:8000"),
+        validation_alias="PUBLIC_BASE_URL",
+        description="Where people reach the platform (the gateway): the links in mails start "
+        "with it.",
+    )
+    mail_dir: Path | None = Field(
+        default=None,
+        description="Folder for .eml files when SMTP_HOST is empty (LLMNET_DATA_DIR/mail).",
+    )
+    email_verification_ttl_seconds: int = Field(default=48 * 3600, ge=300)
+    password_reset_ttl_seconds: int = Field(default=3600, ge=300)
+    # Unprefixed: the services that refuse unverified users their actions must agree on it.
+    require_verified_email: bool = Field(
+        default=False,
+        validation_alias="REQUIRE_VERIFIED_EMAIL",
+        description="Refuse unverified accounts (403 email_not_verified) the actions the "
+        "README lists, until a mailed link verifies their email.",
+    )
+    recovery_mails_per_hour: int = Field(
+        default=5,
+        ge=1,
+        description="Verification or reset mails one address (or account) may ask for per "
+        "hour (429 past it).",
+    )
+    recovery_requests_per_ip_per_hour: int = Field(
+        default=30,
+        ge=1,
+        description="Forgot-password and reset requests one IP may make per hour (429 past it).",
+    )
+
+    @property
+    def mail_folder(self) -> Path:
+        return self.mail_dir or self.data_dir / "mail"
 
     @field_validator("revocation_sync_seconds")
     @classmethod

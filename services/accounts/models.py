@@ -47,6 +47,8 @@ class AuditAction(StrEnum):
     REFRESH_TOKEN_REUSED = "auth.refresh_reuse"
     API_KEY_CREATED = "api_key.created"
     API_KEY_REVOKED = "api_key.revoked"
+    EMAIL_VERIFIED = "auth.email_verified"
+    PASSWORD_RESET = "auth.password_reset"
 
     @property
     def target(self) -> AuditTarget:
@@ -64,7 +66,16 @@ _AUDIT_TARGETS = {
     AuditAction.REFRESH_TOKEN_REUSED: AuditTarget.TOKEN_FAMILY,
     AuditAction.API_KEY_CREATED: AuditTarget.API_KEY,
     AuditAction.API_KEY_REVOKED: AuditTarget.API_KEY,
+    AuditAction.EMAIL_VERIFIED: AuditTarget.USER,
+    AuditAction.PASSWORD_RESET: AuditTarget.USER,
 }
+
+
+class TokenPurpose(StrEnum):
+    """What a mailed account token is good for (once)."""
+
+    EMAIL_VERIFICATION = "email_verification"
+    PASSWORD_RESET = "password_reset"
 
 
 def _created_at() -> Mapped[datetime]:
@@ -92,10 +103,16 @@ class User(Base):
     is_banned: Mapped[bool] = mapped_column(Boolean, default=False)
     banned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     ban_reason: Mapped[str | None] = mapped_column(String(500))
+    # When a mailed link proved the address reaches the user (recovery/): null until then.
+    email_verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = _created_at()
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )
+
+    @property
+    def email_verified(self) -> bool:
+        return self.email_verified_at is not None
 
 
 class UserFollow(Base):
@@ -142,6 +159,29 @@ class RefreshToken(Base):
     created_at: Mapped[datetime] = _created_at()
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AccountToken(Base):
+    """A single-use token mailed to a user (email verification, password reset). Like API
+    keys, only the SHA-256 of the secret is stored: the mail is the one place it exists."""
+
+    __tablename__ = "account_tokens"
+    __table_args__ = (
+        one_of("purpose", TokenPurpose),
+        Index("ix_account_tokens_user_id_purpose", "user_id", "purpose"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    purpose: Mapped[str] = mapped_column(String(32))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # The address the mail went to: a verification proves this address, no other.
+    email: Mapped[str] = mapped_column(String(320))
+    # The outbox event the mail answered: a redelivered event sends no second mail.
+    event_id: Mapped[uuid.UUID | None] = mapped_column(unique=True)
+    created_at: Mapped[datetime] = _created_at()
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class ApiKey(Base):

@@ -1,5 +1,5 @@
 """The gateway app: path normalisation, probes, admin-only metrics, the merged OpenAPI
-document with Swagger UI and ReDoc, then the proxy."""
+document with Swagger UI and ReDoc, the web app, then the proxy."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from services.gateway.openapi import OpenAPICache
 from services.gateway.paths import NormalPathMiddleware
 from services.gateway.proxy import Proxy
 from services.gateway.routing import upstream_urls
+from services.gateway.spa import install_webapp
 from services.gateway.upstreams import close_upstreams, create_upstreams
 from services.gateway.websockets import install_websockets
 from shared.app import create_service_app
@@ -74,6 +75,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
     install_docs(app)  # Swagger UI and ReDoc from local assets, before the catch-all
     install_websockets(app)  # the feed's live socket (/api/v1/feed/ws)
+    install_webapp(app)  # the web app at / and its files under /app
 
     @app.api_route("/{path:path}", methods=_METHODS, include_in_schema=False)
     async def proxy(request: Request) -> Response:

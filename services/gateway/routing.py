@@ -43,6 +43,10 @@ _ANONYMOUS_POSTS = frozenset(
         "/api/v1/auth/cookie/login",
         "/api/v1/auth/cookie/refresh",
         "/api/v1/auth/cookie/logout",
+        # Mailed links: the token in the body is the credential.
+        "/api/v1/auth/email/verify",
+        "/api/v1/auth/password/forgot",
+        "/api/v1/auth/password/reset",
     }
 )
 _PRIVATE_READS = (

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
+from services.accounts.auth.cookie import router as cookie_router
 from services.accounts.auth.schemas import (
     LoginRequest,
     LogoutRequest,
@@ -112,3 +113,7 @@ async def logout(
 @router.get("/jwks", summary="Public keys that verify access tokens (JWKS)")
 async def jwks(ctx: ContextDep) -> dict[str, list[dict[str, str]]]:
     return ctx.signer.jwks()
+
+
+# The web app's variants (refresh token in an HttpOnly cookie): /api/v1/auth/cookie/...
+router.include_router(cookie_router)

@@ -52,6 +52,9 @@ class UserPublic(BaseModel):
 
 class UserPrivate(UserPublic):
     email: str
+    email_verified: bool = Field(
+        description="Whether a mailed link verified the email (POST /api/v1/auth/email/verify)."
+    )
     role: Role
 
 
@@ -99,3 +102,4 @@ class InternalUser(BaseModel):
     role: Role
     is_model_developer: bool
     is_banned: bool
+    email_verified: bool

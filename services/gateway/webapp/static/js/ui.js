@@ -1,0 +1,39 @@
+// The error banner and small shared bits of the shell.
+import { ApiError } from "./api.js";
+
+/** Show what went wrong: the API's `detail` for an API error, else the error's message. */
+export function showError(error) {
+  if (error && error.name === "AbortError") return;
+  const banner = document.getElementById("banner");
+  const text = document.getElementById("banner-text");
+  let message;
+  if (error instanceof ApiError) {
+    message = error.detail;
+    if (error.requestId) message += ` (request ${error.requestId})`;
+  } else {
+    message = (error && error.message) || String(error);
+  }
+  text.textContent = message;
+  banner.hidden = false;
+}
+
+export function clearError() {
+  document.getElementById("banner").hidden = true;
+}
+
+/** Run `action`, showing any failure in the banner. With the `button` that started it (a
+ * person's action), the last error goes and the button stays disabled meanwhile. */
+export async function guarded(action, button = null) {
+  if (button) {
+    button.disabled = true;
+    clearError();
+  }
+  try {
+    return await action();
+  } catch (error) {
+    showError(error);
+    return undefined;
+  } finally {
+    if (button) button.disabled = false;
+  }
+}
