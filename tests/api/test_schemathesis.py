@@ -72,6 +72,16 @@ ALLOWANCES = (
         "in all",
     ),
     Allowance(
+        "PATCH",
+        "/api/v1/models/{model_id}",
+        (422,),
+        "context_length is for models served by an external provider only",
+    ),
+    *(
+        Allowance("POST", path, (400,), "a token is valid only as it was mailed")
+        for path in ("/api/v1/auth/email/verify", "/api/v1/auth/password/reset")
+    ),
+    Allowance(
         "POST",
         "/api/v1/providers",
         (422,),

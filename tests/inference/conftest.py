@@ -20,6 +20,13 @@ from tests.models_hub.conftest import developer
 from tests.models_hub.tiny_models import build_tiny_gpt2, build_tiny_llama
 
 
+def _kind(path: Path) -> str:
+    """What the hub records for such a file (services/models_hub/versions/formats.py)."""
+    return {".safetensors": "safetensors", ".json": "json", ".model": "sentencepiece"}.get(
+        path.suffix, "text"
+    )
+
+
 async def _chunks(path: Path) -> AsyncIterator[bytes]:
     yield path.read_bytes()
 
@@ -43,7 +50,7 @@ async def ready_model(
     for path in sorted(p for p in folder.iterdir() if p.is_file()):
         stored = await storage.put(f"{prefix}/{path.name}", _chunks(path))
         files.append(
-            {"name": path.name, "size": stored.size, "sha256": stored.sha256, "kind": "file"}
+            {"name": path.name, "size": stored.size, "sha256": stored.sha256, "kind": _kind(path)}
         )
     async with session_scope(platform.sessionmaker) as session:
         model = Model(
@@ -120,7 +127,7 @@ async def activate_new_version(platform: Any, model: dict[str, Any], folder: Pat
     for path in sorted(p for p in folder.iterdir() if p.is_file()):
         stored = await storage.put(f"{prefix}/{path.name}", _chunks(path))
         files.append(
-            {"name": path.name, "size": stored.size, "sha256": stored.sha256, "kind": "file"}
+            {"name": path.name, "size": stored.size, "sha256": stored.sha256, "kind": _kind(path)}
         )
     async with session_scope(platform.sessionmaker) as session:
         owner = (await session.get(Model, model_id)).owner_id  # type: ignore[union-attr]

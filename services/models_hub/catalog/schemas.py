@@ -65,14 +65,6 @@ class _ModelFields(BaseModel):
         default=None,
         description="Tokens per day each user but the owner may spend on this model; null: no cap.",
     )
-    context_length: int | None = Field(
-        default=None,
-        ge=16,
-        le=10_000_000,
-        description="For a model served by an external provider: its context window in tokens, "
-        "so conversation histories sent to it are trimmed to fit (an uploaded model's comes "
-        "from its weights).",
-    )
 
     @field_validator("tags")
     @classmethod
@@ -98,6 +90,14 @@ class ModelUpdate(_ModelFields):
     )
 
     name: Text | None = Field(default=None, min_length=1, max_length=100)
+    context_length: int | None = Field(
+        default=None,
+        ge=16,
+        le=10_000_000,
+        description="Only for a model served by an external provider (422 otherwise: an "
+        "uploaded model's comes from its weights): its context window in tokens, so "
+        "conversation histories sent to it are trimmed to fit.",
+    )
 
     _not_null = refuse_null("name", "visibility")
 

@@ -241,10 +241,9 @@ class CatalogService:
         source: ModelSource = ModelSource.UPLOAD,
         provider_id: uuid.UUID | None = None,
         remote_model: str | None = None,
+        context_length: int | None = None,
     ) -> Model:
         await self.ensure_can_create(session, ctx, viewer)
-        if source != ModelSource.REMOTE and data.context_length is not None:
-            raise _uploaded_context()
         fields = data.model_dump(exclude_unset=True, exclude={"name", "slug", "default_params"})
         model = Model(
             owner_id=viewer.user_id,
@@ -258,6 +257,7 @@ class CatalogService:
             status=ModelStatus.READY if source == ModelSource.REMOTE else ModelStatus.EMPTY,
             provider_id=provider_id,
             remote_model=remote_model,
+            context_length=context_length,
             **{k: v for k, v in fields.items() if v is not None},
         )
         try:

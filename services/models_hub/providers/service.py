@@ -101,11 +101,11 @@ class ProviderService:
                 visibility=remote.visibility,
                 daily_token_cap=remote.daily_token_cap,
                 user_daily_token_cap=remote.user_daily_token_cap,
-                context_length=remote.context_length,
             ),
             source=ModelSource.REMOTE,
             provider_id=provider.id,
             remote_model=remote.remote_model,
+            context_length=remote.context_length,
         )
 
     async def add_model(
