@@ -19,11 +19,12 @@ every `_REFRESH_SECONDS`, in case an announcement was missed.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
 
 from fastapi.sse import ServerSentEvent
 from redis.asyncio import Redis
@@ -41,6 +42,7 @@ from shared.errors import UnprocessableEntity
 from shared.events import Event, stream_for
 from shared.sse import is_stream_id
 
+T = TypeVar("T")
 POST_STREAM = stream_for("post.published")
 # The events of the post stream a live feed turns into `post` or `counts` events.
 _LIVE_TYPES = frozenset({"post.published", "post.liked", "post.unliked", "post.deleted"})
@@ -126,6 +128,29 @@ class _EventPosts:
 _event_posts = _EventPosts()
 
 
+class _Shared:
+    """What every open live feed makes alike from one event (the parsed event, a post's JSON),
+    made once per process: 200 feeds receiving one post parse and encode it once, not 200
+    times."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self._items: OrderedDict[tuple[str, str], Any] = OrderedDict()
+        self._size = size
+
+    def get(self, kind: str, event_id: str, make: Callable[[], T]) -> T:
+        key = (kind, event_id)
+        if key in self._items:
+            value: T = self._items[key]
+            return value
+        made = self._items[key] = make()
+        while len(self._items) > self._size:
+            self._items.popitem(last=False)
+        return made
+
+
+_shared = _Shared()
+
+
 async def _event_for(
     ctx: FeedContext, viewer: Identity, audience: _Audience, event: Event
 ) -> ServerSentEvent | None:
@@ -170,7 +195,8 @@ async def _event_for(
     ):
         return None
     if kind == "post":
-        return ServerSentEvent(event="post", id=event.id, data=read(post))
+        body = _shared.get("post", event.id, lambda: read(post).model_dump_json())
+        return ServerSentEvent(event="post", id=event.id, raw_data=body)
     counts = PostCounts(post_id=post.id, like_count=post.like_count, reply_count=post.reply_count)
     return ServerSentEvent(event="counts", id=event.id, data=counts)
 
@@ -188,7 +214,8 @@ async def live_feed(
         # Read once subscribed: a follow change from here on marks the sets stale.
         await audience.refresh()
         async for stream_id, fields in subscription.entries_after(after):
-            event = Event.from_fields(POST_STREAM, stream_id, fields)
+            parse = functools.partial(Event.from_fields, POST_STREAM, stream_id, fields)
+            event = _shared.get("event", stream_id, parse)
             if event.type not in _LIVE_TYPES:
                 continue
             await audience.refresh()

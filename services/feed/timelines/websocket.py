@@ -32,7 +32,12 @@ POLICY_VIOLATION = 1008
 
 
 def message(event: ServerSentEvent) -> str:
-    data = event.data.model_dump(mode="json") if hasattr(event.data, "model_dump") else event.data
+    if event.raw_data is not None:  # JSON already (shared by every feed the event reaches)
+        data = json.loads(event.raw_data)
+    elif hasattr(event.data, "model_dump"):
+        data = event.data.model_dump(mode="json")
+    else:
+        data = event.data
     return json.dumps({"event": event.event, "id": event.id, "data": jsonable_encoder(data)})
 
 
