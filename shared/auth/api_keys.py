@@ -16,8 +16,13 @@ def generate_api_key() -> str:
     return API_KEY_PREFIX + secrets.token_urlsafe(32)
 
 
+def hash_secret(secret: str) -> str:
+    """How any such secret is stored (API keys, mailed single-use tokens)."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
 def hash_api_key(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
+    return hash_secret(key)
 
 
 def looks_like_api_key(credential: str) -> bool:

@@ -35,6 +35,7 @@ from services.accounts.models import AccountToken, AuditAction, TokenPurpose, Us
 from services.accounts.recovery import repository
 from services.accounts.recovery.schemas import EmailVerified, MailAccepted
 from services.accounts.users import repository as users
+from shared.auth.api_keys import hash_secret
 from shared.db import session_scope, utcnow
 from shared.errors import BadRequest, Conflict, Forbidden, NotFound, TooManyRequests
 from shared.events import Event, record_event
@@ -98,10 +99,6 @@ class MailContext:
     settings: AccountsSettings
     sessionmaker: async_sessionmaker[AsyncSession]
     mailer: Mailer
-
-
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def token_lifetime(settings: AccountsSettings, purpose: TokenPurpose) -> timedelta:
@@ -259,7 +256,7 @@ class RecoveryService:
     async def _spend(
         self, session: AsyncSession, token: str, purpose: TokenPurpose
     ) -> AccountToken:
-        row = await repository.get_for_update(session, hash_token(token), purpose)
+        row = await repository.get_for_update(session, hash_secret(token), purpose)
         if row is None:
             raise InvalidAccountToken("This link is not valid; ask for a new one.")
         if row.used_at is not None:
@@ -299,7 +296,7 @@ class RecoveryService:
                 AccountToken(
                     user_id=user.id,
                     purpose=purpose.value,
-                    token_hash=hash_token(secret),
+                    token_hash=hash_secret(secret),
                     email=user.email,
                     event_id=event_id,
                     expires_at=now + lifetime,

@@ -41,12 +41,12 @@ def _key(stream_id: str) -> tuple[int, int]:
     return int(millis), int(seq or 0)
 
 
-def _text(value: str | bytes) -> str:
+def text(value: str | bytes) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
 def _entry(stream_id: str | bytes, fields: dict[str | bytes, str | bytes]) -> Entry:
-    return _text(stream_id), {_text(k): _text(v) for k, v in fields.items()}
+    return text(stream_id), {text(k): text(v) for k, v in fields.items()}
 
 
 @dataclass(eq=False)
@@ -94,7 +94,7 @@ class _Hub:
 
     async def _newest(self, stream: str) -> str:
         newest = await self._redis.xrevrange(stream, count=1)
-        return _text(newest[0][0]) if newest else "0-0"
+        return text(newest[0][0]) if newest else "0-0"
 
     async def _run(self) -> None:
         while True:
@@ -118,7 +118,7 @@ class _Hub:
                 logger.warning("live feed hub: read failed, retrying", exc_info=True)
                 await asyncio.sleep(_RETRY_SECONDS)
                 continue
-            by_stream = {_text(s): [_entry(i, f) for i, f in e] for s, e in response or []}
+            by_stream = {text(s): [_entry(i, f) for i, f in e] for s, e in response or []}
             # Follow changes first: a post read with its viewer's new follow is judged by it.
             for stream_id, fields in by_stream.get(changes.FOLLOW_CHANGES_STREAM, []):
                 positions[changes.FOLLOW_CHANGES_STREAM] = stream_id

@@ -207,7 +207,7 @@ async def live_feed(
     audience = _Audience(ctx, viewer)
     if after is None:
         newest = await redis.xrevrange(POST_STREAM, count=1)
-        after = _text(newest[0][0]) if newest else "0-0"
+        after = live_hub.text(newest[0][0]) if newest else "0-0"
     yield ServerSentEvent(event="ready", id=after, data={"resume_from": after})
     subscription = live_hub.Subscription(redis, POST_STREAM, str(viewer.user_id), audience.changed)
     async with subscription:
@@ -222,7 +222,3 @@ async def live_feed(
             sent = await _event_for(ctx, viewer, audience, event)
             if sent is not None:
                 yield sent
-
-
-def _text(value: str | bytes) -> str:
-    return value.decode() if isinstance(value, bytes) else value
