@@ -1,30 +1,34 @@
 """Filesystem storage: objects are files under a root directory.
 
-An object assembled from parts keeps its parts as files in `.multipart/<upload id>/` under the
-root (keys never start with '.', so no key reaches them) until it is completed, when they are
-copied in order into the object (copy_file_range: the kernel copies, no bytes pass through
-Python) and removed. The object's SHA-256 is computed as its parts arrive (see _RunningHash),
-so completing it costs no pass over its bytes in Python.
+An object assembled from parts is written in place: `.multipart/<upload id>/` under the root
+(keys never start with '.', so no key reaches it) holds the object's data file, each part
+written at its offset, a marker file per part that is whole, and a lock file. Completing it
+checks the markers and renames the data file into place, so the bytes are written once, as
+a one-request upload writes them. The object's SHA-256 is computed as its parts arrive (see
+_RunningHash), so completing it costs no pass over its bytes either.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import os
 import re
 import shutil
 import threading
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Iterator, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO
 
 import anyio
 
 from shared.errors import NotFound, PayloadTooLarge
 from shared.storage.base import (
     AssembledObject,
+    Crc32,
     InvalidKey,
+    PartInProgress,
     PartSizeMismatch,
     StoredObject,
     StoredPart,
@@ -33,8 +37,9 @@ from shared.storage.base import (
 
 _PARTS_DIR = ".multipart"
 _UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
-_COPY_CHUNK = 64 << 20
 _WRITE_BYTES = 1 << 20
+_DATA = "data"
+_LOCK = "lock"
 
 
 class LocalStorage:
@@ -108,55 +113,52 @@ class LocalStorage:
     async def start_parts(self, key: str) -> str:
         validate_key(key)
         upload_id = uuid.uuid4().hex
-        await anyio.Path(self._parts(upload_id)).mkdir(parents=True)
+        directory = self._parts(upload_id)
+
+        def _start() -> None:
+            directory.mkdir(parents=True)
+            (directory / _DATA).touch()
+            (directory / _LOCK).touch()
+
+        await anyio.to_thread.run_sync(_start)
         return upload_id
 
     async def put_part(
-        self, key: str, upload_id: str, number: int, chunks: AsyncIterable[bytes], *, size: int
+        self,
+        key: str,
+        upload_id: str,
+        number: int,
+        chunks: AsyncIterable[bytes],
+        *,
+        size: int,
+        offset: int,
     ) -> StoredPart:
         validate_key(key)
-        directory = self._parts(upload_id)
-        partial = directory / f".{number}.{uuid.uuid4().hex}.partial"
-        digest = hashlib.sha256()
-        received = 0
+        writer = _PartWriter(self._parts(upload_id), upload_id, number, offset, size)
         try:
-            try:
-                out = await anyio.to_thread.run_sync(partial.open, "wb")
-            except FileNotFoundError as exc:
-                raise NotFound(f"No unfinished upload {upload_id!r} of {key!r}.") from exc
-            try:
-                # Hashed and written a MiB at a time in a worker thread (hashlib lets go of the
-                # GIL): the event loop only gathers bytes, and parts in flight hash in parallel.
-                pending: list[bytes] = []
-                buffered = 0
-                async for chunk in chunks:
-                    received += len(chunk)
-                    if received > size:
-                        raise PartSizeMismatch(f"Part {number} is longer than {size} bytes.")
-                    pending.append(chunk)
-                    buffered += len(chunk)
-                    if buffered >= _WRITE_BYTES:
-                        await anyio.to_thread.run_sync(_hash_and_write, digest, out, pending)
-                        pending, buffered = [], 0
-                if pending:
-                    await anyio.to_thread.run_sync(_hash_and_write, digest, out, pending)
-            finally:
-                out.close()
-            if received != size:
-                raise PartSizeMismatch(f"Part {number} has {received} bytes, not {size}.")
-            try:
-                # Atomic: a part re-sent meanwhile is replaced whole, never mixed.
-                await anyio.to_thread.run_sync(os.replace, partial, directory / str(number))
-            except FileNotFoundError as exc:  # the upload was aborted meanwhile
-                raise NotFound(f"No unfinished upload {upload_id!r} of {key!r}.") from exc
-        except BaseException:
-            with anyio.CancelScope(shield=True):
-                await anyio.Path(partial).unlink(missing_ok=True)
-            raise
+            await anyio.to_thread.run_sync(writer.begin)
+            # Hashed and written a MiB at a time in a worker thread (hashlib lets go of the
+            # GIL): the event loop only gathers bytes, and parts in flight hash in parallel.
+            pending: list[bytes] = []
+            buffered = 0
+            async for chunk in chunks:
+                if writer.received + buffered + len(chunk) > size:
+                    raise PartSizeMismatch(f"Part {number} is longer than {size} bytes.")
+                pending.append(chunk)
+                buffered += len(chunk)
+                if buffered >= _WRITE_BYTES:
+                    await anyio.to_thread.run_sync(writer.write, pending)
+                    pending, buffered = [], 0
+            if pending:
+                await anyio.to_thread.run_sync(writer.write, pending)
+            if writer.received != size:
+                raise PartSizeMismatch(f"Part {number} has {writer.received} bytes, not {size}.")
+            crc32 = await anyio.to_thread.run_sync(writer.finish)
+        finally:
+            writer.close()
         running = self._running.setdefault(upload_id, _RunningHash())
-        await anyio.to_thread.run_sync(running.stored, directory, number)
-        sha256 = digest.hexdigest()
-        return StoredPart(number=number, size=size, sha256=sha256, etag=sha256)
+        await anyio.to_thread.run_sync(running.stored, self._parts(upload_id), number)
+        return StoredPart(number=number, size=size, crc32=crc32, etag=crc32)
 
     async def complete_parts(
         self, key: str, upload_id: str, parts: Sequence[StoredPart]
@@ -166,32 +168,18 @@ class LocalStorage:
         running = self._running.pop(upload_id, None)
 
         def _assemble() -> AssembledObject:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            partial = target.with_name(f".{target.name}.{uuid.uuid4().hex}.partial")
-            total = 0
             ordered = sorted(parts, key=lambda p: p.number)
-            try:
-                with partial.open("wb") as out:
-                    for part in ordered:
-                        try:
-                            source = (directory / str(part.number)).open("rb")
-                        except FileNotFoundError as exc:
-                            raise NotFound(
-                                f"Part {part.number} of upload {upload_id!r} is missing."
-                            ) from exc
-                        with source:
-                            size = os.fstat(source.fileno()).st_size
-                            if size != part.size:
-                                raise NotFound(
-                                    f"Part {part.number} of upload {upload_id!r} has {size} "
-                                    f"bytes, not {part.size}."
-                                )
-                            _copy(source, out, size)
-                        total += size
-                os.replace(partial, target)
-            except BaseException:
-                partial.unlink(missing_ok=True)
-                raise
+            with _locked(directory, upload_id, fcntl.LOCK_EX):
+                total = 0
+                for part in ordered:
+                    written = _read_marker(directory, part.number)
+                    if written is None or written[1] != part.size:
+                        raise NotFound(f"Part {part.number} of upload {upload_id!r} is missing.")
+                    total += part.size
+                # The parts lie in place already: the object is the data file, renamed.
+                os.truncate(directory / _DATA, total)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(directory / _DATA, target)
             sha256 = running.hexdigest(len(ordered)) if running is not None else None
             shutil.rmtree(directory, ignore_errors=True)
             return AssembledObject(key=key, size=total, sha256=sha256)
@@ -205,10 +193,101 @@ class LocalStorage:
         await anyio.to_thread.run_sync(lambda: shutil.rmtree(directory, ignore_errors=True))
 
 
-def _hash_and_write(digest: Any, out: BinaryIO, chunks: list[bytes]) -> None:
-    for chunk in chunks:
-        digest.update(chunk)
-        out.write(chunk)
+class _Closed(Exception):
+    """The upload's data file is gone: completed or aborted while a part arrived."""
+
+
+@contextlib.contextmanager
+def _locked(directory: Path, upload_id: str, operation: int) -> Iterator[int]:
+    """The upload's lock: shared by part writers (one chunk at a time), exclusive for
+    completing it, so the data file is never renamed halfway through a write."""
+    try:
+        fd = os.open(directory / _LOCK, os.O_RDONLY)
+    except FileNotFoundError as exc:
+        raise NotFound(f"No unfinished upload {upload_id!r}.") from exc
+    try:
+        fcntl.flock(fd, operation)
+        yield fd
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _read_marker(directory: Path, number: int) -> tuple[int, int] | None:
+    """(offset, size) of part `number` if a whole copy of it lies in the data file."""
+    try:
+        offset, size = (directory / str(number)).read_text().split()
+    except (FileNotFoundError, ValueError):
+        return None
+    return int(offset), int(size)
+
+
+class _PartWriter:
+    """Writes one copy of a part in place into the upload's data file (called in worker
+    threads). Until the copy is whole the part counts as missing (its marker is removed
+    first); two copies of one part arriving at once would mix, so the second is refused."""
+
+    def __init__(self, directory: Path, upload_id: str, number: int, offset: int, size: int):
+        self.directory = directory
+        self.upload_id = upload_id
+        self.number = number
+        self.offset = offset
+        self.size = size
+        self.received = 0
+        self._checksum = Crc32()
+        self._busy: int | None = None
+        self._data: int | None = None
+
+    def _gone(self) -> NotFound:
+        return NotFound(f"No unfinished upload {self.upload_id!r}.")
+
+    def begin(self) -> None:
+        try:
+            self._busy = os.open(self.directory / f"{self.number}.busy", os.O_CREAT | os.O_RDWR)
+        except FileNotFoundError as exc:
+            raise self._gone() from exc
+        try:
+            fcntl.flock(self._busy, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise PartInProgress(
+                f"Part {self.number} is arriving in another request; send it again once that "
+                "one has ended."
+            ) from exc
+        with _locked(self.directory, self.upload_id, fcntl.LOCK_SH):
+            (self.directory / str(self.number)).unlink(missing_ok=True)
+            try:
+                self._data = os.open(self.directory / _DATA, os.O_WRONLY)
+            except FileNotFoundError as exc:
+                raise self._gone() from exc
+
+    def write(self, chunks: list[bytes]) -> None:
+        assert self._data is not None
+        with _locked(self.directory, self.upload_id, fcntl.LOCK_SH):
+            if not (self.directory / _DATA).exists():
+                raise self._gone()
+            for chunk in chunks:
+                self._checksum.update(chunk)
+                view = memoryview(chunk)
+                while view:
+                    written = os.pwrite(self._data, view, self.offset + self.received)
+                    self.received += written
+                    view = view[written:]
+
+    def finish(self) -> str:
+        """Mark the part whole; returns its CRC-32."""
+        with _locked(self.directory, self.upload_id, fcntl.LOCK_SH):
+            if not (self.directory / _DATA).exists():
+                raise self._gone()
+            marker = self.directory / str(self.number)
+            partial = marker.with_name(f".{self.number}.{uuid.uuid4().hex}")
+            partial.write_text(f"{self.offset} {self.size}")
+            os.replace(partial, marker)
+        return self._checksum.hexdigest()
+
+    def close(self) -> None:
+        for fd in (self._data, self._busy):
+            if fd is not None:
+                os.close(fd)
+        self._data = self._busy = None
 
 
 class _RunningHash:
@@ -226,7 +305,7 @@ class _RunningHash:
         self._spoiled = False
 
     def stored(self, directory: Path, number: int) -> None:
-        """Part `number` is in place (called in a worker thread)."""
+        """Part `number` is whole in the data file (called in a worker thread)."""
         if number < self._next:
             with self._lock:  # waits for a pass that may be reading the old copy
                 if number < self._next:
@@ -237,39 +316,28 @@ class _RunningHash:
             if not self._lock.acquire(blocking=False):
                 return
             try:
-                while not self._spoiled:
+                while not self._spoiled and (span := _read_marker(directory, self._next)):
                     try:
-                        source = (directory / str(self._next)).open("rb")
+                        self._hash_span(directory / _DATA, *span)
                     except FileNotFoundError:
                         break
-                    with source:
-                        while chunk := source.read(_WRITE_BYTES):
-                            self._digest.update(chunk)
                     self._next += 1
             finally:
                 self._lock.release()
+
+    def _hash_span(self, data: Path, offset: int, size: int) -> None:
+        buffer = memoryview(bytearray(_WRITE_BYTES))
+        with data.open("rb", buffering=0) as source:
+            source.seek(offset)
+            while size > 0:
+                read = source.readinto(buffer[: min(_WRITE_BYTES, size)])
+                if not read:
+                    break
+                self._digest.update(buffer[:read])
+                size -= read
 
     def hexdigest(self, parts: int) -> str | None:
         with self._lock:
             if self._spoiled or self._next != parts + 1:
                 return None
             return self._digest.hexdigest()
-
-
-def _copy(source: BinaryIO, out: BinaryIO, size: int) -> None:
-    """Append `size` bytes of `source` to `out`, in the kernel where it can."""
-    out.flush()
-    copied = 0
-    try:
-        while copied < size:
-            count = min(_COPY_CHUNK, size - copied)
-            sent = os.copy_file_range(source.fileno(), out.fileno(), count)
-            if sent == 0:
-                break
-            copied += sent
-    except OSError:
-        pass  # another filesystem or kernel: copy the rest by hand
-    if copied < size:
-        source.seek(copied)
-        out.seek(0, os.SEEK_END)
-        shutil.copyfileobj(source, out, 1 << 20)

@@ -38,6 +38,7 @@ from minio.error import InvalidResponseError, S3Error, ServerError
 from shared.errors import LLMNetError, NotFound, PayloadTooLarge, ServiceUnavailable
 from shared.storage.base import (
     AssembledObject,
+    Crc32,
     PartSizeMismatch,
     StoredObject,
     StoredPart,
@@ -270,7 +271,14 @@ class S3Storage:
         )
 
     async def put_part(
-        self, key: str, upload_id: str, number: int, chunks: AsyncIterable[bytes], *, size: int
+        self,
+        key: str,
+        upload_id: str,
+        number: int,
+        chunks: AsyncIterable[bytes],
+        *,
+        size: int,
+        offset: int,
     ) -> StoredPart:
         validate_key(key)
         if not 1 <= number <= MAX_PARTS:
@@ -285,7 +293,7 @@ class S3Storage:
             _PART_URL_LIFETIME,
             extra_query_params={"partNumber": str(number), "uploadId": upload_id},
         )
-        digest = hashlib.sha256()
+        checksum = Crc32()
         received = 0
 
         async def body() -> AsyncIterator[bytes]:
@@ -294,7 +302,7 @@ class S3Storage:
                 received += len(chunk)
                 if received > size:
                     raise PartSizeMismatch(f"Part {number} is longer than {size} bytes.")
-                digest.update(chunk)
+                checksum.update(chunk)
                 yield chunk
             if received != size:
                 raise PartSizeMismatch(f"Part {number} has {received} bytes, not {size}.")
@@ -316,7 +324,7 @@ class S3Storage:
         if response.status_code != 200:
             raise self._refusal("write", key, response)
         etag = response.headers.get("etag", "").replace('"', "")
-        return StoredPart(number=number, size=size, sha256=digest.hexdigest(), etag=etag)
+        return StoredPart(number=number, size=size, crc32=checksum.hexdigest(), etag=etag)
 
     async def complete_parts(
         self, key: str, upload_id: str, parts: Sequence[StoredPart]

@@ -5,6 +5,7 @@ terminal (its progress bar; Ctrl-C, then the same command resumes)."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import re
 import signal
@@ -18,7 +19,7 @@ import pexpect
 import pytest
 import torch
 from llmnet_client import Client
-from llmnet_client.errors import APIConnectionError
+from llmnet_client.errors import APIConnectionError, PartCorrupted
 from transformers import LlamaForCausalLM
 
 from services.models_hub.versions.sessions.service import upload_session_service
@@ -84,6 +85,46 @@ class CuttingTransport(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self._inner.aclose()
+
+
+class CorruptingTransport(CuttingTransport):
+    """The real transport; the first `times` PUTs of the part at `offset` of `name` arrive
+    with one byte flipped, as if altered on the way."""
+
+    def __init__(self, name: str, offset: int, times: int) -> None:
+        super().__init__()
+        self.target, self.times = (name, offset), times
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "PUT" and self.times:
+            name = request.url.path.rsplit("/", 1)[1]
+            if (name, int(request.url.params["offset"])) == self.target:
+                self.times -= 1
+                body = bytearray(request.read())
+                body[len(body) // 2] ^= 0xFF
+                request = httpx.Request(
+                    request.method, request.url, headers=request.headers, content=bytes(body)
+                )
+        return await super().handle_async_request(request)
+
+
+async def test_a_part_altered_on_the_way_is_sent_again(platform, owner, wide_llama_dir) -> None:
+    weights = wide_llama_dir / "model.safetensors"
+    once = CorruptingTransport("model.safetensors", PART, times=1)
+    async with client_for(platform, owner, transport=once) as api:
+        model = await api.models.create("Altered", slug="altered", visibility="private")
+        version = await api.upload(model["id"], wide_llama_dir, part_size=PART, parallel=2)
+        # The server's CRC-32 of the altered copy differed: the client sent that part again.
+        assert once.sent[("model.safetensors", PART)] == 2
+        files = {f["name"]: f["sha256"] for f in version["files"]}
+        assert files["model.safetensors"] == hashlib.sha256(weights.read_bytes()).hexdigest()
+
+    always = CorruptingTransport("model.safetensors", PART, times=100)
+    async with client_for(platform, owner, transport=always) as api:
+        model = await api.models.create("Noisy", slug="noisy", visibility="private")
+        with pytest.raises(PartCorrupted, match=f"offset {PART} arrived altered 3 times"):
+            await api.upload(model["id"], wide_llama_dir, part_size=PART, max_attempts=1)
+        assert always.sent[("model.safetensors", PART)] == 3
 
 
 async def test_a_connection_cut_mid_file_resumes_with_only_the_missing_parts(

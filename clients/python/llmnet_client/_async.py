@@ -304,9 +304,14 @@ class AsyncClient(_AsyncFamilies, _AsyncRunner):
                 part = queue.pop()
                 try:
                     data = await asyncio.to_thread(part.read)
-                    await self.upload_sessions.put_part(
-                        model_id, session["id"], part.file.name, part.offset, data
-                    )
+                    for _ in range(_upload.SEND_TRIES):
+                        answer = await self.upload_sessions.put_part(
+                            model_id, session["id"], part.file.name, part.offset, data
+                        )
+                        if _upload.arrived_intact(answer, data):
+                            break
+                    else:
+                        raise _upload.corrupted(part)
                 except Exception as exc:
                     failures.append(exc)
                     return

@@ -306,9 +306,15 @@ class Client(
 
         def send(part: _upload.Part) -> None:
             nonlocal done
-            self.upload_sessions.put_part(
-                model_id, session["id"], part.file.name, part.offset, part.read()
-            )
+            data = part.read()
+            for _ in range(_upload.SEND_TRIES):
+                answer = self.upload_sessions.put_part(
+                    model_id, session["id"], part.file.name, part.offset, data
+                )
+                if _upload.arrived_intact(answer, data):
+                    break
+            else:
+                raise _upload.corrupted(part)
             with lock:
                 done += part.length
                 if progress is not None:

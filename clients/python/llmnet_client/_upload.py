@@ -4,16 +4,33 @@ and the parts an upload session still misses."""
 from __future__ import annotations
 
 import hashlib
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from llmnet_client.errors import PartCorrupted
 
 ProgressCallback = Callable[[int, int], None]
 """Called with (bytes done, total bytes) as parts are confirmed."""
 
 _HASH_CHUNK = 4 * 1024 * 1024
 OPEN = "open"
+SEND_TRIES = 3
+"""How often a part whose CRC-32 comes back wrong is sent before the upload gives up."""
+
+
+def arrived_intact(answer: Any, data: bytes) -> bool:
+    """Whether the server's CRC-32 of a part matches the bytes that were sent."""
+    return bool(answer.get("crc32") == f"{zlib.crc32(data):08x}")
+
+
+def corrupted(part: Part) -> PartCorrupted:
+    return PartCorrupted(
+        f"the part of {part.file.name} at offset {part.offset} arrived altered "
+        f"{SEND_TRIES} times; check the network, then run the upload again to resume"
+    )
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ __all__ = [
     "Conflict",
     "LLMNetError",
     "NotFound",
+    "PartCorrupted",
     "PayloadTooLarge",
     "PermissionDenied",
     "RateLimited",
@@ -36,6 +37,10 @@ __all__ = [
 
 class LLMNetError(Exception):
     """Base of every error this client raises."""
+
+
+class PartCorrupted(LLMNetError):
+    """An upload's part kept arriving altered (the server's CRC-32 of it differs)."""
 
 
 class APIConnectionError(LLMNetError):

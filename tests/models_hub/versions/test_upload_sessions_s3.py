@@ -182,7 +182,14 @@ class CountingStorage:
         return getattr(self._inner, name)
 
     async def put_part(
-        self, key: str, upload_id: str, number: int, chunks: AsyncIterable[bytes], *, size: int
+        self,
+        key: str,
+        upload_id: str,
+        number: int,
+        chunks: AsyncIterable[bytes],
+        *,
+        size: int,
+        offset: int,
     ) -> StoredPart:
         async def counted() -> AsyncIterator[bytes]:
             async for chunk in chunks:
@@ -190,7 +197,7 @@ class CountingStorage:
                 yield chunk
 
         result: StoredPart = await self._inner.put_part(
-            key, upload_id, number, counted(), size=size
+            key, upload_id, number, counted(), size=size, offset=offset
         )
         return result
 
@@ -292,3 +299,107 @@ async def test_a_version_made_by_a_session_validates_to_ready(
     ).json()
     assert version["status"] == "ready", version["error"]
     assert version["is_active"] is True
+
+
+async def _send_a_copy_that_breaks_off(client, dev, model_id, session_id, offset, data) -> None:
+    """A copy of the part at `offset` whose connection drops after 3 MiB."""
+
+    class Cut(Exception):
+        pass
+
+    async def breaks_off() -> AsyncIterator[bytes]:
+        for start in range(0, 3 * (1 << 20), 1 << 20):
+            yield data[start : start + (1 << 20)]
+            await asyncio.sleep(0.05)
+        raise Cut
+
+    with pytest.raises((Cut, httpx.HTTPError)):
+        await client.put(
+            f"{base(model_id)}/{session_id}/files/model.safetensors",
+            params={"offset": offset},
+            content=breaks_off(),
+            headers={**dev.headers, "Content-Length": str(len(data))},
+        )
+
+
+@pytest.mark.parametrize("backend", ["local", "s3"])
+async def test_a_second_copy_that_breaks_off_leaves_its_part_missing_until_sent_whole(
+    client, platform, owner_and_model, backend, request
+):
+    dev, model = owner_and_model
+    app = platform.apps["models_hub"]
+    original = app.state.hub
+    if backend == "s3":
+        app.state.hub = dataclasses.replace(original, storage=request.getfixturevalue("s3").storage)
+    try:
+        files = hf_model()
+        session = (await create_session(client, dev, model["id"], files)).json()
+        await send_all(client, dev, model["id"], session["id"], files)
+        # The local backend writes a new copy over the old one: once it breaks off, the part
+        # is missing (on both backends, so clients see one behaviour) and completing says so.
+        second = parts_of(files["model.safetensors"])[1]
+        await _send_a_copy_that_breaks_off(client, dev, model["id"], session["id"], *second)
+        url = f"{base(model['id'])}/{session['id']}"
+        for _ in range(50):  # until the server has noticed the cut
+            status = (await client.get(url, headers=dev.headers)).json()
+            weights_file = {f["name"]: f for f in status["files"]}["model.safetensors"]
+            if weights_file["missing_offsets"]:
+                break
+            await asyncio.sleep(0.1)
+        assert weights_file["missing_offsets"] == [PART]
+        refused = await complete(client, dev, model["id"], session["id"])
+        assert refused.status_code == 409
+        assert refused.json()["code"] == "upload_incomplete"
+        assert str(PART) in refused.json()["detail"]
+
+        sent = await put_part(client, dev, model["id"], session["id"], "model.safetensors", *second)
+        assert sent.status_code == 200, sent.text
+        done = await complete(client, dev, model["id"], session["id"])
+        assert done.status_code == 202, done.text
+        by_name = {f["name"]: f["sha256"] for f in done.json()["files"]}
+        assert by_name["model.safetensors"] == sha256(files["model.safetensors"])
+    finally:
+        app.state.hub = original
+
+
+async def test_two_copies_of_one_part_at_once_are_not_mixed(client, owner_and_model):
+    # The local backend writes a part in place: a second copy while one is arriving is
+    # refused (409 with Retry-After) rather than interleaved with it.
+    dev, model = owner_and_model
+    files = hf_model()
+    session = (await create_session(client, dev, model["id"], files)).json()
+    second = parts_of(files["model.safetensors"])[1]
+    halfway = asyncio.Event()
+    go_on = asyncio.Event()
+
+    async def slow() -> AsyncIterator[bytes]:
+        data = second[1]
+        yield data[: 1 << 20]
+        halfway.set()
+        await go_on.wait()
+        yield data[1 << 20 :]
+
+    first_copy = asyncio.create_task(
+        client.put(
+            f"{base(model['id'])}/{session['id']}/files/model.safetensors",
+            params={"offset": PART},
+            content=slow(),
+            headers={**dev.headers, "Content-Length": str(len(second[1]))},
+        )
+    )
+    await halfway.wait()
+    await asyncio.sleep(0.3)  # the first MiB reaches the model hub
+    other = bytes(b ^ 0xFF for b in second[1])
+    refused = await put_part(
+        client, dev, model["id"], session["id"], "model.safetensors", PART, other
+    )
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["code"] == "part_in_progress"
+    assert refused.headers["retry-after"] == "2"
+    go_on.set()
+    assert (await first_copy).status_code == 200
+    await send_all(client, dev, model["id"], session["id"], files)
+    done = await complete(client, dev, model["id"], session["id"])
+    assert done.status_code == 202, done.text
+    by_name = {f["name"]: f["sha256"] for f in done.json()["files"]}
+    assert by_name["model.safetensors"] == sha256(files["model.safetensors"])

@@ -56,7 +56,7 @@ async def record_part(
     offset: int,
     *,
     length: int,
-    sha256: str,
+    crc32: str,
     etag: str,
 ) -> None:
     """Insert the part, or replace what an earlier copy recorded (one statement: parts that
@@ -66,7 +66,7 @@ async def record_part(
         file_index=file_index,
         part_offset=offset,
         length=length,
-        sha256=sha256,
+        crc32=crc32,
         etag=etag,
     )
     await session.execute(
@@ -74,10 +74,22 @@ async def record_part(
             index_elements=["session_id", "file_index", "part_offset"],
             set_={
                 "length": statement.excluded.length,
-                "sha256": statement.excluded.sha256,
+                "crc32": statement.excluded.crc32,
                 "etag": statement.excluded.etag,
                 "received_at": func.now(),
             },
+        )
+    )
+
+
+async def forget_part(
+    session: AsyncSession, session_id: uuid.UUID, file_index: int, offset: int
+) -> None:
+    await session.execute(
+        delete(UploadSessionPart).where(
+            UploadSessionPart.session_id == session_id,
+            UploadSessionPart.file_index == file_index,
+            UploadSessionPart.part_offset == offset,
         )
     )
 

@@ -69,4 +69,7 @@ class UploadPartRead(BaseModel):
     name: str
     offset: int
     length: int
-    sha256: str = Field(description="SHA-256 (hex) of this part's bytes.")
+    crc32: str = Field(
+        description="CRC-32 (8 hex digits, zlib's polynomial) of this part's bytes, for the "
+        "client to check that the part arrived intact."
+    )

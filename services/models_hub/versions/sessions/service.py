@@ -204,7 +204,7 @@ def _stored_parts(
                     StoredPart(
                         number=o // upload.part_size + 1,
                         size=received[o].length,
-                        sha256=received[o].sha256,
+                        crc32=received[o].crc32,
                         etag=received[o].etag,
                     )
                     for o in offsets
@@ -252,9 +252,12 @@ class UploadSessionService:
         viewer: Identity,
         *,
         for_update: bool = False,
+        for_share: bool = False,
     ) -> UploadSession:
         """The viewer's own session (an admin's too); for anyone else it does not exist."""
-        upload = await repository.get_session(session, session_id, for_update=for_update)
+        upload = await repository.get_session(
+            session, session_id, for_update=for_update, for_share=for_share
+        )
         if (
             upload is None
             or upload.model_id != model_id
@@ -376,29 +379,38 @@ class UploadSessionService:
         declared_length: int | None,
     ) -> UploadPartRead:
         async with session_scope(ctx.sessionmaker) as session:
-            upload = await self._owned(session, model_id, session_id, viewer)
+            upload = await self._owned(session, model_id, session_id, viewer, for_share=True)
             _ensure_open(upload)
             index, entry = _file(upload, name)
             part_size = upload.part_size
-        size = entry["size"]
-        if offset % part_size or offset >= size:
-            last = (size - 1) // part_size * part_size
-            raise InvalidPartOffset(
-                f"Offset {offset} does not start a part of '{name}': parts start at multiples "
-                f"of the part size, {part_size}, from 0 to {last}.",
-                fields=[FieldError(field="offset", message="not the start of a part")],
-            )
-        length = min(part_size, size - offset)
-        if declared_length is not None and declared_length != length:
-            raise PartSizeMismatch(
-                f"The part of '{name}' at offset {offset} is {length} bytes long; this body "
-                f"has {declared_length}. Send exactly bytes {offset} to {offset + length - 1}."
-            )
+            size = entry["size"]
+            if offset % part_size or offset >= size:
+                last = (size - 1) // part_size * part_size
+                raise InvalidPartOffset(
+                    f"Offset {offset} does not start a part of '{name}': parts start at "
+                    f"multiples of the part size, {part_size}, from 0 to {last}.",
+                    fields=[FieldError(field="offset", message="not the start of a part")],
+                )
+            length = min(part_size, size - offset)
+            if declared_length is not None and declared_length != length:
+                raise PartSizeMismatch(
+                    f"The part of '{name}' at offset {offset} is {length} bytes long; this "
+                    f"body has {declared_length}. Send exactly bytes {offset} to "
+                    f"{offset + length - 1}."
+                )
+            # A new copy replaces the old one in place (local storage): until it is whole,
+            # the part is missing, so a copy that breaks off must be sent again.
+            await repository.forget_part(session, session_id, index, offset)
         if offset == 0:
             chunks = sniffed(name, chunks)
         try:
             stored = await ctx.storage.put_part(
-                entry["key"], entry["upload_id"], offset // part_size + 1, chunks, size=length
+                entry["key"],
+                entry["upload_id"],
+                offset // part_size + 1,
+                chunks,
+                size=length,
+                offset=offset,
             )
         except PartSizeMismatch as exc:
             raise PartSizeMismatch(
@@ -421,10 +433,10 @@ class UploadSessionService:
                 index,
                 offset,
                 length=length,
-                sha256=stored.sha256,
+                crc32=stored.crc32,
                 etag=stored.etag,
             )
-        return UploadPartRead(name=name, offset=offset, length=length, sha256=stored.sha256)
+        return UploadPartRead(name=name, offset=offset, length=length, crc32=stored.crc32)
 
     # -- complete -------------------------------------------------------------------------
     async def complete(
