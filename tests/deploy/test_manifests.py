@@ -1,8 +1,12 @@
 """Offline checks of the deployment files.
 
-* deploy/k8s/*.yaml: schema validation (kubernetes_validate, strict) and the cross-references
-  that schema validation cannot see (selectors, ports, ConfigMap/Secret names, kustomization).
-* deploy/docker-compose.yml: structure, commands, dependencies, healthchecks, ports, secrets.
+* deploy/k8s: every overlay (dev, gpu) rendered by the offline kustomize renderer
+  (tests/deploy/kustomize.py), each object validated against the Kubernetes schemas
+  (kubernetes_validate, strict; ServiceMonitors against the vendored CRD schema), and the
+  cross-references that schema validation cannot see (selectors, ports, ConfigMap/Secret
+  names, autoscalers, disruption budgets, network policies, monitors, the overlays' promises).
+* deploy/docker-compose.yml: structure, commands, dependencies, healthchecks, ports, secrets
+  (schema and settings agreement: test_compose_settings.py; monitoring: test_monitoring.py).
 * deploy/Dockerfile and .dockerignore: the image contract.
 
 No network, no Docker, no cluster: plain, fast, synchronous tests.
@@ -10,198 +14,113 @@ No network, no Docker, no cluster: plain, fast, synchronous tests.
 
 from __future__ import annotations
 
+import json
 import re
-import shlex
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
 
+from services.gateway.config import GatewaySettings
+from services.inference.config import InferenceSettings
 from shared.auth.service_credentials import (
     ServiceName,
     parse_service_callers,
     service_token_hash,
 )
 from shared.settings import UPLOAD_FRAMING_BYTES, CommonSettings
-
-ROOT = Path(__file__).resolve().parents[2]
-DEPLOY_DIR = ROOT / "deploy"
-K8S_DIR = DEPLOY_DIR / "k8s"
-KUSTOMIZATION = K8S_DIR / "kustomization.yaml"
-COMPOSE_FILE = DEPLOY_DIR / "docker-compose.yml"
-DOCKERFILE = DEPLOY_DIR / "Dockerfile"
-DOCKERIGNORE = ROOT / ".dockerignore"
-
-IMAGE = "llmnet:latest"
-NAMESPACE = "llmnet"
-
-# Platform contract: service -> (ASGI factory, port). Names are the docker-compose ones.
-SERVICES: dict[str, tuple[str, int]] = {
-    "gateway": ("services.gateway.app:create_app", 8000),
-    "accounts": ("services.accounts.app:create_app", 8001),
-    "models_hub": ("services.models_hub.app:create_app", 8002),
-    "inference": ("services.inference.app:create_app", 8003),
-    "feed": ("services.feed.app:create_app", 8004),
-}
-PUBLIC_SERVICE = "gateway"
-# Worker name (compose service == k8s Deployment) -> arq WorkerSettings.
-WORKERS: dict[str, str] = {
-    "accounts-worker": "services.accounts.worker.WorkerSettings",
-    "models-hub-worker": "services.models_hub.worker.WorkerSettings",
-    "finetune-worker": "services.models_hub.finetune_worker.WorkerSettings",
-    "feed-worker": "services.feed.worker.WorkerSettings",
-    "inference-worker": "services.inference.worker.WorkerSettings",
-}
-# Which settings module a worker belongs to (it gets that service's extra environment).
-WORKER_OF = {
-    "accounts-worker": "accounts",
-    "models-hub-worker": "models_hub",
-    "finetune-worker": "models_hub",
-    "feed-worker": "feed",
-    "inference-worker": "inference",
-}
-
-COMMON_ENV = {
-    "DATABASE_URL",
-    "REDIS_URL",
-    "LLMNET_DATA_DIR",
-    "LOG_LEVEL",
-    "INTERNAL_TOKEN",
-    "JWT_ISSUER",
-    "JWT_AUDIENCE",
-    "ACCOUNTS_URL",
-    "MODELS_HUB_URL",
-    "INFERENCE_URL",
-    "FEED_URL",
-}
-URL_ENV = {
-    "ACCOUNTS_URL": "accounts",
-    "MODELS_HUB_URL": "models_hub",
-    "INFERENCE_URL": "inference",
-    "FEED_URL": "feed",
-}
-GATEWAY_ENV = {
-    "GATEWAY_RATE_LIMIT_PER_MINUTE",
-    "GATEWAY_ANON_RATE_LIMIT_PER_MINUTE",
-    "GATEWAY_MAX_BODY_BYTES",
-    "GATEWAY_CORS_ORIGINS",
-}
-STORAGE_ENV = {"STORAGE_BACKEND", "S3_ENDPOINT", "S3_ACCESS_KEY", "S3_SECRET_KEY", "S3_BUCKET"}
-JWT_KEY_ENV = "ACCOUNTS_JWT_PRIVATE_KEY_FILE"
-JWT_SECRET_KEY = "jwt-private-key.pem"
-JWT_SECRET_FILE = "./secrets/jwt-private-key.pem"
-
-WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"}
-
-
-def k8s_name(service: str) -> str:
-    """Kubernetes object names are DNS labels: models_hub -> models-hub."""
-    return service.replace("_", "-")
-
-
-# --------------------------------------------------------------------------- loading
-
-
-def manifest_files() -> list[Path]:
-    return sorted(p for p in K8S_DIR.glob("*.yaml") if p != KUSTOMIZATION)
-
-
-def load_documents(path: Path) -> list[dict[str, Any]]:
-    docs = [doc for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")) if doc is not None]
-    for doc in docs:
-        assert isinstance(doc, dict), f"{path.name}: a document is not a mapping"
-    return docs
-
-
-@pytest.fixture(scope="module")
-def k8s_docs() -> list[dict[str, Any]]:
-    docs = [doc for path in manifest_files() for doc in load_documents(path)]
-    assert docs, f"no manifests in {K8S_DIR}"
-    return docs
-
-
-def of_kind(docs: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
-    found: dict[str, dict[str, Any]] = {}
-    for doc in docs:
-        if doc.get("kind") == kind:
-            name = doc["metadata"]["name"]
-            assert name not in found, f"duplicate {kind}/{name}"
-            found[name] = doc
-    return found
-
-
-def ident(doc: dict[str, Any]) -> str:
-    return f"{doc['kind']}/{doc['metadata']['name']}"
-
-
-def workloads(docs: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    for doc in docs:
-        if doc.get("kind") in WORKLOAD_KINDS:
-            yield doc
-
-
-def pod_spec(doc: dict[str, Any]) -> dict[str, Any]:
-    return doc["spec"]["template"]["spec"]
-
-
-def containers(spec: dict[str, Any]) -> list[dict[str, Any]]:
-    return [*spec.get("initContainers", []), *spec.get("containers", [])]
-
-
-def matches(selector: dict[str, str], labels: dict[str, str]) -> bool:
-    return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
-
-
-def container_env(docs: list[dict[str, Any]], container: dict[str, Any]) -> dict[str, str | None]:
-    """Environment of a container: envFrom ConfigMaps/Secrets, then env (values or None)."""
-    configmaps = of_kind(docs, "ConfigMap")
-    secrets = of_kind(docs, "Secret")
-    env: dict[str, str | None] = {}
-    for source in container.get("envFrom", []):
-        if "configMapRef" in source:
-            env.update(configmaps[source["configMapRef"]["name"]].get("data", {}))
-        if "secretRef" in source:
-            secret = secrets[source["secretRef"]["name"]]
-            env.update({key: None for key in secret.get("data", {})})
-            env.update(secret.get("stringData", {}))
-    for var in container.get("env", []):
-        env[var["name"]] = var.get("value")
-    return env
-
-
-def service_port(service: dict[str, Any], port: int | str) -> dict[str, Any] | None:
-    for entry in service["spec"].get("ports", []):
-        if port in (entry.get("name"), entry.get("port")):
-            return entry
-    return None
-
+from tests.deploy.kustomize import render
+from tests.deploy.stack import (
+    BASE_DIR,
+    COMMON_ENV,
+    COMPOSE_FILE,
+    DEPLOY_DIR,
+    DOCKERFILE,
+    DOCKERIGNORE,
+    GATEWAY_ENV,
+    IMAGE,
+    JWT_KEY_ENV,
+    JWT_SECRET_FILE,
+    JWT_SECRET_KEY,
+    K8S_DIR,
+    KUSTOMIZATION,
+    NAMESPACE,
+    OVERLAYS,
+    PUBLIC_SERVICE,
+    ROOT,
+    SERVICEMONITOR_SCHEMA,
+    SERVICES,
+    STORAGE_ENV,
+    URL_ENV,
+    WORKER_OF,
+    WORKERS,
+    all_k8s_yaml,
+    compose_command,
+    compose_env,
+    container_env,
+    containers,
+    depends_on,
+    env_name,
+    ident,
+    k8s_name,
+    llmnet_services,
+    load_documents,
+    manifest_files,
+    matches,
+    of_kind,
+    pod_spec,
+    service_port,
+    workloads,
+)
 
 # --------------------------------------------------------------------------- k8s: schemas
 
 
-@pytest.mark.parametrize("path", manifest_files(), ids=lambda p: p.name)
-def test_manifest_validates_against_kubernetes_schema(path: Path) -> None:
+CUSTOM_RESOURCES = {("monitoring.coreos.com/v1", "ServiceMonitor"): SERVICEMONITOR_SCHEMA}
+
+
+def test_rendered_objects_validate_against_their_schemas(k8s_docs: list[dict[str, Any]]) -> None:
     version = kubernetes_validate.latest_version()
-    docs = load_documents(path)
-    assert docs, f"{path.name} is empty"
-    for doc in docs:
+    for doc in k8s_docs:
+        custom = CUSTOM_RESOURCES.get((str(doc.get("apiVersion")), str(doc.get("kind"))))
+        if custom is not None:
+            schema = json.loads(custom.read_text(encoding="utf-8"))
+            errors = list(jsonschema.Draft7Validator(schema).iter_errors(doc))
+            assert not errors, f"{ident(doc)}: {errors[0].json_path}: {errors[0].message}"
+            continue
         try:
             kubernetes_validate.validate(doc, version, strict=True)
         except kubernetes_validate.ValidationError as exc:
             where = ".".join(str(p) for p in exc.path)
-            pytest.fail(f"{path.name}: {ident(doc)} invalid at {where}: {exc.message}")
+            pytest.fail(f"{ident(doc)} invalid at {where}: {exc.message}")
         except kubernetes_validate.SchemaNotFoundError as exc:
-            pytest.fail(f"{path.name}: {exc.message}")
+            pytest.fail(f"{ident(doc)}: {exc.message}")
+
+
+def test_validation_rejects_an_invalid_object() -> None:
+    """The validation above can fail: a misspelt field is refused (strict), and so is a
+    ServiceMonitor endpoint field the CRD does not have."""
+    deployment = load_documents(BASE_DIR / "gateway.yaml")[0]
+    deployment["spec"]["template"]["spec"]["containers"][0]["imagePullPolice"] = "Always"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(deployment, kubernetes_validate.latest_version(), strict=True)
+    monitor = load_documents(BASE_DIR / "servicemonitor.yaml")[0]
+    monitor["spec"]["endpoints"][0]["scrapeInterval"] = "15s"
+    schema = json.loads(SERVICEMONITOR_SCHEMA.read_text(encoding="utf-8"))
+    assert list(jsonschema.Draft7Validator(schema).iter_errors(monitor))
 
 
 def test_expected_manifest_files_exist() -> None:
     names = {p.name for p in manifest_files()}
-    assert names, "deploy/k8s has no manifests"
+    assert names, "deploy/k8s/base has no manifests"
     assert KUSTOMIZATION.is_file()
+    for name, directory in OVERLAYS.items():
+        assert (directory / "kustomization.yaml").is_file(), f"overlay {name}"
+    assert not list(K8S_DIR.glob("*.yaml")), "manifests live in base/ and overlays/"
 
 
 # --------------------------------------------------------------------------- k8s: contract
@@ -270,16 +189,22 @@ def test_probes_resources_and_security(k8s_docs: list[dict[str, Any]]) -> None:
     for doc in workloads(k8s_docs):
         spec = pod_spec(doc)
         pod_security = spec.get("securityContext", {})
-        for container in spec["containers"]:
+        assert spec.get("automountServiceAccountToken") is False, ident(doc)
+        for container in containers(spec):
             where = f"{ident(doc)}/{container['name']}"
-            security = {**pod_security, **container.get("securityContext", {})}
+            own = container.get("securityContext", {})
+            security = {**pod_security, **own}
             assert security.get("runAsNonRoot") is True, where
             assert security.get("runAsUser", 1) != 0, where
             assert security.get("allowPrivilegeEscalation") is False, where
+            assert own.get("readOnlyRootFilesystem") is True, where
+            assert own.get("capabilities", {}).get("drop") == ["ALL"], where
+            assert not own.get("capabilities", {}).get("add"), where
+            assert security.get("seccompProfile", {}).get("type") == "RuntimeDefault", where
             resources = container.get("resources", {})
             for section in ("requests", "limits"):
                 assert {"cpu", "memory"} <= set(resources.get(section, {})), f"{where} {section}"
-            if doc["metadata"]["name"] not in service_names:
+            if doc["metadata"]["name"] not in service_names or container not in spec["containers"]:
                 continue
             port_names = {p.get("name") for p in container["ports"]} | {
                 p["containerPort"] for p in container["ports"]
@@ -293,20 +218,138 @@ def test_probes_resources_and_security(k8s_docs: list[dict[str, Any]]) -> None:
 
 def test_read_only_root_keeps_data_and_tmp_writable(k8s_docs: list[dict[str, Any]]) -> None:
     for doc in workloads(k8s_docs):
-        for container in pod_spec(doc)["containers"]:
+        spec = pod_spec(doc)
+        volumes = {v["name"]: v for v in spec.get("volumes", [])}
+        for container in spec["containers"]:
             if not container.get("securityContext", {}).get("readOnlyRootFilesystem"):
                 continue
             data_dir = container_env(k8s_docs, container).get("LLMNET_DATA_DIR")
-            mounts = {m["mountPath"].rstrip("/") for m in container.get("volumeMounts", [])}
+            mounts = {m["mountPath"].rstrip("/"): m for m in container.get("volumeMounts", [])}
             for path in ("/tmp", data_dir):  # noqa: S108 - a mount path, not a temp file
                 assert path in mounts, f"{ident(doc)}: read-only root and nothing at {path}"
+                mount = mounts[path]
+                assert not mount.get("readOnly"), f"{ident(doc)}: {path} must be writable"
+                source = volumes[mount["name"]]
+                assert "emptyDir" in source or "persistentVolumeClaim" in source, (
+                    f"{ident(doc)}: {path} is on {sorted(source)}"
+                )
 
 
-def test_inference_requests_a_gpu(k8s_docs: list[dict[str, Any]]) -> None:
+GPU = "nvidia.com/gpu"
+DEVICE_ENV = env_name(InferenceSettings, "device")
+DTYPE_ENV = env_name(InferenceSettings, "dtype")
+
+
+def test_inference_device_follows_the_overlay(overlay: str, k8s_docs: list[dict[str, Any]]) -> None:
     deployment = of_kind(k8s_docs, "Deployment")[k8s_name("inference")]
-    (container,) = pod_spec(deployment)["containers"]
-    assert str(container["resources"]["limits"].get("nvidia.com/gpu")) == "1"
-    assert container_env(k8s_docs, container).get("INFERENCE_DEVICE") == "cuda:0"
+    spec = pod_spec(deployment)
+    (container,) = spec["containers"]
+    env = container_env(k8s_docs, container)
+    resources = container["resources"]
+    if overlay == "gpu":
+        assert str(resources["requests"].get(GPU)) == "1", resources
+        assert str(resources["limits"].get(GPU)) == "1", resources
+        assert env.get(DEVICE_ENV) == "cuda:0"
+        assert env.get(DTYPE_ENV) == "bfloat16"
+        assert spec.get("nodeSelector"), "GPU pods need a node selector"
+        assert any(
+            t.get("key") == GPU and t.get("effect") == "NoSchedule"
+            for t in spec.get("tolerations", [])
+        ), "GPU nodes are tainted: tolerate nvidia.com/gpu"
+        strategy = deployment["spec"]["strategy"]
+        assert strategy["rollingUpdate"]["maxSurge"] == 0, "a rollout must free the GPU first"
+    else:
+        assert env.get(DEVICE_ENV) == "cpu"
+        assert env.get(DTYPE_ENV) in {None, "float32"}
+    # No other pod asks for a GPU, and no CPU overlay does at all.
+    for doc in workloads(k8s_docs):
+        for c in containers(pod_spec(doc)):
+            if doc is deployment and overlay == "gpu":
+                continue
+            for section in ("requests", "limits"):
+                assert GPU not in c.get("resources", {}).get(section, {}), ident(doc)
+
+
+def test_dev_runs_one_replica_of_everything() -> None:
+    k8s_docs = render(OVERLAYS["dev"])
+    for name, deployment in of_kind(k8s_docs, "Deployment").items():
+        assert deployment["spec"].get("replicas") == 1, name
+    assert not of_kind(k8s_docs, "HorizontalPodAutoscaler"), "dev does not autoscale"
+
+
+AUTOSCALED = {k8s_name(PUBLIC_SERVICE), "accounts", "feed", *WORKERS}
+
+
+@pytest.mark.parametrize("overlay", sorted(set(OVERLAYS) - {"dev"}))
+def test_autoscalers(overlay: str) -> None:
+    k8s_docs = render(OVERLAYS[overlay])
+    deployments = of_kind(k8s_docs, "Deployment")
+    hpas = of_kind(k8s_docs, "HorizontalPodAutoscaler")
+    targets = {hpa["spec"]["scaleTargetRef"]["name"]: hpa for hpa in hpas.values()}
+    assert set(targets) == AUTOSCALED, sorted(targets)
+    for name, hpa in targets.items():
+        ref = hpa["spec"]["scaleTargetRef"]
+        assert (ref["apiVersion"], ref["kind"]) == ("apps/v1", "Deployment"), name
+        assert name in deployments, f"HPA targets no Deployment {name}"
+        assert 1 <= hpa["spec"].get("minReplicas", 1) <= hpa["spec"]["maxReplicas"], name
+        resources = {
+            m["resource"]["name"] for m in hpa["spec"]["metrics"] if m["type"] == "Resource"
+        }
+        for container in pod_spec(deployments[name])["containers"]:
+            for resource in resources:  # utilization is relative to the request
+                assert resource in container["resources"]["requests"], f"{name}: {resource}"
+
+
+def test_disruption_budgets(k8s_docs: list[dict[str, Any]]) -> None:
+    deployments = of_kind(k8s_docs, "Deployment")
+    budgets = of_kind(k8s_docs, "PodDisruptionBudget")
+    hpas = {
+        h["spec"]["scaleTargetRef"]["name"]: h
+        for h in of_kind(k8s_docs, "HorizontalPodAutoscaler").values()
+    }
+    for name, deployment in deployments.items():
+        labels = deployment["spec"]["template"]["metadata"]["labels"]
+        covering = [
+            b for b in budgets.values() if matches(b["spec"]["selector"]["matchLabels"], labels)
+        ]
+        assert len(covering) == 1, f"{name}: {len(covering)} PodDisruptionBudgets"
+        spec = covering[0]["spec"]
+        replicas = (
+            hpas[name]["spec"].get("minReplicas", 1)
+            if name in hpas
+            else deployment["spec"].get("replicas", 1)
+        )
+        if "minAvailable" in spec:  # a budget that no eviction can meet blocks node drains
+            assert int(spec["minAvailable"]) < replicas, f"{name}: {spec}"
+        else:
+            assert int(spec["maxUnavailable"]) >= 1, f"{name}: {spec}"
+    for name, budget in budgets.items():
+        selected = [
+            d
+            for d in deployments.values()
+            if matches(
+                budget["spec"]["selector"]["matchLabels"],
+                d["spec"]["template"]["metadata"]["labels"],
+            )
+        ]
+        assert len(selected) == 1, f"PodDisruptionBudget {name} selects {len(selected)}"
+
+
+SSE_ANNOTATIONS = "nginx.ingress.kubernetes.io/"
+
+
+def test_ingress_streams_unbuffered_with_long_timeouts(k8s_docs: list[dict[str, Any]]) -> None:
+    (ingress,) = of_kind(k8s_docs, "Ingress").values()
+    annotations = ingress["metadata"]["annotations"]
+    assert ingress["spec"]["ingressClassName"] == "nginx"
+    assert annotations[SSE_ANNOTATIONS + "proxy-buffering"] == "off"
+    assert annotations[SSE_ANNOTATIONS + "proxy-request-buffering"] == "off"
+    assert annotations.get(SSE_ANNOTATIONS + "proxy-http-version", "1.1") == "1.1"
+    # nginx must not give up on an upstream sooner than the gateway does.
+    upstream = GatewaySettings.model_fields["upstream_timeout_seconds"].default
+    for direction in ("read", "send"):
+        timeout = int(annotations[f"{SSE_ANNOTATIONS}proxy-{direction}-timeout"])
+        assert timeout >= max(upstream, 3600), f"proxy-{direction}-timeout {timeout}"
 
 
 def test_containers_get_the_environment(k8s_docs: list[dict[str, Any]]) -> None:
@@ -472,7 +515,9 @@ RETIRED_SETTINGS = (
 )
 
 
-@pytest.mark.parametrize("path", [*manifest_files(), COMPOSE_FILE], ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", [*all_k8s_yaml(), COMPOSE_FILE], ids=lambda p: str(p.relative_to(DEPLOY_DIR))
+)
 def test_deployment_files_use_the_common_setting_names(path: Path) -> None:
     text = path.read_text(encoding="utf-8")
     used = [name for name in RETIRED_SETTINGS if re.search(rf"\b{name}\b", text)]
@@ -543,37 +588,6 @@ def test_kustomization_lists_every_manifest() -> None:
 # --------------------------------------------------------------------------- docker-compose
 
 
-@pytest.fixture(scope="module")
-def compose() -> dict[str, Any]:
-    data = yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))
-    assert isinstance(data, dict)
-    assert isinstance(data.get("services"), dict)
-    return data
-
-
-def compose_command(service: dict[str, Any]) -> list[str]:
-    command = service.get("command", [])
-    return shlex.split(command) if isinstance(command, str) else [str(c) for c in command]
-
-
-def compose_env(service: dict[str, Any]) -> dict[str, str]:
-    env = service.get("environment", {})
-    if isinstance(env, list):
-        env = dict(item.split("=", 1) if "=" in item else (item, "") for item in env)
-    return {str(k): str(v) for k, v in env.items()}
-
-
-def depends_on(service: dict[str, Any]) -> dict[str, str]:
-    deps = service.get("depends_on", {})
-    if isinstance(deps, list):
-        return dict.fromkeys(deps, "service_started")
-    return {name: (spec or {}).get("condition", "service_started") for name, spec in deps.items()}
-
-
-def llmnet_services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {n: s for n, s in compose["services"].items() if s.get("image") == IMAGE}
-
-
 def test_compose_declares_the_stack(compose: dict[str, Any]) -> None:
     expected = {"postgres", "redis", "minio", "migrate", *SERVICES, *WORKERS}
     missing = expected - set(compose["services"])
@@ -607,6 +621,15 @@ def test_compose_llmnet_services_share_one_image(compose: dict[str, Any]) -> Non
         assert (context / build["dockerfile"]).resolve() == DOCKERFILE, f"{name}: dockerfile"
 
 
+def test_compose_llmnet_containers_run_unprivileged(compose: dict[str, Any]) -> None:
+    for name, service in llmnet_services(compose).items():
+        user = str(service.get("user", "")).split(":")[0]
+        assert user not in {"", "0", "root"}, f"{name} runs as {user or 'the image user'}"
+        assert service.get("cap_drop") == ["ALL"], name
+        assert "no-new-privileges:true" in service.get("security_opt", []), name
+        assert not service.get("privileged"), name
+
+
 def test_compose_app_commands(compose: dict[str, Any]) -> None:
     services = compose["services"]
     for name, (factory, port) in SERVICES.items():
@@ -633,14 +656,21 @@ def test_compose_startup_order(compose: dict[str, Any]) -> None:
         assert deps.get("redis") == "service_healthy", f"{name} -> redis"
 
 
-def test_compose_only_gateway_publishes_ports(compose: dict[str, Any]) -> None:
-    publishing = sorted(n for n, s in compose["services"].items() if s.get("ports"))
-    assert publishing == [PUBLIC_SERVICE]
-    (mapping,) = compose["services"][PUBLIC_SERVICE]["ports"]
-    published = (
-        mapping if isinstance(mapping, str) else f"{mapping['published']}:{mapping['target']}"
-    )
-    assert published.rsplit(":", 2)[-2:] == ["8000", "8000"], published
+# What the stack publishes on the host: the platform, Grafana, and Prometheus on loopback only.
+PUBLISHED = {
+    PUBLIC_SERVICE: "8000:8000",
+    "grafana": "3000:3000",
+    "prometheus": "127.0.0.1:9090:9090",
+}
+
+
+def test_compose_publishes_only_the_gateway_and_monitoring(compose: dict[str, Any]) -> None:
+    publishing = {n: s["ports"] for n, s in compose["services"].items() if s.get("ports")}
+    assert set(publishing) == set(PUBLISHED), sorted(publishing)
+    for name, ports in publishing.items():
+        (mapping,) = ports
+        assert isinstance(mapping, str), f"{name}: use the short syntax"
+        assert mapping == PUBLISHED[name], f"{name}: {mapping}"
 
 
 def test_compose_healthchecks(compose: dict[str, Any]) -> None:
@@ -660,7 +690,10 @@ def test_compose_healthchecks(compose: dict[str, Any]) -> None:
 
 def test_compose_environment(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    for name in ["migrate", *SERVICES, *WORKERS]:
+    # `llmnet migrate` reads DATABASE_URL only; it migrates the services' database.
+    migrate = compose_env(services["migrate"])
+    assert migrate["DATABASE_URL"] == compose_env(services[PUBLIC_SERVICE])["DATABASE_URL"]
+    for name in [*SERVICES, *WORKERS]:
         env = compose_env(services[name])
         missing = COMMON_ENV - set(env)
         assert not missing, f"{name} lacks {sorted(missing)}"
@@ -746,7 +779,7 @@ def dockerfile_instructions() -> list[tuple[str, str]]:
 
 def test_dockerfile_contract() -> None:
     instructions = dockerfile_instructions()
-    args = {}
+    args: dict[str, str] = {}
     for keyword, rest in instructions:
         if keyword == "ARG" and "=" in rest:
             key, value = rest.split("=", 1)
