@@ -1,9 +1,10 @@
 """Which posts of a listing a viewer may see: a model's posts only for those who may use it.
 
 The hub's access check answers per model; a listing asks once per distinct model, all at
-once, and remembers for `visibility_cache_seconds` that a model is public or unlisted (every
-viewer may see those), so hot listings do not ask the hub on every read. A private model is
-asked about for each viewer, every time.
+once. Whether a model is open to everyone (public or unlisted) is asked without a viewer, one
+question at a time per model, and remembered for `visibility_cache_seconds`, so hot listings
+and live feeds do not ask the hub on every read. Whether a viewer may see a private model is
+asked for each viewer, every time.
 """
 
 from __future__ import annotations
@@ -18,21 +19,48 @@ from services.feed.models import Post
 from shared.auth.identity import Identity
 from shared.models_client import ModelNotFound
 
-_open_models: dict[uuid.UUID, float] = {}  # model id -> until when it is known not private
+# model id -> (whether it is open, i.e. not private; until when that is remembered)
+_known: dict[uuid.UUID, tuple[bool, float]] = {}
+_probes: dict[uuid.UUID, asyncio.Task[bool]] = {}  # the one question in flight per model
 _REMEMBERED_MAX = 50_000
 
 
-async def _may_see(ctx: FeedContext, viewer: Identity | None, model_id: uuid.UUID) -> bool:
-    if _open_models.get(model_id, 0.0) > time.monotonic():
-        return True
+async def _probe(ctx: FeedContext, model_id: uuid.UUID) -> bool:
     try:
-        model = await ctx.models.access_by_id(model_id, viewer)
+        await ctx.models.access_by_id(model_id, None)
+        is_open = True
+    except ModelNotFound:
+        is_open = False  # private (or gone): each viewer is asked about
+    if ctx.settings.visibility_cache_seconds > 0:
+        if len(_known) >= _REMEMBERED_MAX:
+            _known.clear()  # entries live seconds: starting over costs a few hub calls
+        _known[model_id] = (is_open, time.monotonic() + ctx.settings.visibility_cache_seconds)
+    return is_open
+
+
+async def _is_open(ctx: FeedContext, model_id: uuid.UUID) -> bool:
+    """Whether anyone may see the model's posts. Asked of the hub once at a time per model:
+    a post reaching 200 live feeds as the remembered answer runs out costs one call, not 200."""
+    known = _known.get(model_id)
+    if known is not None and known[1] > time.monotonic():
+        return known[0]
+    probe = _probes.get(model_id)
+    if probe is None:
+        probe = _probes[model_id] = asyncio.create_task(_probe(ctx, model_id))
+        probe.add_done_callback(lambda _: _probes.pop(model_id, None))
+    # Shielded: one viewer going away must not cancel the question the others wait on.
+    return await asyncio.shield(probe)
+
+
+async def _may_see(ctx: FeedContext, viewer: Identity | None, model_id: uuid.UUID) -> bool:
+    if await _is_open(ctx, model_id):
+        return True
+    if viewer is None:
+        return False
+    try:
+        await ctx.models.access_by_id(model_id, viewer)
     except ModelNotFound:
         return False
-    if model.visibility != "private" and ctx.settings.visibility_cache_seconds > 0:
-        if len(_open_models) >= _REMEMBERED_MAX:
-            _open_models.clear()  # entries live seconds: starting over costs a few hub calls
-        _open_models[model_id] = time.monotonic() + ctx.settings.visibility_cache_seconds
     return True
 
 

@@ -1,0 +1,75 @@
+"""Whether a viewer may see a model's posts: many viewers asking about one model at once (a
+post reaching every open live feed) ask the model hub once; a private model is still asked
+about per viewer, and only its users see it."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import pytest
+
+from services.feed.timelines import visibility
+from shared.auth.identity import Identity, scopes_for
+from tests.feed.conftest import ready_model
+
+
+def _viewer(n: int, user_id: uuid.UUID | None = None) -> Identity:
+    return Identity(
+        user_id=user_id or uuid.uuid4(),
+        username=f"viewer{n}",
+        role="user",
+        scopes=scopes_for("user"),
+        auth_method="jwt",
+    )
+
+
+@pytest.fixture
+def hub_calls(platform, monkeypatch) -> list[tuple[uuid.UUID, Any]]:
+    """Every question the feed puts to the model hub, as it is put (the real hub answers)."""
+    models = platform.apps["feed"].state.feed.models
+    calls: list[tuple[uuid.UUID, Any]] = []
+    ask = models.access_by_id
+
+    async def counted(model_id: uuid.UUID, caller: Identity | None) -> Any:
+        calls.append((model_id, caller))
+        return await ask(model_id, caller)
+
+    monkeypatch.setattr(models, "access_by_id", counted)
+    monkeypatch.setattr(visibility, "_known", {})
+    return calls
+
+
+async def test_a_public_model_is_asked_about_once_however_many_viewers_ask_at_once(
+    platform, llama, hub_calls
+):
+    ctx = platform.apps["feed"].state.feed
+    model = uuid.UUID(llama["id"])
+    viewers = [_viewer(n) for n in range(50)]
+    answers = await asyncio.gather(*(visibility.visible_models(ctx, v, {model}) for v in viewers))
+    assert answers == [{model}] * 50
+    assert hub_calls == [(model, None)]  # one question, without a viewer
+    # Remembered for visibility_cache_seconds: the next post asks nothing.
+    assert await visibility.visible_models(ctx, _viewer(51), {model}) == {model}
+    assert len(hub_calls) == 1
+
+
+async def test_a_private_model_is_asked_about_per_viewer_and_seen_only_by_its_users(
+    platform, owner, tiny_llama_dir, hub_calls
+):
+    ctx = platform.apps["feed"].state.feed
+    secret = await ready_model(platform, owner, tiny_llama_dir, slug="hidden", visibility="private")
+    model = uuid.UUID(secret["id"])
+    me = _viewer(0, uuid.UUID(owner.id))
+    strangers = [_viewer(n) for n in range(1, 6)]
+    answers = await asyncio.gather(
+        *(visibility.visible_models(ctx, v, {model}) for v in [me, *strangers])
+    )
+    assert answers == [{model}] + [set()] * 5
+    # One question without a viewer (is it open to all? no), then one per viewer.
+    assert [c for _, c in hub_calls if c is None] == [None]
+    assert {c.user_id for _, c in hub_calls if c is not None} == {
+        v.user_id for v in [me, *strangers]
+    }
+    assert await visibility.visible_models(ctx, None, {model}) == set()
