@@ -1,17 +1,20 @@
-"""The `llmnet` command: run the platform, apply migrations, create the first admin.
+"""The `llmnet` command: run the platform, apply migrations, create the first admin, back up
+and restore its data.
 
     llmnet run                      start everything (embedded PostgreSQL/Redis when no URLs)
     llmnet migrate                  alembic upgrade head on DATABASE_URL
     llmnet create-admin USERNAME    promote a user, or create one with --email (password asked)
     llmnet seed                     add the public demo model (idempotent; `run` does it too)
     llmnet service-token NAME       a new internal credential for one service (deployments)
+    llmnet backup DEST              dump the database, then copy object storage, into DEST
+    llmnet restore SRC [--force]    load a backup into an empty database and empty storage
 
 User commands (the Python client's, `llmnet_client.cli`; `llmnet COMMAND -h` for each):
     login, logout, whoami, models list|create|show|upload, versions list, chat, post, feed,
     fine-tune create|watch, eval run|show, keys create|list|revoke
 
-Without DATABASE_URL, `migrate` and `create-admin` use the servers a running `llmnet run`
-recorded in the data directory.
+Without DATABASE_URL, `migrate`, `create-admin`, `backup` and `restore` use the servers a
+running `llmnet run` recorded in the data directory.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import getpass
 import importlib
 import os
 import sys
+from pathlib import Path
 from types import ModuleType
 
 from shared.auth.service_credentials import ServiceName
@@ -122,6 +126,39 @@ def _service_token_command(name: str) -> int:
     return 0
 
 
+def _backup_command(dest: str) -> int:
+    from llmnet.backup import BackupError, Target, backup
+
+    _load_platform_env()
+    try:
+        manifest = backup(Path(dest), Target.from_environment())
+    except BackupError as exc:
+        print(f"llmnet: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"backed up the database ({manifest.database.size} bytes, schema "
+        f"{', '.join(manifest.alembic_heads) or 'empty'}) and {len(manifest.objects)} objects "
+        f"({manifest.object_bytes} bytes) into {dest}"
+    )
+    return 0
+
+
+def _restore_command(src: str, force: bool) -> int:
+    from llmnet.backup import BackupError, Target, restore
+
+    _load_platform_env()
+    try:
+        manifest = restore(Path(src), Target.from_environment(), force=force)
+    except BackupError as exc:
+        print(f"llmnet: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"restored the backup of {manifest.created_at}: the database and "
+        f"{len(manifest.objects)} objects; run `llmnet migrate` if this llmnet is newer"
+    )
+    return 0
+
+
 def _user_commands() -> ModuleType | None:
     """The user commands (login, models, chat, ...), which live with the client package
     (clients/python, installed by `make install`); an install without it (the service
@@ -152,12 +189,30 @@ def main(argv: list[str] | None = None) -> int:
         "service-token", help="make a service's internal credential and its SERVICE_CALLERS entry"
     )
     token.add_argument("name", choices=[service.value for service in ServiceName])
+    saved = commands.add_parser(
+        "backup", help="dump the database and copy object storage into a new folder"
+    )
+    saved.add_argument("dest", help="a new (or empty) folder for the backup")
+    restored = commands.add_parser(
+        "restore", help="load a backup into an empty database and empty object storage"
+    )
+    restored.add_argument("src", help="a folder written by `llmnet backup`")
+    restored.add_argument(
+        "--force",
+        action="store_true",
+        help="restore although the database or storage already holds data (the backup's "
+        "tables replace theirs, its objects overwrite theirs)",
+    )
     user_cli = _user_commands()
     if user_cli is not None:
         user_cli.add_user_commands(commands)
     args = parser.parse_args(argv)
     if user_cli is not None and args.command in user_cli.USER_COMMANDS:
         return int(user_cli.run_command(args))
+    if args.command == "backup":
+        return _backup_command(args.dest)
+    if args.command == "restore":
+        return _restore_command(args.src, args.force)
     if args.command == "service-token":
         return _service_token_command(args.name)
     if args.command == "run":
