@@ -11,8 +11,9 @@ import uuid
 import httpx
 from pydantic import BaseModel
 
-from shared.auth.service_credentials import ServiceName, service_headers
+from shared.auth.service_credentials import ServiceName
 from shared.errors import NotFound, ServiceUnavailable
+from shared.internal_http import internal_client
 
 
 class AccountUser(BaseModel):
@@ -27,11 +28,7 @@ class AccountsClient:
     def __init__(
         self, base_url: str, caller: ServiceName, service_token: str, *, timeout: float = 10.0
     ) -> None:
-        self._client = httpx.AsyncClient(
-            base_url=base_url,
-            headers=service_headers(caller, service_token),
-            timeout=httpx.Timeout(timeout, connect=5.0),
-        )
+        self._client = internal_client(base_url, caller, service_token, timeout=timeout)
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from shared.auth.identity import Identity, forwarded_identity_headers
-from shared.auth.service_credentials import ServiceName, service_headers
+from shared.auth.service_credentials import ServiceName
 from shared.errors import (
     BadRequest,
     Conflict,
@@ -30,6 +30,7 @@ from shared.errors import (
     TooManyRequests,
     UnprocessableEntity,
 )
+from shared.internal_http import internal_client
 
 # Requests that only read or write rows answer in well under this.
 _API_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
@@ -102,11 +103,7 @@ def _passed_on(response: httpx.Response) -> LLMNetError:
 
 class InferenceClient:
     def __init__(self, base_url: str, service_token: str, *, timeout: float) -> None:
-        self._client = httpx.AsyncClient(
-            base_url=base_url,
-            headers=service_headers(ServiceName.FEED, service_token),
-            timeout=httpx.Timeout(timeout, connect=5.0),
-        )
+        self._client = internal_client(base_url, ServiceName.FEED, service_token, timeout=timeout)
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -32,8 +32,9 @@ from services.inference.openai.schemas import (
 )
 from services.inference.openai.service import NoChatTemplate, openai_service
 from shared.auth.identity import Identity, forwarded_identity_headers
-from shared.auth.service_credentials import ServiceName, service_headers
+from shared.auth.service_credentials import ServiceName
 from shared.errors import LLMNetError, ServiceUnavailable, TooManyRequests
+from shared.internal_http import internal_client
 
 PERPLEXITY_PATH = "/internal/v1/perplexity"
 _TRIES = 4
@@ -89,10 +90,8 @@ class ApiGenerator:
     """The inference API over HTTP (see the module docstring); one pooled client."""
 
     def __init__(self, base_url: str, service_token: str, *, timeout: float) -> None:
-        self._client = httpx.AsyncClient(
-            base_url=base_url,
-            headers=service_headers(ServiceName.INFERENCE, service_token),
-            timeout=httpx.Timeout(timeout, connect=5.0),
+        self._client = internal_client(
+            base_url, ServiceName.INFERENCE, service_token, timeout=timeout
         )
         self._plain: set[str] = set()  # models without a chat template: /v1/completions
 
