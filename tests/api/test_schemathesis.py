@@ -125,6 +125,7 @@ ALLOWANCES = (
             "/api/v1/conversations",
             "/api/v1/models",
             "/api/v1/usage",
+            "/api/v1/users",
             "/api/v1/users/{username}/followers",
             "/api/v1/users/{username}/following",
         )

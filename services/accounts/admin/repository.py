@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from sqlalchemy import or_, select
+import uuid
+
+from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.accounts.models import AuditRecord, User
+from services.accounts.models import AuditRecord, AuditTarget, User
 from shared.pagination import CursorPart, SortKey, keyset_page
 
 
@@ -27,11 +29,34 @@ async def search_users(
 
 
 async def audit_page(
-    session: AsyncSession, action: str | None, *, cursor: str | None, limit: int
+    session: AsyncSession,
+    action: str | None,
+    user_id: uuid.UUID | None,
+    *,
+    cursor: str | None,
+    limit: int,
 ) -> tuple[list[AuditRecord], str | None]:
-    """Audit records, newest first, of one action or all."""
+    """Audit records, newest first, of one action or all; with `user_id`, only those the user
+    did or that were done to them."""
     query = select(AuditRecord)
     if action:
         query = query.where(AuditRecord.action == action)
+    if user_id is not None:
+        query = query.where(
+            or_(
+                AuditRecord.actor_id == user_id,
+                and_(
+                    AuditRecord.target_type == AuditTarget.USER.value,
+                    AuditRecord.target_id == str(user_id),
+                ),
+            )
+        )
     keys = [SortKey(AuditRecord.id, CursorPart.INT64, descending=True)]
     return await keyset_page(session, query, keys, cursor=cursor, limit=limit)
+
+
+async def usernames(session: AsyncSession, user_ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
+    if not user_ids:
+        return {}
+    rows = await session.execute(select(User.id, User.username).where(User.id.in_(user_ids)))
+    return {user_id: username for user_id, username in rows}

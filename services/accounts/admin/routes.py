@@ -63,7 +63,10 @@ async def audit(
     admin: AdminUser,
     session: SessionDep,
     action: Text | None = Query(default=None, max_length=64),
+    user_id: uuid.UUID | None = Query(
+        default=None, description="Only what this user did, or what was done to them."
+    ),
     cursor: CursorQuery = None,
     limit: LimitQuery = 50,
 ) -> Page[AuditRecordRead]:
-    return await admin_service.audit_page(session, action, cursor, limit)
+    return await admin_service.audit_page(session, action, user_id, cursor, limit)

@@ -22,6 +22,7 @@ class AdminUserRead(BaseModel):
     display_name: str | None
     role: Role
     is_model_developer: bool
+    email_verified: bool
     is_banned: bool
     banned_at: datetime | None
     ban_reason: str | None
@@ -41,9 +42,15 @@ class AuditRecordRead(BaseModel):
 
     id: int
     actor_id: uuid.UUID | None
+    actor_username: str | None = Field(
+        default=None, description="The actor's username (null: the system, or a deleted user)."
+    )
     action: AuditAction
     target_type: AuditTarget | None
     target_id: str | None
+    target_username: str | None = Field(
+        default=None, description="The target user's username, when the target is a user."
+    )
     ip: str | None
     details: dict[str, Any]
     created_at: datetime

@@ -11,7 +11,7 @@ from services.accounts.admin.schemas import AdminUserRead, AuditRecordRead
 from services.accounts.audit import record_audit
 from services.accounts.auth.revocation import revocation_service
 from services.accounts.deps import AccountsContext
-from services.accounts.models import AuditAction
+from services.accounts.models import AuditAction, AuditRecord, AuditTarget
 from services.accounts.users.service import user_service
 from shared.auth.identity import Identity, Role
 from shared.db import utcnow
@@ -88,14 +88,43 @@ class AdminService:
         return AdminUserRead.model_validate(user)
 
     async def audit_page(
-        self, session: AsyncSession, action: str | None, cursor: str | None, limit: int
+        self,
+        session: AsyncSession,
+        action: str | None,
+        user_id: uuid.UUID | None,
+        cursor: str | None,
+        limit: int,
     ) -> Page[AuditRecordRead]:
         records, next_cursor = await repository.audit_page(
-            session, action, cursor=cursor, limit=limit
+            session, action, user_id, cursor=cursor, limit=limit
         )
-        return Page[AuditRecordRead](
-            items=[AuditRecordRead.model_validate(r) for r in records], next_cursor=next_cursor
-        )
+        names = await repository.usernames(session, _user_ids(records))
+        items = []
+        for record in records:
+            target = _target_user(record)
+            items.append(
+                AuditRecordRead.model_validate(record).model_copy(
+                    update={
+                        "actor_username": names.get(record.actor_id) if record.actor_id else None,
+                        "target_username": names.get(target) if target else None,
+                    }
+                )
+            )
+        return Page[AuditRecordRead](items=items, next_cursor=next_cursor)
+
+
+def _target_user(record: AuditRecord) -> uuid.UUID | None:
+    if record.target_type != AuditTarget.USER.value or not record.target_id:
+        return None
+    try:
+        return uuid.UUID(record.target_id)
+    except ValueError:
+        return None
+
+
+def _user_ids(records: list[AuditRecord]) -> set[uuid.UUID]:
+    ids = {r.actor_id for r in records if r.actor_id is not None}
+    return ids | {t for r in records if (t := _target_user(r)) is not None}
 
 
 admin_service = AdminService()

@@ -111,3 +111,58 @@ async def follow_page(
     follows, next_cursor = await keyset_page(session, query, keys, cursor=cursor, limit=limit)
     pairs = [(f.follower if followers else f.followee, f.created_at) for f in follows]
     return pairs, next_cursor
+
+
+async def search_people(
+    session: AsyncSession, q: str | None, *, cursor: str | None, limit: int
+) -> tuple[list[User], str | None]:
+    """Users not banned whose username or display name contains `q` (any case), by username.
+    Emails are never searched: they are private."""
+    query = select(User).where(User.is_banned.is_(False))
+    if q:
+        query = query.where(
+            or_(
+                User.username.icontains(q, autoescape=True),
+                User.display_name.icontains(q, autoescape=True),
+            )
+        )
+    keys = [SortKey(User.username, CursorPart.TEXT)]
+    return await keyset_page(session, query, keys, cursor=cursor, limit=limit)
+
+
+async def follow_counts_of(
+    session: AsyncSession, user_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, tuple[int, int]]:
+    """(followers, following) of each of `user_ids`, in two grouped queries."""
+    counts = {user_id: (0, 0) for user_id in user_ids}
+    if not user_ids:
+        return counts
+    followers = await session.execute(
+        select(UserFollow.followee_id, func.count())
+        .where(UserFollow.followee_id.in_(user_ids))
+        .group_by(UserFollow.followee_id)
+    )
+    for user_id, count in followers:
+        counts[user_id] = (int(count), counts[user_id][1])
+    following = await session.execute(
+        select(UserFollow.follower_id, func.count())
+        .where(UserFollow.follower_id.in_(user_ids))
+        .group_by(UserFollow.follower_id)
+    )
+    for user_id, count in following:
+        counts[user_id] = (counts[user_id][0], int(count))
+    return counts
+
+
+async def followed_among(
+    session: AsyncSession, follower_id: uuid.UUID, user_ids: list[uuid.UUID]
+) -> set[uuid.UUID]:
+    """Which of `user_ids` `follower_id` follows."""
+    if not user_ids:
+        return set()
+    ids = await session.scalars(
+        select(UserFollow.followee_id).where(
+            UserFollow.follower_id == follower_id, UserFollow.followee_id.in_(user_ids)
+        )
+    )
+    return set(ids)

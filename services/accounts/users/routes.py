@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Query
 
 from services.accounts.users.schemas import (
     FollowEntry,
@@ -14,10 +14,25 @@ from services.accounts.users.schemas import (
 from services.accounts.users.service import user_service
 from shared.auth.identity import CurrentUser, OptionalUser
 from shared.db import SessionDep
+from shared.fields import Text
 from shared.pagination import CursorQuery, LimitQuery, Page
 
 router = APIRouter(prefix="/api/v1/users", tags=["users"])
 Username = Path(pattern=r"^[A-Za-z0-9_]{1,32}$", description="A username.")
+
+
+@router.get("", response_model=Page[UserPublic], summary="Search people")
+async def search_people(
+    session: SessionDep,
+    viewer: OptionalUser,
+    q: Text | None = Query(
+        default=None, max_length=100, description="Part of a username or display name."
+    ),
+    cursor: CursorQuery = None,
+    limit: LimitQuery = 20,
+) -> Page[UserPublic]:
+    """People by username, with follow counts; banned accounts are left out."""
+    return await user_service.search(session, q, viewer, cursor=cursor, limit=limit)
 
 
 @router.get("/me", response_model=UserPrivate, summary="Your account")

@@ -80,6 +80,34 @@ class UserService:
             }
         )
 
+    async def search(
+        self,
+        session: AsyncSession,
+        q: str | None,
+        viewer: Identity | None,
+        *,
+        cursor: str | None,
+        limit: int,
+    ) -> Page[UserPublic]:
+        """People by name, with their follow counts and whether the viewer follows them."""
+        users, next_cursor = await repository.search_people(session, q, cursor=cursor, limit=limit)
+        ids = [u.id for u in users]
+        counts = await repository.follow_counts_of(session, ids)
+        followed = (
+            await repository.followed_among(session, viewer.user_id, ids) if viewer else set()
+        )
+        items = [
+            UserPublic.model_validate(u).model_copy(
+                update={
+                    "followers_count": counts[u.id][0],
+                    "following_count": counts[u.id][1],
+                    "followed_by_me": (u.id in followed) if viewer else None,
+                }
+            )
+            for u in users
+        ]
+        return Page[UserPublic](items=items, next_cursor=next_cursor)
+
     async def follow(self, session: AsyncSession, viewer: Identity, username: str) -> FollowState:
         user = await self.visible_user(session, username, viewer)
         if user.id == viewer.user_id:

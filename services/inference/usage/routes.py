@@ -43,6 +43,14 @@ async def my_quota(caller: CurrentUser, session: SessionDep, ctx: InferenceDep) 
     return await usage_service.quota_read(session, caller.user_id, ctx.settings.daily_token_quota)
 
 
+@router.get("/quotas/{user_id}", response_model=QuotaRead, summary="A user's daily quota")
+async def get_quota(
+    user_id: uuid.UUID, admin: AdminUser, session: SessionDep, ctx: InferenceDep
+) -> QuotaRead:
+    """Admins: the user's daily token quota (their override, else the default) and use today."""
+    return await usage_service.quota_read(session, user_id, ctx.settings.daily_token_quota)
+
+
 @router.put("/quotas/{user_id}", response_model=QuotaRead, summary="Set a user's daily quota")
 async def set_quota(
     user_id: uuid.UUID,

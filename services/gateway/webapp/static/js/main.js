@@ -3,6 +3,10 @@ import * as api from "./api.js";
 import { h, replace } from "./dom.js";
 import { clearError, showError } from "./ui.js";
 import { renderAccount } from "./pages/account.js";
+import { renderAdmin } from "./pages/admin.js";
+import { renderExplore } from "./pages/explore.js";
+import { renderPerson } from "./pages/people.js";
+import { renderForgotPassword, renderResetPassword, renderVerifyEmail } from "./pages/recovery.js";
 import { renderLogin, renderSignup } from "./pages/auth.js";
 import { renderChat } from "./pages/chat.js";
 import { renderHome } from "./pages/home.js";
@@ -17,6 +21,13 @@ let cleanup = null;
 const ROUTES = [
   { pattern: /^\/login$/, page: renderLogin, title: "Log in", public: true },
   { pattern: /^\/signup$/, page: renderSignup, title: "Sign up", public: true },
+  { pattern: /^\/forgot-password$/, page: renderForgotPassword, title: "Forgot password", public: true },
+  // The mailed links' pages: opened signed in or not.
+  { pattern: /^\/reset-password$/, page: renderResetPassword, title: "Reset password", public: true, anyone: true },
+  { pattern: /^\/verify-email$/, page: renderVerifyEmail, title: "Verify email", public: true, anyone: true },
+  { pattern: /^\/explore$/, page: renderExplore, title: "Explore" },
+  { pattern: /^\/people\/([A-Za-z0-9_]{1,32})$/, page: renderPerson, title: "Profile" },
+  { pattern: /^\/admin(?:\/(users|audit|quotas))?$/, page: renderAdmin, title: "Admin" },
   { pattern: /^\/chat(?:\/([0-9a-f-]{36}))?$/, page: renderChat, title: "Chat" },
   { pattern: /^\/posts\/([0-9a-f-]{36})$/, page: renderThread, title: "Thread" },
   { pattern: /^\/models$/, page: renderModels, title: "Models" },
@@ -30,6 +41,8 @@ const NAV = [
   { href: "#/", label: "Home", match: /^\/(posts\/.*)?$/ },
   { href: "#/chat", label: "Chat", match: /^\/chat/ },
   { href: "#/models", label: "Models", match: /^\/models/ },
+  { href: "#/explore", label: "Explore", match: /^\/(explore|people)/ },
+  { href: "#/admin", label: "Admin", match: /^\/admin/, admin: true },
 ];
 
 function currentPath() {
@@ -74,7 +87,7 @@ function renderNav(path) {
     h(
       "ul",
       {},
-      NAV.map((item) =>
+      NAV.filter((item) => !item.admin || me.role === "admin").map((item) =>
         h("li", {}, h("a", { href: item.href, "aria-current": item.match.test(path) ? "page" : null }, item.label)),
       ),
       h("li", {}, notificationsLink),
@@ -117,7 +130,7 @@ async function route() {
     navigate("/login");
     return;
   }
-  if (r.public && api.user()) {
+  if (r.public && !r.anyone && api.user()) {
     navigate("/");
     return;
   }

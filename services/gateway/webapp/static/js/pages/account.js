@@ -3,6 +3,7 @@
 import * as api from "../api.js";
 import { field, formatTime, h, replace } from "../dom.js";
 import { guarded } from "../ui.js";
+import { verificationBlock } from "./recovery.js";
 
 const KEYS = "/api/v1/users/me/api-keys";
 const SCOPES = ["read", "write", "inference"];
@@ -40,6 +41,7 @@ export async function renderAccount(view) {
     },
     h("h2", { id: "profile-title" }, "Profile"),
     h("p", { class: "muted" }, `@${me.username} · ${me.email}`),
+    verificationBlock(me),
     field("Display name", displayName),
     field("Bio", bio),
     h("p", {}, developer, h("label", { for: "developer", class: "inline" }, "I create models (model developer)")),

@@ -3,8 +3,8 @@ import * as api from "../api.js";
 import { field, h } from "../dom.js";
 import { guarded } from "../ui.js";
 
-function authCard(title, form, footer) {
-  return h("section", { class: "auth card", "aria-labelledby": "auth-title" }, h("h1", { id: "auth-title" }, title), form, footer);
+function authCard(title, form, ...footer) {
+  return h("section", { class: "auth card", "aria-labelledby": "auth-title" }, h("h1", { id: "auth-title" }, title), form, ...footer);
 }
 
 export function renderLogin(main) {
@@ -26,7 +26,14 @@ export function renderLogin(main) {
     field("Password", password),
     submit,
   );
-  main.append(authCard("Log in", form, h("p", {}, "New here? ", h("a", { href: "#/signup" }, "Create an account"))));
+  main.append(
+    authCard(
+      "Log in",
+      form,
+      h("p", {}, h("a", { href: "#/forgot-password" }, "Forgot your password?")),
+      h("p", {}, "New here? ", h("a", { href: "#/signup" }, "Create an account")),
+    ),
+  );
   username.focus();
 }
 
