@@ -14,6 +14,7 @@ from tests.benchmarks import (
     fine_tune,
     gateway,
     inference,
+    load,
     upload,
 )
 from tests.benchmarks.harness import database_answers
@@ -32,6 +33,7 @@ async def main() -> int:
         conversations_stream,
         feed,
         fine_tune,
+        load,
     ):
         print("\n".join(await benchmark.run()), flush=True)
     return 0
