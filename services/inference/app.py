@@ -57,6 +57,7 @@ def create_app(settings: InferenceSettings | None = None) -> FastAPI:
                 max_batch_size=settings.max_batch_size,
                 max_waiting=settings.max_waiting,
                 prefill_chunk_tokens=settings.prefill_chunk_tokens,
+                prefix_cache_bytes=settings.prefix_cache_mb * 1024 * 1024,
                 cpu_threads=settings.cpu_threads,
                 cpu_onednn=settings.cpu_packing,
                 tune_seconds=settings.tune_seconds,

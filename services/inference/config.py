@@ -59,6 +59,12 @@ class InferenceSettings(CommonSettings):
         "chunks of at most this many tokens between decoding steps, each sized by measurement "
         "to add about one step, so running streams keep their pace (0: whole prompts).",
     )
+    prefix_cache_mb: int = Field(
+        default=256,
+        ge=0,
+        description="Memory per loaded model for the keys/values of recent prompts, so a "
+        "conversation's next turn prefills only what is new (0: no prefix cache).",
+    )
     max_concurrent_per_user: int = Field(
         default=8, ge=1, description="Generations one user may have running at once."
     )

@@ -38,6 +38,7 @@ from services.inference.engine.kv import (
     padded_batching_supported,
 )
 from services.inference.engine.params import EngineOptions, SamplingParams, TokenEvent
+from services.inference.engine.prefix_cache import PrefixCache
 from services.inference.engine.prompts import (
     chat_prompt_ids,
     declare_control_tokens,
@@ -217,6 +218,7 @@ class Engine:
                 headroom=self.options.kv_headroom,
                 pad_token_id=_pad_token_id(model, tokenizer, self._eos),
                 max_rows=self.options.max_batch_size,
+                prefix_cache=PrefixCache(self.options.prefix_cache_bytes),
             )
         else:
             backend = SerialBackend(model)

@@ -29,6 +29,8 @@ from transformers.cache_utils import (
     DynamicSlidingWindowLayer,
 )
 
+from services.inference.engine.prefix_cache import PrefixCache
+
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
 
@@ -264,6 +266,13 @@ class Backend:
         """`sequence_nll` of `ids` with this backend's model, leaving the batch as it is."""
         raise NotImplementedError
 
+    def cached_prefix(self, prompt: Sequence[int]) -> int:
+        """Tokens at the start of `prompt` whose keys/values are cached (not run again)."""
+        return 0
+
+    def cache_stats(self) -> dict[str, int]:
+        return {}
+
 
 class DetachedBackend(Backend):
     """What a closed engine keeps: nothing."""
@@ -284,9 +293,16 @@ class PaddedBackend(Backend):
     grows geometrically, so copies of the whole cache are rare."""
 
     def __init__(
-        self, model: PreTrainedModel, *, headroom: int, pad_token_id: int, max_rows: int
+        self,
+        model: PreTrainedModel,
+        *,
+        headroom: int,
+        pad_token_id: int,
+        max_rows: int,
+        prefix_cache: PrefixCache | None = None,
     ) -> None:
         self._model = model
+        self._prefixes = prefix_cache
         self._headroom = headroom
         self._pad = pad_token_id
         self._max_rows = max_rows
@@ -300,10 +316,48 @@ class PaddedBackend(Backend):
     def score(self, ids: Sequence[int]) -> float:
         return sequence_nll(self._model, ids)
 
+    def cached_prefix(self, prompt: Sequence[int]) -> int:
+        return 0 if self._prefixes is None else self._prefixes.covered(prompt)
+
+    def cache_stats(self) -> dict[str, int]:
+        return {} if self._prefixes is None else self._prefixes.stats()
+
+    def _resumed(self, prompt: Sequence[int]) -> PartialPrefill | None:
+        """A prefill of `prompt` that starts after its longest cached prefix, if any."""
+        hit = None if self._prefixes is None else self._prefixes.lookup(prompt)
+        if hit is None:
+            return None
+        capacity = self._room(len(prompt))
+        layers = []
+        for keys, values in zip(hit.keys, hit.values, strict=True):
+            kbuf = keys.new_zeros((1, keys.shape[0], capacity, keys.shape[2]))
+            vbuf = values.new_zeros((1, values.shape[0], capacity, values.shape[2]))
+            kbuf[0, :, : hit.length] = keys[:, : hit.length]
+            vbuf[0, :, : hit.length] = values[:, : hit.length]
+            layers.append(_SlotLayer(kbuf, vbuf, 1, hit.length, capacity))
+        ids = torch.tensor([list(prompt)], dtype=torch.long, device=self._device)
+        return PartialPrefill(ids, layers, done=hit.length)
+
+    def _remember(self, prompt: Sequence[int], batch: PaddedBatch, row: int) -> None:
+        """Cache the keys/values of `prompt`, prefilled into `row` of `batch` (right-aligned)."""
+        if self._prefixes is None:
+            return
+        start = batch.length - len(prompt)
+        end = batch.length
+        self._prefixes.store(
+            prompt,
+            [k[row, :, start:end] for k in batch.keys],
+            [v[row, :, start:end] for v in batch.values],
+        )
+
     def _room(self, length: int) -> int:
         return length + max(self._headroom, length // 4)
 
     def prefill(self, prompts: Sequence[Sequence[int]]) -> tuple[PaddedBatch, torch.Tensor]:
+        if len(prompts) == 1 and (resumed := self._resumed(prompts[0])) is not None:
+            done = self.prefill_chunk(resumed, len(prompts[0]))
+            assert done is not None
+            return done
         rows, length = len(prompts), max(len(p) for p in prompts)
         input_ids = torch.full((rows, length), self._pad, dtype=torch.long)
         mask = torch.zeros((rows, length), dtype=torch.long)
@@ -338,11 +392,16 @@ class PaddedBackend(Backend):
                 buffer[:, :, : length - shortest].masked_fill_(pad, 0)
         full_mask = mask.new_zeros((rows, keys[0].shape[2]))
         full_mask[:, :length] = mask
-        return PaddedBatch(keys, values, full_mask, mask.sum(-1), rows, length), logits
+        batch = PaddedBatch(keys, values, full_mask, mask.sum(-1), rows, length)
+        for row, prompt in enumerate(prompts):
+            self._remember(prompt, batch, row)
+        return batch, logits
 
     chunked_prefill = True
 
     def start_prefill(self, prompt: Sequence[int]) -> PartialPrefill:
+        if (resumed := self._resumed(prompt)) is not None:
+            return resumed
         ids = torch.tensor([list(prompt)], dtype=torch.long, device=self._device)
         capacity = self._room(ids.shape[1])
         layers = [_SlotLayer(None, None, 1, 0, capacity) for _ in range(self._num_layers)]
@@ -374,7 +433,9 @@ class PaddedBackend(Backend):
         mask = torch.zeros((1, keys[0].shape[2]), dtype=torch.long, device=self._device)
         mask[:, :total] = 1
         positions = torch.tensor([total], dtype=torch.long, device=self._device)
-        return PaddedBatch(keys, values, mask, positions, 1, total), logits
+        batch = PaddedBatch(keys, values, mask, positions, 1, total)
+        self._remember(partial.ids[0].tolist(), batch, 0)
+        return batch, logits
 
     def merge(
         self, chunks: Sequence[object], keep: Sequence[Sequence[int]]

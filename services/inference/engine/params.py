@@ -113,6 +113,9 @@ class EngineOptions:
         to add about one decoding step's time (both measured as the loop runs), so the running
         streams keep their pace instead of stalling for the whole prompt (one such prompt at a
         time; 0: always whole prompts).
+    prefix_cache_bytes: memory for the keys/values of recent prompts (padded batching only), so
+        a prompt that starts like one of them (a conversation's next turn) prefills only the
+        rest (see prefix_cache.py); 0: none.
     """
 
     max_batch_size: int = 32
@@ -127,6 +130,7 @@ class EngineOptions:
     tune_seconds: float = 0.0
     tune_batch: int = 8
     prefill_chunk_tokens: int = 512
+    prefix_cache_bytes: int = 256 * 1024 * 1024
 
     def __post_init__(self) -> None:
         if self.max_batch_size < 1:
@@ -149,3 +153,5 @@ class EngineOptions:
             raise ValueError("tune_batch must be >= 1")
         if self.kv_headroom < 1:
             raise ValueError("kv_headroom must be >= 1")
+        if self.prefix_cache_bytes < 0:
+            raise ValueError("prefix_cache_bytes must be >= 0")

@@ -239,6 +239,7 @@ class Scheduler:
             "requests_admitted": self.requests_admitted,
             "requests_finished": dict(self.finished),
             "kv_cache_bytes": self._backend.kv_bytes(),
+            **self._backend.cache_stats(),
             "last_error": self.last_error,
         }
 
@@ -468,9 +469,14 @@ class Scheduler:
             self._running.append(request)
 
     def _groups(self, requests: list[Request]) -> list[list[Request]]:
-        """Split the admitted requests into prefill batches."""
+        """Split the admitted requests into prefill batches. A prompt that starts with a cached
+        prefix is prefilled alone, from where its prefix ends."""
         if self._prefill_mode == "separate" or len(requests) == 1:
             return [[request] for request in requests]
+        resumed = [r for r in requests if self._backend.cached_prefix(r.prompt_ids)]
+        if resumed:
+            rest = [r for r in requests if r not in resumed]
+            return [[r] for r in resumed] + (self._groups(rest) if rest else [])
         if self._prefill_mode == "batched":
             return [requests]
         # auto: sort by length and cut where padding would exceed a quarter of the tokens.

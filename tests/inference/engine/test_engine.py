@@ -655,3 +655,76 @@ async def test_scoring_on_a_closed_engine_is_refused(tiny_llama: Tiny, make_engi
     await engine.close()
     with pytest.raises(EngineClosed):
         await engine.score(tiny_llama.ids(PROMPTS[1]), 16)
+
+
+# ---- prefix cache ------------------------------------------------------------------------------
+
+
+def _greedy_after(tiny: Tiny, ids: list[int], max_new_tokens: int) -> list[int]:
+    """model.generate(do_sample=False) on these ids: the tokens after them."""
+    tensor = torch.tensor([ids])
+    with torch.inference_mode():
+        out = tiny.model.generate(
+            tensor,
+            attention_mask=torch.ones_like(tensor),
+            do_sample=False,
+            max_new_tokens=max_new_tokens,
+        )
+    return [int(t) for t in out[0, len(ids) :]]
+
+
+async def test_a_next_turn_prefills_only_what_follows_the_cached_prompt(
+    tiny_llama: Tiny, make_engine: Any
+) -> None:
+    engine = make_engine(tiny_llama)
+    params = SamplingParams(temperature=0, max_tokens=12, ignore_eos=True)
+    first = tiny_llama.ids(" ".join(PROMPTS[:4]))  # a conversation's first turn
+    answer = (await collect(engine.generate("turn-1", first, params))).tokens
+    second = first + answer + tiny_llama.ids(" And then? Tell me more")
+    before = engine.stats()
+    result = await collect(engine.generate("turn-2", second, params))
+    after = engine.stats()
+    # Same tokens as a model that sees the whole prompt, with the first turn's blocks reused.
+    assert result.tokens == _greedy_after(tiny_llama, second, 12)
+    assert after["prefix_cache_hits"] == before["prefix_cache_hits"] + 1
+    reused = after["prefix_cache_hit_tokens"] - before["prefix_cache_hit_tokens"]
+    assert reused == len(first) // 16 * 16
+    assert after["prefix_cache_entries"] == 2
+    assert after["prefix_cache_bytes"] > 0
+
+
+async def test_prompts_prefilled_together_are_cached_each(
+    tiny_llama: Tiny, make_engine: Any
+) -> None:
+    engine = make_engine(tiny_llama, prefill="batched")
+    prompts = [p for p in PROMPTS if len(tiny_llama.ids(p)) > 16]
+    assert len(prompts) >= 2
+    params = SamplingParams(temperature=0, max_tokens=8)
+    await asyncio.gather(
+        *(
+            collect(engine.generate(f"a{i}", tiny_llama.ids(p), params))
+            for i, p in enumerate(prompts)
+        )
+    )
+    assert engine.stats()["prefix_cache_hits"] == 0
+    again = await asyncio.gather(
+        *(
+            collect(engine.generate(f"b{i}", tiny_llama.ids(p), params))
+            for i, p in enumerate(prompts)
+        )
+    )
+    assert engine.stats()["prefix_cache_hits"] == len(prompts)
+    for prompt, result in zip(prompts, again, strict=True):
+        assert result.tokens == tiny_llama.reference(prompt, 8)
+
+
+async def test_no_prefix_cache_when_it_is_given_no_memory(
+    tiny_llama: Tiny, make_engine: Any
+) -> None:
+    engine = make_engine(tiny_llama, prefix_cache_bytes=0)
+    ids = tiny_llama.ids(" ".join(PROMPTS[:3]))
+    for name in ("one", "two"):
+        result = await collect(engine.generate(name, ids, GREEDY))
+        assert result.tokens == tiny_llama.reference(" ".join(PROMPTS[:3]))
+    assert engine.stats()["prefix_cache_hits"] == 0
+    assert engine.stats()["prefix_cache_entries"] == 0
