@@ -15,6 +15,7 @@ from tests.benchmarks import (
     gateway,
     inference,
     load,
+    prefix_cache,
     upload,
 )
 from tests.benchmarks.harness import database_answers
@@ -29,6 +30,7 @@ async def main() -> int:
         upload,
         inference,
         chunked_prefill,
+        prefix_cache,
         conversations_list,
         conversations_stream,
         feed,
