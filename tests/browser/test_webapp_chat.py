@@ -216,7 +216,8 @@ async def test_switch_the_model_mid_conversation(
     await expect(answers).to_have_count(2)
     await expect(answers.nth(0).locator(".who")).to_have_text(remote_model[1])
     await expect(answers.nth(1).locator(".who")).to_have_text(llama["ref"])
+    # The version by its number, once the model's versions are read, and its id.
     await expect(answers.nth(1).locator(".meta")).to_contain_text(
-        f"version {llama['version_id'][:8]}"
+        f"version 1 ({llama['version_id'][:8]})"
     )
     problems.assert_none()

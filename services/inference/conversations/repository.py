@@ -15,6 +15,7 @@ from services.inference.models import (
     Conversation,
     ConversationParticipant,
     Message,
+    MessageFeedback,
 )
 from shared.pagination import CursorPart, SortKey, encode_cursor, keyset_page
 
@@ -203,3 +204,15 @@ async def expired_ids(
 async def delete_conversation(session: AsyncSession, conversation_id: uuid.UUID) -> None:
     """The row, and with it (cascades) its participants, messages and their feedback."""
     await session.execute(delete(Conversation).where(Conversation.id == conversation_id))
+
+
+async def feedback_of(
+    session: AsyncSession, conversation_id: uuid.UUID, user_id: uuid.UUID
+) -> dict[uuid.UUID, MessageFeedback]:
+    """The user's ratings of a conversation's answers, by message id."""
+    rows = await session.scalars(
+        select(MessageFeedback)
+        .join(Message, Message.id == MessageFeedback.message_id)
+        .where(Message.conversation_id == conversation_id, MessageFeedback.user_id == user_id)
+    )
+    return {row.message_id: row for row in rows}

@@ -129,6 +129,13 @@ class ConversationList(BaseModel):
     next_cursor: str | None = None
 
 
+class MyFeedback(BaseModel):
+    """The caller's own rating of an answer."""
+
+    rating: Literal["up", "down"]
+    comment: str | None
+
+
 class MessageRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -156,6 +163,14 @@ class MessageRead(BaseModel):
     completed_at: datetime | None
 
 
+class MessageView(MessageRead):
+    """A message as a conversation read shows it to the caller."""
+
+    feedback: MyFeedback | None = Field(
+        default=None, description="Your rating of this answer; null when you have not rated it."
+    )
+
+
 class ConversationRead(ConversationSummary):
     system_prompt: str | None
     parameters: dict[str, Any]
@@ -164,7 +179,7 @@ class ConversationRead(ConversationSummary):
         description="The leaf of the current branch: the next turn's context is its path."
     )
     current_path: list[uuid.UUID] = Field(description="Message ids from the root to the leaf.")
-    messages: list[MessageRead] = Field(description="Every message of every branch, oldest first.")
+    messages: list[MessageView] = Field(description="Every message of every branch, oldest first.")
 
 
 class ConversationDeleted(BaseModel):

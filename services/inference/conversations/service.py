@@ -37,7 +37,8 @@ from services.inference.conversations.schemas import (
     ConversationUpdate,
     DayGroup,
     ExportFormat,
-    MessageRead,
+    MessageView,
+    MyFeedback,
     ParticipantCreate,
     ParticipantRead,
     ViewerRole,
@@ -48,6 +49,7 @@ from services.inference.models import (
     Conversation,
     ConversationParticipant,
     Message,
+    MessageFeedback,
     ParticipantRole,
     UsageSource,
 )
@@ -299,6 +301,7 @@ class ConversationService:
         self, session: AsyncSession, caller: Identity, conversation: Conversation
     ) -> ConversationRead:
         messages = parents_first(await repository.messages_of(session, conversation.id))
+        ratings = await repository.feedback_of(session, conversation.id, caller.user_id)
         return ConversationRead(
             **self._summary(conversation, await self.role_of(session, caller, conversation)),
             system_prompt=conversation.system_prompt,
@@ -306,7 +309,7 @@ class ConversationService:
             template_id=conversation.template_id,
             current_message_id=conversation.current_message_id,
             current_path=current_path(messages, conversation.current_message_id),
-            messages=[MessageRead.model_validate(m) for m in messages],
+            messages=[_message_view(m, ratings.get(m.id)) for m in messages],
         )
 
     async def page(
@@ -590,3 +593,12 @@ class ConversationService:
 
 
 conversation_service = ConversationService()
+
+
+def _message_view(message: Message, rating: MessageFeedback | None) -> MessageView:
+    view = MessageView.model_validate(message)
+    if rating is not None:
+        view.feedback = MyFeedback(
+            rating="up" if rating.rating == 1 else "down", comment=rating.comment
+        )
+    return view

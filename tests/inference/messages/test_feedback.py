@@ -63,3 +63,42 @@ async def test_others_do_not_see_a_models_feedback(client, llama):
         params={"model": llama["ref"]},
     )
     assert response.status_code == 404
+
+
+async def test_a_conversation_read_carries_the_callers_own_rating(client, owner, llama):
+    url, answer = await _answer(client, owner, llama)
+    conversation_url = url.split("/messages/")[0]
+    body = {"rating": "down", "comment": "too short"}
+    assert (await client.put(url, headers=owner.headers, json=body)).status_code == 200
+    response = await client.get(conversation_url, headers=owner.headers)
+    assert response.status_code == 200
+    by_id = {m["id"]: m for m in response.json()["messages"]}
+    assert by_id[answer["id"]]["feedback"] == body
+    assert all(m["feedback"] is None for i, m in by_id.items() if i != answer["id"])
+    assert (await client.delete(url, headers=owner.headers)).status_code == 204
+    response = await client.get(conversation_url, headers=owner.headers)
+    assert {m["id"]: m for m in response.json()["messages"]}[answer["id"]]["feedback"] is None
+
+
+async def test_another_users_feedback_routes_are_404(client, owner, llama):
+    url, _ = await _answer(client, owner, llama)
+    stranger = await user_session(client)
+    response = await client.put(url, headers=stranger.headers, json={"rating": "up"})
+    assert response.status_code == 404
+    assert (await client.delete(url, headers=stranger.headers)).status_code == 404
+
+
+async def test_a_participant_sees_their_own_rating_not_the_owners(client, owner, llama):
+    url, answer = await _answer(client, owner, llama)
+    conversation_url = url.split("/messages/")[0]
+    friend = await user_session(client)
+    shared = await client.post(
+        f"{conversation_url}/participants",
+        headers=owner.headers,
+        json={"username": friend.username, "role": "read"},
+    )
+    assert shared.status_code == 201, shared.text
+    assert (await client.put(url, headers=owner.headers, json={"rating": "up"})).status_code == 200
+    response = await client.get(conversation_url, headers=friend.headers)
+    assert response.status_code == 200
+    assert {m["id"]: m for m in response.json()["messages"]}[answer["id"]]["feedback"] is None

@@ -226,3 +226,8 @@ export async function streamEvents(method, path, { body, lastEventId, signal, on
     }
   }
 }
+
+/** One API call's raw Response (for downloads: read it as a Blob, with its headers). */
+export function response(method, path, options = {}) {
+  return raw(method, path, options);
+}

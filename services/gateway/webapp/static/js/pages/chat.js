@@ -1,10 +1,15 @@
 // Chat: conversations by day with search, a new conversation with a model picker, answers
 // streaming in token by token (re-attached after a reload or a network drop), stop,
-// regenerate with sibling navigation, per-message metadata and a parameters panel.
+// regenerate with sibling navigation, per-message metadata and a parameters panel; prompt
+// templates, attachments, feedback and export live in the chat_*.js modules beside this one.
 import * as api from "../api.js";
 import { field, formatDay, h, replace } from "../dom.js";
 import { renderMarkdown } from "../markdown.js";
 import { guarded, showError } from "../ui.js";
+import { assignAttachments, attachmentList, attachmentPicker } from "./chat_attachments.js";
+import { feedbackControls } from "./chat_feedback.js";
+import { exportButtons } from "./chat_files.js";
+import { templatesPanel } from "./chat_templates.js";
 
 const CONVERSATIONS = "/api/v1/conversations";
 // The first message of a conversation just created, sent once its page has opened.
@@ -172,23 +177,63 @@ async function newConversationView(pane, signal) {
 
 // ---- one conversation --------------------------------------------------------------------
 
-function metadataText(message) {
-  const parts = [];
-  if (message.completion_tokens != null) parts.push(`${message.completion_tokens} tokens`);
-  if (message.latency_ms != null) parts.push(`${(message.latency_ms / 1000).toFixed(2)} s`);
-  if (message.tokens_per_second != null) parts.push(`${message.tokens_per_second.toFixed(1)} tokens/s`);
-  if (message.time_to_first_token_ms != null) {
-    parts.push(`first token after ${Math.round(message.time_to_first_token_ms)} ms`);
+// Version numbers of the models answers came from, by model id (a promise each, asked once).
+const versionNumbers = new Map();
+
+function versionsOf(modelId) {
+  if (!versionNumbers.has(modelId)) {
+    const numbers = api
+      .api("GET", `/api/v1/models/${modelId}/versions`)
+      .then((versions) => new Map(versions.map((v) => [v.id, v.number])))
+      // Versions the caller may not list (a model made private since): the id will do.
+      .catch(() => new Map());
+    versionNumbers.set(modelId, numbers);
   }
-  parts.push(message.model_version_id ? `version ${message.model_version_id.slice(0, 8)}` : "external model");
-  if (message.finish_reason) parts.push(`finish: ${message.finish_reason}`);
-  if (message.status === "cancelled") parts.push("stopped");
-  return parts.join(" · ");
+  return versionNumbers.get(modelId);
+}
+
+/** What an answer cost and where it came from, as label/value pairs. */
+function metadataParts(message) {
+  const parts = [];
+  if (message.prompt_tokens != null) parts.push(["Prompt", `${message.prompt_tokens} tokens`]);
+  if (message.completion_tokens != null) parts.push(["Completion", `${message.completion_tokens} tokens`]);
+  if (message.latency_ms != null) parts.push(["Latency", `${(message.latency_ms / 1000).toFixed(2)} s`]);
+  if (message.tokens_per_second != null) parts.push(["Speed", `${message.tokens_per_second.toFixed(1)} tokens/s`]);
+  if (message.time_to_first_token_ms != null) {
+    parts.push(["First token", `after ${Math.round(message.time_to_first_token_ms)} ms`]);
+  }
+  if (message.model_ref) parts.push(["Model", message.model_ref]);
+  parts.push(["Version", message.model_version_id ? `version ${message.model_version_id.slice(0, 8)}` : "external model"]);
+  if (message.finish_reason) parts.push(["Finish", message.finish_reason]);
+  if (message.trimmed_messages) parts.push(["Trimmed", `${message.trimmed_messages} earlier messages`]);
+  if (message.status === "cancelled") parts.push(["Status", "stopped"]);
+  return parts;
+}
+
+function metadataList(message) {
+  const element = h(
+    "dl",
+    { class: "meta", "aria-label": "Answer details" },
+    metadataParts(message).map(([label, value]) =>
+      h("div", { class: `meta-${label.toLowerCase().replace(" ", "-")}` }, h("dt", {}, label), h("dd", {}, value)),
+    ),
+  );
+  if (message.model_version_id && message.model_id) {
+    // The version's number once known: "version 3 (1a2b3c4d)".
+    versionsOf(message.model_id).then((numbers) => {
+      const number = numbers.get(message.model_version_id);
+      // A version newer than the list read: read it again next time.
+      if (number == null) versionNumbers.delete(message.model_id);
+      const value = element.querySelector(".meta-version dd");
+      if (number != null && value) value.textContent = `version ${number} (${message.model_version_id.slice(0, 8)})`;
+    });
+  }
+  return element;
 }
 
 async function conversationView(pane, conversationId, signal, sidebar) {
   const base = `${CONVERSATIONS}/${conversationId}`;
-  const state = { conversation: null, byId: new Map(), path: [], streaming: null };
+  const state = { conversation: null, byId: new Map(), path: [], streaming: null, attachments: [], sentWith: new Map() };
 
   const heading = h("h1", { id: "chat-title" });
   const modelLine = h("p", { class: "muted" });
@@ -210,9 +255,17 @@ async function conversationView(pane, conversationId, signal, sidebar) {
       onsubmit: (event) => {
         event.preventDefault();
         const content = input.value;
-        if (!content.trim() || state.streaming) return;
+        if (!content.trim() || state.streaming || send.disabled) return;
         input.value = "";
-        follow("POST", `${base}/messages`, { content, parameters: params.values(), stream: true });
+        const go = () => follow("POST", `${base}/messages`, { content, parameters: params.values(), stream: true });
+        if (!attach.busy()) {
+          go();
+          return;
+        }
+        // Sent once the files picked for it are in: they go with it.
+        send.disabled = true;
+        status.textContent = "Sending once the files are uploaded…";
+        attach.settled().then(go);
       },
     },
     field("Message", input, "Enter sends; Shift+Enter starts a new line."),
@@ -268,24 +321,37 @@ async function conversationView(pane, conversationId, signal, sidebar) {
     if (message.role === "user") {
       actions.push(h("button", { type: "button", class: "edit", disabled: busy, onclick: (e) => edit(message, e.currentTarget) }, "Edit"));
     }
+    let feedback = null;
     if (message.role === "assistant" && !streaming) {
       actions.push(
         h("button", { type: "button", class: "regenerate", disabled: busy, onclick: () => regenerate(message) }, "Regenerate"),
       );
+      feedback = feedbackControls(message, `${base}/messages/${message.id}/feedback`, (value, said) => {
+        message.feedback = value;
+        renderOne(message.id);
+        status.textContent = said;
+        const item = list.querySelector(`[data-message-id="${message.id}"]`);
+        (item?.querySelector('.thumb[aria-pressed="true"]') || item?.querySelector(".thumb"))?.focus();
+      });
+      actions.push(feedback.group);
     }
+    const attached = message.role === "user" ? state.sentWith.get(message.id) || [] : [];
     return h(
       "li",
       { class: `message ${message.role}`, "data-message-id": message.id, "data-status": message.status, "aria-busy": streaming ? "true" : null },
       h("div", { class: "who" }, who),
       contentOf(message),
+      attachmentList(base, attached),
       message.error ? h("p", { class: "error" }, message.error) : null,
-      message.role === "assistant" && !streaming ? h("p", { class: "meta" }, metadataText(message)) : null,
+      message.role === "assistant" && !streaming ? metadataList(message) : null,
       actions.length ? h("div", { class: "actions" }, actions) : null,
+      feedback?.shown,
     );
   }
 
   function render() {
     const conversation = state.conversation;
+    assign();
     heading.textContent = conversation.title || "New conversation";
     document.title = `${heading.textContent} · llmnet`;
     modelLine.textContent = `With ${conversation.model_ref}`;
@@ -366,7 +432,11 @@ async function conversationView(pane, conversationId, signal, sidebar) {
       failures = 0;
       const data = JSON.parse(event.data);
       if (event.event === "start") {
-        if (data.user_message) state.byId.set(data.user_message.id, data.user_message);
+        if (data.user_message) {
+          state.byId.set(data.user_message.id, data.user_message);
+          // What waited in the composer went with this message.
+          state.attachments.push(...attach.sent());
+        }
         state.byId.set(data.message.id, data.message);
         streaming.messageId = data.message.id;
         state.path = pathTo(data.message.id);
@@ -418,9 +488,41 @@ async function conversationView(pane, conversationId, signal, sidebar) {
     }
   }
 
-  setConversation(await api.api("GET", base, { signal }));
+  const [conversation, attachments] = await Promise.all([
+    api.api("GET", base, { signal }),
+    api.api("GET", `${base}/attachments`, { signal }),
+  ]);
+  setConversation(conversation);
+  state.attachments = attachments;
+  const { pending } = assign();
+  state.attachments = state.attachments.filter((a) => !pending.includes(a));
+  const attach = attachmentPicker(base, form, pending);
+  form.insertBefore(attach.element, form.querySelector(".buttons"));
   params = parametersPanel(state.conversation.parameters);
-  replace(pane, h("div", { class: "thread-head" }, heading, modelLine), list, status, form, params.element);
+  const templates = templatesPanel({
+    signal,
+    canSend: () => !state.streaming,
+    send: async (body) => {
+      await attach.settled();
+      await follow("POST", `${base}/messages`, { ...body, parameters: params.values(), stream: true });
+    },
+  });
+  templates.element.addEventListener("toggle", () => {
+    if (templates.element.open && !templates.loaded) {
+      templates.loaded = true;
+      guarded(() => templates.load());
+    }
+  });
+  const exports = exportButtons(base, () => state.conversation.title, status);
+  replace(pane, h("div", { class: "thread-head" }, heading, modelLine, exports), list, status, form, templates.element, params.element);
+
+  /** Which sent user message each attachment went with (see chat_attachments.js). */
+  function assign() {
+    const users = state.path.map((id) => state.byId.get(id)).filter((m) => m.role === "user");
+    const result = assignAttachments(state.attachments, users);
+    state.sentWith = result.byMessage;
+    return result;
+  }
   if (state.conversation.role === "owner") pane.append(await modelSwitch());
 
   /** The owner switches the model for the turns to come; earlier answers keep theirs. */
