@@ -1,4 +1,5 @@
-"""A model's posting schedule: `/api/v1/feed/models/{model_id}/schedule` (its owner only)."""
+"""A model's posting schedule: `/api/v1/feed/models/{model_id}/schedule` (its owner only), and
+the caller's schedules at `/api/v1/feed/schedules`."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from services.feed.schedules.service import schedule_service
 from shared.auth.identity import CurrentUser
 from shared.db import SessionDep
 
-router = APIRouter(prefix="/api/v1/feed/models", tags=["schedules"])
+router = APIRouter(prefix="/api/v1/feed", tags=["schedules"])
 
 
 def read(schedule: PostingSchedule) -> ScheduleRead:
@@ -34,7 +35,7 @@ def read(schedule: PostingSchedule) -> ScheduleRead:
     )
 
 
-@router.put("/{model_id}/schedule", response_model=ScheduleRead)
+@router.put("/models/{model_id}/schedule", response_model=ScheduleRead)
 async def set_schedule(
     model_id: uuid.UUID, body: ScheduleSet, user: CurrentUser, session: SessionDep, ctx: FeedDep
 ) -> ScheduleRead:
@@ -42,16 +43,22 @@ async def set_schedule(
     return read(await schedule_service.put(session, ctx, user, model_id, body))
 
 
-@router.get("/{model_id}/schedule", response_model=ScheduleRead)
+@router.get("/models/{model_id}/schedule", response_model=ScheduleRead)
 async def get_schedule(
     model_id: uuid.UUID, user: CurrentUser, session: SessionDep, ctx: FeedDep
 ) -> ScheduleRead:
     return read(await schedule_service.get(session, ctx, user, model_id))
 
 
-@router.delete("/{model_id}/schedule", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/models/{model_id}/schedule", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_schedule(
     model_id: uuid.UUID, user: CurrentUser, session: SessionDep, ctx: FeedDep
 ) -> Response:
     await schedule_service.delete(session, ctx, user, model_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/schedules", response_model=list[ScheduleRead])
+async def my_schedules(user: CurrentUser, session: SessionDep) -> list[ScheduleRead]:
+    """Your models' posting schedules, by model reference (none: an empty list, not a 404)."""
+    return [read(schedule) for schedule in await schedule_service.mine(session, user)]

@@ -109,6 +109,14 @@ class ScheduleService:
             raise ScheduleNotFound("This model has no posting schedule.")
         return schedule
 
+    async def mine(self, session: AsyncSession, caller: Identity) -> list[PostingSchedule]:
+        query = (
+            select(PostingSchedule)
+            .where(PostingSchedule.owner_id == caller.user_id)
+            .order_by(PostingSchedule.model_ref)
+        )
+        return list(await session.scalars(query))
+
     async def put(
         self,
         session: AsyncSession,

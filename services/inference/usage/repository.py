@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, delete, func, select
@@ -84,3 +84,33 @@ async def ledger_page(
     """The matching rows, newest first, after `cursor`; and the next page's cursor."""
     query = select(UsageRecord).where(*conditions)
     return await keyset_page(session, query, _NEWEST_FIRST, cursor=cursor, limit=limit)
+
+
+async def daily_series(
+    session: AsyncSession, model_id: uuid.UUID, since: datetime
+) -> dict[date, tuple[int, int, int, float | None, float | None]]:
+    """Per UTC day since `since`, the model's requests, prompt and completion tokens, and the
+    median and 95th percentile of its latencies; days without use are absent."""
+    day = func.date(func.timezone("UTC", UsageRecord.created_at)).label("day")
+    rows: Any = await session.execute(
+        select(
+            day,
+            func.count(),
+            func.coalesce(func.sum(UsageRecord.prompt_tokens), 0),
+            func.coalesce(func.sum(UsageRecord.completion_tokens), 0),
+            func.percentile_cont(0.5).within_group(UsageRecord.latency_ms),
+            func.percentile_cont(0.95).within_group(UsageRecord.latency_ms),
+        )
+        .where(UsageRecord.model_id == model_id, UsageRecord.created_at >= since)
+        .group_by(day)
+    )
+    return {
+        r[0]: (
+            int(r[1]),
+            int(r[2]),
+            int(r[3]),
+            None if r[4] is None else float(r[4]),
+            None if r[5] is None else float(r[5]),
+        )
+        for r in rows
+    }

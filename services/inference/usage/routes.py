@@ -7,7 +7,12 @@ import uuid
 from fastapi import APIRouter, Query
 
 from services.inference.deps import InferenceDep
-from services.inference.usage.schemas import QuotaRead, QuotaUpdate, UsagePage
+from services.inference.usage.schemas import (
+    ModelUsageSeries,
+    QuotaRead,
+    QuotaUpdate,
+    UsagePage,
+)
 from services.inference.usage.service import usage_service
 from shared.auth.identity import AdminUser, CurrentUser
 from shared.db import SessionDep
@@ -36,6 +41,23 @@ async def ledger(
         cursor=cursor,
         limit=limit,
     )
+
+
+@router.get(
+    "/models/{model_id}/daily",
+    response_model=ModelUsageSeries,
+    summary="A model's use per day: requests, tokens, latency p50/p95",
+)
+async def model_daily(
+    model_id: uuid.UUID,
+    caller: CurrentUser,
+    session: SessionDep,
+    ctx: InferenceDep,
+    days: int = Query(default=30, ge=1, le=365, description="How many UTC days, today last."),
+) -> ModelUsageSeries:
+    """Everyone's use of a model you may use (its public statistics, per day)."""
+    model = await ctx.models.access_by_id(model_id, caller)
+    return await usage_service.model_series(session, model, days)
 
 
 @router.get("/quota", response_model=QuotaRead, summary="Your daily token quota and use today")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -50,3 +50,20 @@ class QuotaRead(BaseModel):
     user_id: uuid.UUID
     daily_tokens: int | None = Field(description="null: unlimited.")
     used_today: int
+
+
+class DailyUsage(BaseModel):
+    day: date = Field(description="A UTC day.")
+    requests: int
+    prompt_tokens: int
+    completion_tokens: int
+    p50_latency_ms: float | None = Field(description="null: no request that day.")
+    p95_latency_ms: float | None
+
+
+class ModelUsageSeries(BaseModel):
+    """Everyone's use of one model per day, oldest day first, days without use included."""
+
+    model_id: uuid.UUID
+    model_ref: str
+    days: list[DailyUsage]

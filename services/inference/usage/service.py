@@ -21,7 +21,14 @@ from services.inference.models import (
     UsageStatus,
 )
 from services.inference.usage import repository
-from services.inference.usage.schemas import QuotaRead, UsagePage, UsageRead, UsageTotals
+from services.inference.usage.schemas import (
+    DailyUsage,
+    ModelUsageSeries,
+    QuotaRead,
+    UsagePage,
+    UsageRead,
+    UsageTotals,
+)
 from shared.auth.identity import Identity
 from shared.db import session_scope, utcnow
 from shared.errors import TooManyRequests
@@ -207,6 +214,28 @@ class UsageService:
                 requests=requests, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
             ),
         )
+
+    async def model_series(
+        self, session: AsyncSession, model: ModelAccess, days: int
+    ) -> ModelUsageSeries:
+        """The model's use over the last `days` UTC days (today included), one entry a day."""
+        first = _day_start() - timedelta(days=days - 1)
+        found = await repository.daily_series(session, model.id, first)
+        series = []
+        for offset in range(days):
+            day = (first + timedelta(days=offset)).date()
+            requests, prompt, completion, p50, p95 = found.get(day, (0, 0, 0, None, None))
+            series.append(
+                DailyUsage(
+                    day=day,
+                    requests=requests,
+                    prompt_tokens=prompt,
+                    completion_tokens=completion,
+                    p50_latency_ms=p50,
+                    p95_latency_ms=p95,
+                )
+            )
+        return ModelUsageSeries(model_id=model.id, model_ref=model.ref, days=series)
 
     async def set_quota(
         self, session: AsyncSession, user_id: uuid.UUID, daily_tokens: int | None

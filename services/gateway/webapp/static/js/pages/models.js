@@ -1,10 +1,15 @@
 // Models: the list with search and sort, creating one, and a model's page: its card
-// (sanitised Markdown), owner, stats, versions with their status, follow, like, chat, its
-// posts; for its owner, uploading a version with a real progress bar and live validation.
+// (sanitised Markdown), owner, stats over time (model_stats.js), versions with their status
+// and lineage tree (model_lineage.js), follow, like, chat, its posts; for its owner, uploading
+// a version with a real progress bar and live validation, and the owner tools (model_owner.js:
+// edit, posting schedule, a remote model's provider).
 import * as api from "../api.js";
 import { field, formatTime, h, replace } from "../dom.js";
 import { renderMarkdown } from "../markdown.js";
 import { guarded, showError } from "../ui.js";
+import { lineageSection } from "./model_lineage.js";
+import { editSection, providerSection, scheduleSection } from "./model_owner.js";
+import { showTotals, statsSection } from "./model_stats.js";
 import { followStates, postItem } from "./posts.js";
 
 const MODELS = "/api/v1/models";
@@ -155,7 +160,15 @@ export async function renderModel(view, modelId) {
   let follow = null;
   let like = null;
 
+  const heading = h("h1");
+  const descriptionLine = h("p");
+  const cardBox = h("div");
   function showModel() {
+    document.title = `${model.name} · llmnet`;
+    heading.textContent = model.name;
+    descriptionLine.textContent = model.description || "";
+    descriptionLine.hidden = !model.description;
+    replace(cardBox, model.card ? [h("h2", {}, "Card"), h("div", { class: "card model-card" }, renderMarkdown(model.card))] : null);
     replace(
       actionsBox,
       model.status === "ready"
@@ -165,19 +178,13 @@ export async function renderModel(view, modelId) {
       like,
     );
     statusLine.textContent = `${model.ref} by @${model.owner.username} · ${model.visibility} · ${model.status}${model.tags.length ? ` · ${model.tags.join(", ")}` : ""}`;
-    const s = model.stats;
-    const rows = [
-      ["Used", `${s.usage_count} times`],
-      ["Tokens generated", String(s.tokens_generated)],
-      ["Average latency", s.avg_latency_ms != null ? `${Math.round(s.avg_latency_ms)} ms` : "—"],
-      ["p95 latency", s.p95_latency_ms != null ? `${Math.round(s.p95_latency_ms)} ms` : "—"],
-      ["Likes", String(model.likes_count)],
-    ];
-    replace(stats, rows.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
+    showTotals(stats, model);
   }
 
+  const lineage = lineageSection(base, signal);
   async function loadVersions() {
     const versions = await api.api("GET", `${base}/versions`, { signal });
+    await lineage.load();
     replace(
       versionsBody,
       versions.map((version) => {
@@ -263,17 +270,31 @@ export async function renderModel(view, modelId) {
   if (owner) headers.push("Actions");
   replace(
     view,
-    h("h1", {}, model.name),
+    heading,
     statusLine,
-    model.description ? h("p", {}, model.description) : null,
+    descriptionLine,
     actionsBox,
-    h("h2", {}, "Stats"),
-    stats,
-    model.card ? [h("h2", {}, "Card"), h("div", { class: "card model-card" }, renderMarkdown(model.card))] : null,
+    statsSection(model, stats, signal),
+    cardBox,
     h("h2", {}, "Versions"),
     h("div", { class: "table-wrap" }, h("table", { class: "versions" }, h("thead", {}, h("tr", {}, headers.map((t) => h("th", { scope: "col" }, t)))), versionsBody)),
     validation,
-    owner ? uploadForm(base, () => guarded(loadVersions)) : null,
+    lineage.section,
+    // A remote model's answers come from its provider: it has no versions to upload.
+    owner && model.source !== "remote" ? uploadForm(base, () => guarded(loadVersions)) : null,
+    owner
+      ? h(
+          "section",
+          { class: "owner-tools", "aria-label": "Owner tools" },
+          editSection(model, (updated) => {
+            model = updated;
+            showModel();
+          }),
+          // Only the owner may give a model a schedule (an admin managing it may not).
+          me.id === model.owner.id ? scheduleSection(model, signal) : null,
+          model.source === "remote" && model.provider_id ? providerSection(model, signal) : null,
+        )
+      : null,
     h("h2", {}, "Posts"),
     posts,
   );
