@@ -21,6 +21,7 @@ from services.gateway.metrics import install_admin_metrics
 from services.gateway.openapi import OpenAPICache
 from services.gateway.paths import NormalPathMiddleware
 from services.gateway.proxy import Proxy
+from services.gateway.replicas import ReplicaSet, inference_ready
 from services.gateway.routing import upstream_urls
 from services.gateway.spa import install_webapp
 from services.gateway.upstreams import close_upstreams, create_upstreams
@@ -39,17 +40,23 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     async def resources(app: FastAPI) -> AsyncIterator[None]:
         upstreams = create_upstreams(settings)
         app.state.upstreams = upstreams  # /readyz asks each service's own /readyz
+        replicas = ReplicaSet(settings, upstreams["inference"])
+        app.state.replicas = replicas
         authenticator = Authenticator(settings, upstreams["accounts"], app.state.redis)
-        app.state.proxy = Proxy(settings, upstreams, authenticator, app.state.redis)
+        app.state.proxy = Proxy(settings, upstreams, authenticator, app.state.redis, replicas)
         app.state.authenticator = authenticator
         app.state.openapi_cache = OpenAPICache(
-            upstreams, ttl_seconds=settings.openapi_cache_seconds
+            upstreams,
+            ttl_seconds=settings.openapi_cache_seconds,
+            origins={"inference": replicas.any_origin},
         )
         with contextlib.suppress(LLMNetError):
             await authenticator.load_keys()  # accounts may still be starting: retried lazily
         try:
+            await replicas.start()
             yield
         finally:
+            await replicas.stop()
             await close_upstreams(upstreams)
 
     app = create_service_app(
@@ -61,7 +68,11 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         uses_database=False,
         own_docs=False,
         # Ready when Redis and every service are: the gateway alone serves nothing useful.
-        readiness={name: upstream_ready(name) for name in upstream_urls(settings)},
+        # Inference: some replica passed its last readiness check (replicas.py).
+        readiness={
+            name: inference_ready if name == "inference" else upstream_ready(name)
+            for name in upstream_urls(settings)
+        },
     )
     install_admin_metrics(app)  # the gateway's port is public: its /metrics is not
     # Innermost (user_middleware runs first to last): inside the shared observability

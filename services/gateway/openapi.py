@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import aiohttp
@@ -84,8 +85,16 @@ def merge_documents(documents: dict[str, dict[str, Any]], *, title: str) -> dict
 class OpenAPICache:
     """Fetches the services' documents and keeps the merged one for a short while."""
 
-    def __init__(self, upstreams: Upstreams, *, ttl_seconds: int) -> None:
+    def __init__(
+        self,
+        upstreams: Upstreams,
+        *,
+        ttl_seconds: int,
+        origins: Mapping[str, Callable[[], str | None]] | None = None,
+    ) -> None:
         self._upstreams = upstreams
+        # Where a service runs as replicas, the origin of one that is up (else the base URL).
+        self._origins = origins or {}
         self._ttl = ttl_seconds
         self._document: dict[str, Any] | None = None
         self._fetched_at = 0.0
@@ -93,7 +102,8 @@ class OpenAPICache:
 
     async def _fetch(self, service: str, session: aiohttp.ClientSession) -> dict[str, Any] | None:
         try:
-            async with session.get("/openapi.json") as response:
+            origin = self._origins[service]() if service in self._origins else None
+            async with session.get(f"{origin or ''}/openapi.json") as response:
                 response.raise_for_status()
                 document: dict[str, Any] = await response.json()
                 return document

@@ -5,16 +5,24 @@ request all use that one path, and only paths under the public prefixes reach a 
 Small bodies are read whole (the common JSON case, cheapest); large or chunked bodies are
 streamed and counted against the size limit. Event streams and large responses are relayed
 chunk by chunk; when the client goes away Starlette cancels the relay, which closes the
-upstream response and so the upstream request.
+upstream response and so the upstream request. An event stream that breaks off (its upstream
+died) ends with an `error` event (OpenAI's error then `[DONE]` on `/v1`).
+
+Inference requests go to one of the inference replicas (replicas.py): their bodies are read
+whole (uploads excepted), so the model can be read from them and a request that a replica
+could not take (unreachable, or 503 before any body) goes to the next one unchanged. The
+answer says which replica gave it in `X-LLMNet-Replica`.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import aiohttp
 from aiohttp.client import IDEMPOTENT_METHODS
+from multidict import CIMultiDictProxy
 from redis.asyncio import Redis
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -24,6 +32,7 @@ from services.gateway.auth import Authenticated, Authenticator
 from services.gateway.config import GatewaySettings
 from services.gateway.paths import NormalTarget, target_of
 from services.gateway.ratelimit import admit
+from services.gateway.replicas import Replica, ReplicaSet, request_key
 from services.gateway.routing import allows_anonymous, is_upload, match, upstream_urls
 from services.gateway.upstreams import Upstreams
 from shared.auth.identity import IDENTITY_HEADERS, INTERNAL_TOKEN_HEADER, identity_headers
@@ -32,11 +41,15 @@ from shared.errors import (
     BadGateway,
     BadRequest,
     GatewayTimeout,
+    LLMNetError,
     NotFound,
     PayloadTooLarge,
     Unauthorized,
+    is_openai_path,
+    openai_error,
 )
 from shared.observability import ROUTE_LABEL_KEY, current_request_id
+from shared.sse import ServerSentEvent, encode_event
 
 logger = logging.getLogger("llmnet.gateway.proxy")
 
@@ -72,6 +85,11 @@ _NOT_RETURNED = _HOP_BY_HOP | {"x-request-id"}
 # aiohttp adds these unless told not to; a proxy sends only what the client sent.
 _NO_AUTO_HEADERS = frozenset({"User-Agent", "Accept", "Accept-Encoding", "Content-Type"})
 _BUFFER_LIMIT = 1 << 20  # bodies up to this size are read whole rather than streamed
+# Which inference replica answered (replicas.py's short id).
+REPLICA_HEADER = b"x-llmnet-replica"
+# A replica that could not be reached got nothing: the request can go to the next one.
+_UNREACHED = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
+_EVENT_ENDS = (b"\n\n", b"\r\n\r\n", b"\r\r")
 
 
 class Proxy:
@@ -81,9 +99,11 @@ class Proxy:
         upstreams: Upstreams,
         authenticator: Authenticator,
         redis: Redis,
+        replicas: ReplicaSet,
     ) -> None:
         self._settings = settings
         self._upstreams = upstreams
+        self._replicas = replicas
         self._authenticator = authenticator
         self._redis = redis
         # Forwarded URLs are absolute: nothing resolves the path against a base URL again.
@@ -137,42 +157,112 @@ class Proxy:
         auth: Authenticated | None,
         ip: str,
     ) -> Response:
-        session = self._upstreams[service]
-        body = await self._request_body(request, target.path)
-        try:
-            upstream = await session.request(
-                request.method,
-                # Already canonical: encoded=True keeps yarl from quoting or resolving it again.
-                URL(self._origins[service] + target.target, encoded=True),
-                headers=self._upstream_headers(request, auth, ip),
-                data=body,
-                allow_redirects=False,
-                skip_auto_headers=_NO_AUTO_HEADERS,
-            )
-        except (aiohttp.ClientError, TimeoutError, PayloadTooLarge) as exc:
-            if isinstance(body, _LimitedBody) and body.exceeded:
-                raise body.error() from exc
-            raise _upstream_error(service, request.method, exc) from exc
-        headers = [
+        headers = self._upstream_headers(request, auth, ip)
+        replica: Replica | None = None
+        upstream: aiohttp.ClientResponse | _Answer
+        if service == "inference":
+            # Whole, so its model can be read and it can be sent to another replica.
+            body = await self._request_body(request, target.path, whole=True)
+            upstream, replica = await self._to_replica(request, target, headers, body)
+        else:
+            body = await self._request_body(request, target.path)
+            url = self._origins[service] + target.target
+            try:
+                upstream = await self._send(request, service, url, headers, body)
+            except (aiohttp.ClientError, TimeoutError, PayloadTooLarge) as exc:
+                raise _send_error(service, request.method, body, exc) from exc
+        raw_headers = [
             (k.encode("latin-1"), v.encode("latin-1"))
             for k, v in upstream.headers.items()
             if k.lower() not in _NOT_RETURNED
         ]
-        if _should_stream(upstream):
-            response: Response = StreamingResponse(
-                _relay(upstream, service), status_code=upstream.status
-            )
+        if replica is not None:
+            raw_headers.append((REPLICA_HEADER, replica.id.encode("ascii")))
+        response: Response
+        if isinstance(upstream, _Answer):
+            response = Response(upstream.body, status_code=upstream.status)
+        elif _should_stream(upstream):
+            relay = _relay(upstream, service, is_openai_path(target.path), replica)
+            response = StreamingResponse(relay, status_code=upstream.status)
         else:
             try:
-                body = await upstream.read()
+                content = await upstream.read()
             except (aiohttp.ClientError, TimeoutError) as exc:
                 raise BadGateway(f"The {service} service broke off its answer.") from exc
             finally:
                 upstream.release()
-            response = Response(body, status_code=upstream.status)
+                if replica is not None:
+                    replica.in_flight -= 1
+            response = Response(content, status_code=upstream.status)
         # Raw pairs keep repeated headers (Set-Cookie, Link) and the upstream's exact values.
-        response.raw_headers = headers
+        response.raw_headers = raw_headers
         return response
+
+    async def _send(
+        self,
+        request: Request,
+        service: str,
+        url: str,
+        headers: dict[str, str],
+        body: bytes | _LimitedBody | None,
+    ) -> aiohttp.ClientResponse:
+        return await self._upstreams[service].request(
+            request.method,
+            # Already canonical: encoded=True keeps yarl from quoting or resolving it again.
+            URL(url, encoded=True),
+            headers=headers,
+            data=body,
+            allow_redirects=False,
+            skip_auto_headers=_NO_AUTO_HEADERS,
+        )
+
+    async def _to_replica(
+        self,
+        request: Request,
+        target: NormalTarget,
+        headers: dict[str, str],
+        body: bytes | _LimitedBody | None,
+    ) -> tuple[aiohttp.ClientResponse | _Answer, Replica]:
+        """Send to the request's replicas in order (replicas.py) until one answers other than
+        503; one that cannot be reached is marked dead. Returns the answer and who gave it,
+        the in-flight count of that replica raised until the answer has been relayed."""
+        key = request_key(
+            request.method, target.path, body if isinstance(body, bytes) else None, self._settings
+        )
+        candidates = self._replicas.candidates(key)
+        if not candidates:
+            raise BadGateway("No inference replica is known.", code="upstream_unavailable")
+        refused: tuple[_Answer, Replica] | None = None
+        failure: BaseException | None = None
+        for replica in candidates:
+            if isinstance(body, _LimitedBody) and body.started:
+                break  # a streamed body (an upload) cannot be sent again
+            replica.in_flight += 1
+            url = replica.origin + target.target
+            try:
+                upstream = await self._send(request, "inference", url, headers, body)
+            except (aiohttp.ClientError, TimeoutError, PayloadTooLarge) as exc:
+                replica.in_flight -= 1
+                if not isinstance(exc, _UNREACHED) or _exceeded(body):
+                    raise _send_error("inference", request.method, body, exc) from exc
+                self._replicas.mark_dead(replica, f"{type(exc).__name__}: {exc}")
+                failure = exc
+                continue
+            if upstream.status != 503 or replica is candidates[-1]:
+                return upstream, replica
+            # Draining or full before any body: the next replica may take it.
+            try:
+                refused = (await _Answer.of(upstream), replica)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                failure = exc
+            finally:
+                upstream.release()
+                replica.in_flight -= 1
+            logger.info("inference replica %s answered 503; trying the next", replica.origin)
+        if refused is not None:
+            return refused
+        assert failure is not None
+        raise _upstream_error("inference", request.method, failure) from failure
 
     def _upstream_headers(
         self, request: Request, auth: Authenticated | None, ip: str
@@ -190,12 +280,14 @@ class Proxy:
             headers[INTERNAL_TOKEN_HEADER] = self._settings.internal_token
         return headers
 
-    async def _request_body(self, request: Request, path: str) -> bytes | _LimitedBody | None:
-        limit = (
-            self._settings.max_upload_body_bytes
-            if is_upload(request.method, path)
-            else self._settings.max_body_bytes
-        )
+    async def _request_body(
+        self, request: Request, path: str, *, whole: bool = False
+    ) -> bytes | _LimitedBody | None:
+        """The body to forward: read whole when small (or when `whole`, uploads excepted),
+        else streamed and counted against the limit."""
+        upload = is_upload(request.method, path)
+        limit = self._settings.max_upload_body_bytes if upload else self._settings.max_body_bytes
+        whole = whole and not upload
         declared = request.headers.get("content-length")
         if declared is not None:
             try:
@@ -206,11 +298,24 @@ class Proxy:
                 raise PayloadTooLarge(f"The request body exceeds {limit} bytes.")
             if length == 0:
                 return None
-            if length <= _BUFFER_LIMIT:
+            if length <= _BUFFER_LIMIT or whole:
                 return await request.body()
         elif "chunked" not in request.headers.get("transfer-encoding", ""):
             return None
-        return _LimitedBody(request, limit)
+        body = _LimitedBody(request, limit)
+        return await body.read() if whole else body
+
+
+def _exceeded(body: bytes | _LimitedBody | None) -> bool:
+    return isinstance(body, _LimitedBody) and body.exceeded
+
+
+def _send_error(
+    service: str, method: str, body: bytes | _LimitedBody | None, exc: BaseException
+) -> LLMNetError:
+    if isinstance(body, _LimitedBody) and body.exceeded:
+        return body.error()  # aiohttp wraps the overflow raised while it sent the body
+    return _upstream_error(service, method, exc)
 
 
 def _upstream_error(service: str, method: str, exc: BaseException) -> BadGateway | GatewayTimeout:
@@ -243,11 +348,16 @@ class _LimitedBody:
         self._request = request
         self.limit = limit
         self.exceeded = False
+        self.started = False
 
     def error(self) -> PayloadTooLarge:
         return PayloadTooLarge(f"The request body exceeds {self.limit} bytes.")
 
+    async def read(self) -> bytes:
+        return b"".join([chunk async for chunk in self])
+
     async def __aiter__(self) -> AsyncIterator[bytes]:
+        self.started = True
         size = 0
         async for chunk in self._request.stream():
             size += len(chunk)
@@ -257,15 +367,61 @@ class _LimitedBody:
             yield chunk
 
 
-async def _relay(upstream: aiohttp.ClientResponse, service: str) -> AsyncIterator[bytes]:
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """A whole answer already read (a replica's 503, kept in case no other replica answers)."""
+
+    status: int
+    headers: CIMultiDictProxy[str]
+    body: bytes
+
+    @classmethod
+    async def of(cls, upstream: aiohttp.ClientResponse) -> _Answer:
+        return cls(upstream.status, upstream.headers, await upstream.read())
+
+
+def _event_end(data: bytes) -> int:
+    """Where the last complete event in `data` ends (0: none has)."""
+    return max(data.rfind(sep) + len(sep) if sep in data else 0 for sep in _EVENT_ENDS)
+
+
+def _broken_off(service: str, openai: bool) -> bytes:
+    detail = f"The {service} service broke off the stream."
+    if openai:  # OpenAI's clients read an error this way once a stream has begun
+        error = openai_error(502, "upstream_unavailable", detail).model_dump_json()
+        return encode_event(ServerSentEvent(raw_data=error)) + encode_event(
+            ServerSentEvent(raw_data="[DONE]")
+        )
+    data = {"code": "upstream_unavailable", "detail": detail + " Reconnect to resume."}
+    return encode_event(ServerSentEvent(event="error", data=data))
+
+
+async def _relay(
+    upstream: aiohttp.ClientResponse, service: str, openai: bool, replica: Replica | None
+) -> AsyncIterator[bytes]:
+    """The upstream's body, chunk by chunk. An event stream goes out an event at a time, so a
+    stream that breaks off (its replica died) can end with a whole `error` event instead of
+    half an event."""
+    events = upstream.headers.get("content-type", "").startswith("text/event-stream")
     completed = False
+    pending = b""
     try:
         async for chunk in upstream.content.iter_any():
-            yield chunk
+            if not events:
+                yield chunk
+                continue
+            pending += chunk
+            if end := _event_end(pending):
+                yield pending[:end]
+                pending = pending[end:]
         completed = True
+        if pending:
+            yield pending
     except (aiohttp.ClientError, TimeoutError) as exc:
-        # The status line is gone; all we can do is end the stream and say why in the log.
+        # The status line is gone; all that is left is to end the stream saying so.
         logger.warning("stream from %s broke off: %s", service, exc)
+        if events:
+            yield _broken_off(service, openai)
     finally:
         # A stream cut short (client gone, cancelled) closes the upstream connection, which is
         # how the upstream learns to stop; a finished one returns it to the pool.
@@ -273,3 +429,5 @@ async def _relay(upstream: aiohttp.ClientResponse, service: str) -> AsyncIterato
             upstream.release()
         else:
             upstream.close()
+        if replica is not None:
+            replica.in_flight -= 1

@@ -13,6 +13,9 @@ So a connection that carried a 500 is closed here rather than pooled, and idle c
 dropped before the service's keep-alive runs out. If a pooled connection dies anyway, aiohttp
 replays an idempotent request (GET, HEAD, OPTIONS, PUT, DELETE) once on a fresh connection,
 unless its body was streamed and cannot be replayed (RFC 9112 section 9.3.1).
+
+The inference service may run as several replicas (replicas.py): its one session reaches each
+of them by absolute URL, with a pool of `max_upstream_connections` per replica.
 """
 
 from __future__ import annotations
@@ -57,7 +60,9 @@ def create_upstreams(settings: GatewaySettings) -> Upstreams:
             base_url=url,
             timeout=timeout,
             connector=aiohttp.TCPConnector(
-                limit=settings.max_upstream_connections, keepalive_timeout=KEEPALIVE_SECONDS
+                limit=0,  # per host instead: each inference replica has a pool of its own
+                limit_per_host=settings.max_upstream_connections,
+                keepalive_timeout=KEEPALIVE_SECONDS,
             ),
             response_class=UpstreamResponse,
             # The proxy relays the upstream's exact bytes and headers.
