@@ -160,7 +160,12 @@ async def _finetune(ctx: FeedContext, event: Event) -> list[Draft]:
     ref = await _may_use(ctx, owner, model_id)
     if ref is None:
         return []
-    subject = {"job_id": p.get("job_id"), "version_id": p.get("version_id"), "ref": ref}
+    # The hub names them `fine_tune_id` and `result_version_id` (its FineTuneEvent).
+    subject = {
+        "job_id": p.get("fine_tune_id") or p.get("job_id"),
+        "version_id": p.get("result_version_id") or p.get("version_id"),
+        "ref": ref,
+    }
     if event.type == "finetune.completed":
         return [
             Draft(

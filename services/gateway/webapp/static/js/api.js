@@ -22,6 +22,7 @@ export class ApiError extends Error {
     this.code = code;
     this.detail = detail;
     this.requestId = requestId;
+    this.fields = [];
   }
 }
 
@@ -34,7 +35,10 @@ async function errorFrom(response) {
     // not JSON: a proxy in front of the platform answered
   }
   if (body && typeof body.detail === "string") {
-    return new ApiError(response.status, body.code || "error", body.detail, body.request_id || requestId);
+    const error = new ApiError(response.status, body.code || "error", body.detail, body.request_id || requestId);
+    // A 422's per-field problems ([{field, message}]), e.g. a dataset's bad lines.
+    error.fields = Array.isArray(body.fields) ? body.fields : [];
+    return error;
   }
   const detail = `The server answered ${response.status} ${response.statusText || ""}`.trim();
   return new ApiError(response.status, "http_error", detail, requestId);

@@ -5,6 +5,7 @@ import { clearError, showError } from "./ui.js";
 import { renderAccount } from "./pages/account.js";
 import { renderAdmin } from "./pages/admin.js";
 import { renderExplore } from "./pages/explore.js";
+import { renderFineTune, renderFineTunes } from "./pages/fine_tunes.js";
 import { renderPerson } from "./pages/people.js";
 import { renderForgotPassword, renderResetPassword, renderVerifyEmail } from "./pages/recovery.js";
 import { renderLogin, renderSignup } from "./pages/auth.js";
@@ -33,6 +34,8 @@ const ROUTES = [
   { pattern: /^\/models$/, page: renderModels, title: "Models" },
   { pattern: /^\/models\/new$/, page: renderModelNew, title: "Create a model" },
   { pattern: /^\/models\/([0-9a-f-]{36})$/, page: renderModel, title: "Model" },
+  { pattern: /^\/fine-tunes$/, page: renderFineTunes, title: "Fine-tunes" },
+  { pattern: /^\/fine-tunes\/([0-9a-f-]{36})$/, page: renderFineTune, title: "Fine-tune" },
   { pattern: /^\/notifications$/, page: renderNotifications, title: "Notifications" },
   { pattern: /^\/account$/, page: renderAccount, title: "Account" },
   { pattern: /^\/$/, page: renderHome, title: "Home" },
@@ -42,6 +45,7 @@ const NAV = [
   { href: "#/chat", label: "Chat", match: /^\/chat/ },
   { href: "#/models", label: "Models", match: /^\/models/ },
   { href: "#/explore", label: "Explore", match: /^\/(explore|people)/ },
+  { href: "#/fine-tunes", label: "Fine-tunes", match: /^\/fine-tunes/ },
   { href: "#/admin", label: "Admin", match: /^\/admin/, admin: true },
 ];
 

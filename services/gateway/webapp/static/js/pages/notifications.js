@@ -18,6 +18,8 @@ const KIND_LABELS = {
 };
 
 function link(notification) {
+  const job = notification.payload && notification.payload.job_id;
+  if (job && notification.kind.startsWith("finetune_")) return `#/fine-tunes/${job}`;
   if (notification.post_id) return `#/posts/${notification.post_id}`;
   if (notification.model_id) return `#/models/${notification.model_id}`;
   return null;
@@ -88,8 +90,11 @@ export async function renderNotifications(view) {
         event.preventDefault();
         guarded(async () => {
           const muted = boxes.filter((box) => box.checked).map((box) => box.value);
-          await api.api("PUT", `${BASE}/preferences`, { body: { muted } });
-          saved.textContent = muted.length ? `Muted: ${muted.length} kind${muted.length === 1 ? "" : "s"}.` : "Nothing muted.";
+          const now = await api.api("PUT", `${BASE}/preferences`, { body: { muted } });
+          for (const box of boxes) box.checked = now.muted.includes(box.value);
+          saved.textContent = now.muted.length
+            ? `Muted: ${now.muted.length} kind${now.muted.length === 1 ? "" : "s"}. ${now.muted.map((kind) => KIND_LABELS[kind] || kind).join("; ")}.`
+            : "Nothing muted: every kind is delivered.";
         }, save);
       },
     },
