@@ -364,8 +364,8 @@ class UploadSessionPart(Base):
     file_index: Mapped[int] = mapped_column(Integer, primary_key=True)
     part_offset: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     length: Mapped[int] = mapped_column(BigInteger)
-    # CRC-32 (hex) of the part: did it arrive intact (the file's SHA-256 is its identity).
-    crc32: Mapped[str] = mapped_column(String(8))
+    # CRC32C (hex) of the part: did it arrive intact (the file's SHA-256 is its identity).
+    crc32c: Mapped[str] = mapped_column(String(8))
     # What the storage needs to assemble the part (S3's ETag).
     etag: Mapped[str] = mapped_column(String(200))
     received_at: Mapped[datetime] = mapped_column(

@@ -26,7 +26,7 @@ import anyio
 from shared.errors import NotFound, PayloadTooLarge
 from shared.storage.base import (
     AssembledObject,
-    Crc32,
+    Crc32c,
     InvalidKey,
     PartInProgress,
     PartSizeMismatch,
@@ -153,12 +153,12 @@ class LocalStorage:
                 await anyio.to_thread.run_sync(writer.write, pending)
             if writer.received != size:
                 raise PartSizeMismatch(f"Part {number} has {writer.received} bytes, not {size}.")
-            crc32 = await anyio.to_thread.run_sync(writer.finish)
+            crc32c = await anyio.to_thread.run_sync(writer.finish)
         finally:
             writer.close()
         running = self._running.setdefault(upload_id, _RunningHash())
         await anyio.to_thread.run_sync(running.stored, self._parts(upload_id), number)
-        return StoredPart(number=number, size=size, crc32=crc32, etag=crc32)
+        return StoredPart(number=number, size=size, crc32c=crc32c, etag=crc32c)
 
     async def complete_parts(
         self, key: str, upload_id: str, parts: Sequence[StoredPart]
@@ -233,7 +233,7 @@ class _PartWriter:
         self.offset = offset
         self.size = size
         self.received = 0
-        self._checksum = Crc32()
+        self._checksum = Crc32c()
         self._busy: int | None = None
         self._data: int | None = None
 
@@ -273,7 +273,7 @@ class _PartWriter:
                     view = view[written:]
 
     def finish(self) -> str:
-        """Mark the part whole; returns its CRC-32."""
+        """Mark the part whole; returns its CRC32C."""
         with _locked(self.directory, self.upload_id, fcntl.LOCK_SH):
             if not (self.directory / _DATA).exists():
                 raise self._gone()

@@ -38,7 +38,7 @@ from minio.error import InvalidResponseError, S3Error, ServerError
 from shared.errors import LLMNetError, NotFound, PayloadTooLarge, ServiceUnavailable
 from shared.storage.base import (
     AssembledObject,
-    Crc32,
+    Crc32c,
     PartSizeMismatch,
     StoredObject,
     StoredPart,
@@ -293,7 +293,7 @@ class S3Storage:
             _PART_URL_LIFETIME,
             extra_query_params={"partNumber": str(number), "uploadId": upload_id},
         )
-        checksum = Crc32()
+        checksum = Crc32c()
         received = 0
 
         async def body() -> AsyncIterator[bytes]:
@@ -324,7 +324,7 @@ class S3Storage:
         if response.status_code != 200:
             raise self._refusal("write", key, response)
         etag = response.headers.get("etag", "").replace('"', "")
-        return StoredPart(number=number, size=size, crc32=checksum.hexdigest(), etag=etag)
+        return StoredPart(number=number, size=size, crc32c=checksum.hexdigest(), etag=etag)
 
     async def complete_parts(
         self, key: str, upload_id: str, parts: Sequence[StoredPart]

@@ -114,7 +114,7 @@ async def test_a_part_altered_on_the_way_is_sent_again(platform, owner, wide_lla
     async with client_for(platform, owner, transport=once) as api:
         model = await api.models.create("Altered", slug="altered", visibility="private")
         version = await api.upload(model["id"], wide_llama_dir, part_size=PART, parallel=2)
-        # The server's CRC-32 of the altered copy differed: the client sent that part again.
+        # The server's CRC32C of the altered copy differed: the client sent that part again.
         assert once.sent[("model.safetensors", PART)] == 2
         files = {f["name"]: f["sha256"] for f in version["files"]}
         assert files["model.safetensors"] == hashlib.sha256(weights.read_bytes()).hexdigest()

@@ -4,11 +4,12 @@ and the parts an upload session still misses."""
 from __future__ import annotations
 
 import hashlib
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import google_crc32c
 
 from llmnet_client.errors import PartCorrupted
 
@@ -18,12 +19,12 @@ ProgressCallback = Callable[[int, int], None]
 _HASH_CHUNK = 4 * 1024 * 1024
 OPEN = "open"
 SEND_TRIES = 3
-"""How often a part whose CRC-32 comes back wrong is sent before the upload gives up."""
+"""How often a part whose CRC32C comes back wrong is sent before the upload gives up."""
 
 
 def arrived_intact(answer: Any, data: bytes) -> bool:
-    """Whether the server's CRC-32 of a part matches the bytes that were sent."""
-    return bool(answer.get("crc32") == f"{zlib.crc32(data):08x}")
+    """Whether the server's CRC32C of a part matches the bytes that were sent."""
+    return bool(answer.get("crc32c") == google_crc32c.Checksum(data).hexdigest().decode())
 
 
 def corrupted(part: Part) -> PartCorrupted:

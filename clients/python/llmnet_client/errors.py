@@ -40,7 +40,7 @@ class LLMNetError(Exception):
 
 
 class PartCorrupted(LLMNetError):
-    """An upload's part kept arriving altered (the server's CRC-32 of it differs)."""
+    """An upload's part kept arriving altered (the server's CRC32C of it differs)."""
 
 
 class APIConnectionError(LLMNetError):

@@ -4,7 +4,6 @@ status, complete into a version, refusals, abort, expiry."""
 from __future__ import annotations
 
 import pickle
-import zlib
 from datetime import timedelta
 
 import pytest
@@ -22,6 +21,7 @@ from tests.models_hub.versions.upload_sessions import (
     base,
     complete,
     create_session,
+    crc32c,
     hf_model,
     parts_of,
     put_part,
@@ -83,7 +83,7 @@ async def test_parts_in_any_order_and_again_complete_into_a_version(
             "name": "model.safetensors",
             "offset": offset,
             "length": len(chunk),
-            "crc32": f"{zlib.crc32(chunk):08x}",
+            "crc32c": crc32c(chunk),
         }
     status = (await client.get(f"{base(model['id'])}/{session['id']}", headers=dev.headers)).json()
     weights_file = {f["name"]: f for f in status["files"]}["model.safetensors"]
@@ -424,11 +424,11 @@ async def test_a_corrupted_part_sent_again_replaces_the_first_copy(client, owner
     await send_all(
         client, dev, model["id"], session["id"], {**files, "model.safetensors": bytes(corrupted)}
     )
-    # The client notices (the part's CRC-32 in the answer differs from its own) and sends the
+    # The client notices (the part's CRC32C in the answer differs from its own) and sends the
     # part again, after the parts behind it were stored.
     second = parts_of(files["model.safetensors"])[1]
     again = await put_part(client, dev, model["id"], session["id"], "model.safetensors", *second)
-    assert again.json()["crc32"] == f"{zlib.crc32(second[1]):08x}"
+    assert again.json()["crc32c"] == crc32c(second[1])
     done = await complete(client, dev, model["id"], session["id"])
     assert done.status_code == 202, done.text
     by_name = {f["name"]: f["sha256"] for f in done.json()["files"]}

@@ -6,6 +6,7 @@ import hashlib
 import json
 from typing import Any
 
+import google_crc32c
 import httpx
 import numpy as np
 from safetensors.numpy import save as save_safetensors
@@ -34,6 +35,10 @@ def hf_model(**overrides: bytes) -> dict[str, bytes]:
 
 def sha256(content: bytes) -> str:
     return hashlib.sha256(content).hexdigest()
+
+
+def crc32c(content: bytes) -> str:
+    return f"{google_crc32c.value(content):08x}"
 
 
 def base(model_id: str) -> str:

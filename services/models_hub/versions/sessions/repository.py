@@ -56,7 +56,7 @@ async def record_part(
     offset: int,
     *,
     length: int,
-    crc32: str,
+    crc32c: str,
     etag: str,
 ) -> None:
     """Insert the part, or replace what an earlier copy recorded (one statement: parts that
@@ -66,7 +66,7 @@ async def record_part(
         file_index=file_index,
         part_offset=offset,
         length=length,
-        crc32=crc32,
+        crc32c=crc32c,
         etag=etag,
     )
     await session.execute(
@@ -74,7 +74,7 @@ async def record_part(
             index_elements=["session_id", "file_index", "part_offset"],
             set_={
                 "length": statement.excluded.length,
-                "crc32": statement.excluded.crc32,
+                "crc32c": statement.excluded.crc32c,
                 "etag": statement.excluded.etag,
                 "received_at": func.now(),
             },

@@ -69,7 +69,7 @@ class UploadPartRead(BaseModel):
     name: str
     offset: int
     length: int
-    crc32: str = Field(
-        description="CRC-32 (8 hex digits, zlib's polynomial) of this part's bytes, for the "
+    crc32c: str = Field(
+        description="CRC32C (Castagnoli; 8 hex digits) of this part's bytes, for the "
         "client to check that the part arrived intact."
     )

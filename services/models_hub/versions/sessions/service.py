@@ -204,7 +204,7 @@ def _stored_parts(
                     StoredPart(
                         number=o // upload.part_size + 1,
                         size=received[o].length,
-                        crc32=received[o].crc32,
+                        crc32c=received[o].crc32c,
                         etag=received[o].etag,
                     )
                     for o in offsets
@@ -433,10 +433,10 @@ class UploadSessionService:
                 index,
                 offset,
                 length=length,
-                crc32=stored.crc32,
+                crc32c=stored.crc32c,
                 etag=stored.etag,
             )
-        return UploadPartRead(name=name, offset=offset, length=length, crc32=stored.crc32)
+        return UploadPartRead(name=name, offset=offset, length=length, crc32c=stored.crc32c)
 
     # -- complete -------------------------------------------------------------------------
     async def complete(

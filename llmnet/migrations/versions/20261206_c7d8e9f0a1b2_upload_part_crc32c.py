@@ -1,4 +1,4 @@
-"""models_hub: an upload session's parts are checked by CRC-32, not SHA-256
+"""models_hub: an upload session's parts are checked by CRC32C, not SHA-256
 
 Revision ID: c7d8e9f0a1b2
 Revises: b6c7d8e9f0a1
@@ -24,10 +24,10 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     op.execute("DELETE FROM upload_session_parts")
     op.drop_column("upload_session_parts", "sha256")
-    op.add_column("upload_session_parts", sa.Column("crc32", sa.String(8), nullable=False))
+    op.add_column("upload_session_parts", sa.Column("crc32c", sa.String(8), nullable=False))
 
 
 def downgrade() -> None:
     op.execute("DELETE FROM upload_session_parts")
-    op.drop_column("upload_session_parts", "crc32")
+    op.drop_column("upload_session_parts", "crc32c")
     op.add_column("upload_session_parts", sa.Column("sha256", sa.String(64), nullable=False))
