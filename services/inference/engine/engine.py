@@ -466,19 +466,22 @@ class Engine:
             "last_error": stats["last_error"],
         }
 
-    async def close(self) -> None:
-        """Stop the engine (running and waiting requests end with "abort") and free the model."""
+    async def close(self, *, collect: bool = True) -> None:
+        """Stop the engine (running and waiting requests end with "abort") and free the model
+        (`collect`: run the garbage collector now, so its memory is back at once; one closing
+        many engines collects once, after the last)."""
         if self._scheduler.alive or not self._scheduler.detached:
-            await asyncio.to_thread(self.close_sync)
+            await asyncio.to_thread(self.close_sync, collect=collect)
 
-    def close_sync(self) -> None:
+    def close_sync(self, *, collect: bool = True) -> None:
         """`close` for synchronous callers (blocks until the loop stopped)."""
         self._scheduler.close()
-        self._release()
+        self._release(collect)
 
-    def _release(self) -> None:
+    def _release(self, collect: bool = True) -> None:
         """Drop the engine's references to the model (the backend holds the only one)."""
         if self._scheduler.detach():
-            gc.collect()
+            if collect:
+                gc.collect()
             if self._device.type == "cuda":
                 torch.cuda.empty_cache()
