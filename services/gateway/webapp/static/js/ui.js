@@ -1,5 +1,6 @@
 // The error banner and small shared bits of the shell.
 import { ApiError } from "./api.js";
+import { field, h } from "./dom.js";
 
 /** Show what went wrong: the API's `detail` for an API error, else the error's message. */
 export function showError(error) {
@@ -36,4 +37,28 @@ export async function guarded(action, button = null) {
   } finally {
     if (button) button.disabled = false;
   }
+}
+
+/** A search form that looks as you type (after a pause) and on submit, with a "More" button:
+ * `load(true)` starts a new search, `load(false)` reads the next page. */
+export function searchForm({ label, fieldLabel, hint, input, more, load }) {
+  let timer = null;
+  input.addEventListener("input", () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => guarded(() => load(true)), 300);
+  });
+  more.addEventListener("click", () => guarded(() => load(false), more));
+  return h(
+    "form",
+    {
+      role: "search",
+      "aria-label": label,
+      onsubmit: (event) => {
+        event.preventDefault();
+        clearTimeout(timer);
+        guarded(() => load(true));
+      },
+    },
+    field(fieldLabel, input, hint),
+  );
 }

@@ -3,7 +3,7 @@
 // (#/admin/audit?user=<username>), so a row's "Audit log" link opens the filtered view.
 import * as api from "../api.js";
 import { field, formatTime, h, replace } from "../dom.js";
-import { guarded } from "../ui.js";
+import { guarded, searchForm } from "../ui.js";
 
 const ADMIN = "/api/v1/admin";
 const TABS = [
@@ -141,25 +141,14 @@ async function usersTab(panel, signal) {
     cursor = page.next_cursor;
     more.hidden = !cursor;
   }
-  let timer = null;
-  q.addEventListener("input", () => {
-    clearTimeout(timer);
-    timer = setTimeout(() => guarded(() => load(true)), 300);
+  const form = searchForm({
+    label: "User search",
+    fieldLabel: "Search users",
+    hint: "Part of a username, display name or email.",
+    input: q,
+    more,
+    load,
   });
-  more.addEventListener("click", () => guarded(() => load(false), more));
-  const form = h(
-    "form",
-    {
-      role: "search",
-      "aria-label": "User search",
-      onsubmit: (event) => {
-        event.preventDefault();
-        clearTimeout(timer);
-        guarded(() => load(true));
-      },
-    },
-    field("Search users", q, "Part of a username, display name or email."),
-  );
   replace(panel, form, status, table("Users", ["User", "Email", "Role", "State", "Joined", "Actions"], body), more);
   await load(true);
 }

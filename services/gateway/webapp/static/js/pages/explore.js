@@ -2,7 +2,7 @@
 // people (search, follow). Each part loads on its own, so one failing leaves the others.
 import * as api from "../api.js";
 import { field, formatTime, h, replace } from "../dom.js";
-import { guarded, showError } from "../ui.js";
+import { guarded, searchForm, showError } from "../ui.js";
 
 const SORTS = [
   ["recent", "Newest"],
@@ -206,25 +206,14 @@ function peopleSearch(signal) {
     more.hidden = !cursor;
     summary.textContent = list.children.length ? "" : "Nobody matches.";
   }
-  let timer = null;
-  q.addEventListener("input", () => {
-    clearTimeout(timer);
-    timer = setTimeout(() => guarded(() => load(true)), 300);
+  const form = searchForm({
+    label: "People search",
+    fieldLabel: "Search people",
+    hint: "A username or display name.",
+    input: q,
+    more,
+    load,
   });
-  more.addEventListener("click", () => guarded(() => load(false), more));
-  const form = h(
-    "form",
-    {
-      role: "search",
-      "aria-label": "People search",
-      onsubmit: (event) => {
-        event.preventDefault();
-        clearTimeout(timer);
-        guarded(() => load(true));
-      },
-    },
-    field("Search people", q, "A username or display name."),
-  );
   const section = h("section", { "aria-labelledby": "people-title" }, h("h2", { id: "people-title" }, "People"), form, summary, list, more);
   return { section, load };
 }
