@@ -7,6 +7,7 @@ after the other (`POST .../messages`, SSE), all 16 clients at once: the platform
 turn's context from the stored history, streams through the answer's Redis stream, and stores
 every message. The raw phase replays exactly the same chat histories (the conversation's own
 earlier answers included) to `/v1/chat/completions` with 16 concurrent clients, 6 requests each.
+The prefix cache is off for both (the replayed prompts would otherwise come from it whole).
 The phases run A-B-B-A (conversations, raw, raw, conversations) and each reports both its runs.
 Per request: time to first token from the moment it was sent (first `delta` event / first
 content chunk), the completion tokens. Targets: conversation tokens/s >= 0.9x raw, and TTFT p50
@@ -246,7 +247,15 @@ async def run(
 ) -> list[str]:
     await reset_redis_db()
     started = time.perf_counter()
-    env = {**SERVICE_ENV, "INFERENCE_MAX_CONCURRENT_PER_USER": str(max(64, conversations * 2))}
+    env = {
+        **SERVICE_ENV,
+        "INFERENCE_MAX_CONCURRENT_PER_USER": str(max(64, conversations * 2)),
+        # The raw phase replays exactly the prompts the conversations just sent, which a prefix
+        # cache would hand back almost whole: off, so both phases prefill alike and the
+        # difference is the conversation path itself (tests.benchmarks.prefix_cache measures
+        # the cache).
+        "INFERENCE_PREFIX_CACHE_MB": "0",
+    }
     with tempfile.TemporaryDirectory() as tmp, _scoped_environ(env):
         async with bench_database() as database_url:
             names = ["accounts", "models_hub", "inference", "gateway"]

@@ -6,7 +6,8 @@ model publishes a post every `--post-every` seconds (committed with its event as
 generation job commits one). The services and the feed worker are real processes. Reported:
 posts delivered against published x listeners (target: equal), errors on either side (target:
 none), the p95 delivery delay, the inference requests, tokens/s and TTFT p95, and each
-service's resident memory after a warm-up and after the run (target: growth <= 10%).
+service's resident memory after a 15 s warm-up under the same load and after the run (target:
+growth <= 10%).
 
 Limits raised for the run: the gateway's per-user rate limit (the harness raises it for every
 benchmark) and the inference service's concurrent generations per user (64); the streams
@@ -60,6 +61,7 @@ STREAMS = 32
 STREAM_USERS = 4
 POST_EVERY = 0.5
 MAX_TOKENS = 64
+WARMUP_SECONDS = 15.0
 TARGET_GROWTH = 0.10
 PROMPTS = ["Tell me about lighthouses.", "Why is the sky blue?", "Name three rivers."]
 
@@ -144,14 +146,22 @@ async def _completion(
 
 async def _publisher(
     sessionmaker: Sessions, model: uuid.UUID, owner: uuid.UUID, until: float, every: float,
-    load: Load,
+    load: Load, label: str,
 ) -> None:  # fmt: skip
     n = 0
     while time.perf_counter() < until:
-        text = f"load {n}"
+        text = f"{label} {n}"
         _, load.published[text] = await _publish(sessionmaker, model, owner, text)
         n += 1
         await asyncio.sleep(every)
+
+
+async def _all_delivered(load: Load, within: float = 15.0) -> None:
+    deadline = time.perf_counter() + within
+    while time.perf_counter() < deadline:
+        if all(len(r) >= len(load.published) for r in load.received):
+            return
+        await asyncio.sleep(0.1)
 
 
 def _rss(pids: dict[str, int]) -> dict[str, int]:
@@ -233,39 +243,36 @@ async def _drive(
             for n, p in enumerate(people)
         ]
         await asyncio.wait_for(asyncio.gather(*(r.wait() for r in ready)), 120)
-        # Warm-up: the model loads and a post reaches every listener, then memory is read.
-        await _completion(client, users[0].gateway_headers, model, "Hello", Load())
-        _, load.published["warm-up"] = await _publish(sessionmaker, model_id, owner_id, "warm-up")
-        deadline = time.perf_counter() + 30
-        while time.perf_counter() < deadline:
-            if all("warm-up" in r for r in load.received):
-                break
-            await asyncio.sleep(0.05)
+
+        async def phase(seconds: float, into: Load, label: str) -> None:
+            until = time.perf_counter() + seconds
+
+            async def stream(n: int) -> None:
+                headers = users[n % len(users)].gateway_headers
+                k = 0
+                while time.perf_counter() < until:
+                    prompt = PROMPTS[(n + k) % len(PROMPTS)]
+                    await _completion(client, headers, model, prompt, into)
+                    k += 1
+
+            await asyncio.gather(
+                _publisher(sessionmaker, model_id, owner_id, until, post_every, load, label),
+                *(stream(n) for n in range(streams)),
+            )
+
+        # Warm-up under the same load (the model loads, the batch and its KV buffers reach
+        # their working size); memory is read after it, so growth is what the run added.
+        await phase(WARMUP_SECONDS, Load(), "warm-up")
+        await _all_delivered(load)
         load.published.clear()
         for mine in load.received:
             mine.clear()
         before = _rss(pids)
 
         started = time.perf_counter()
-        until = started + seconds
-
-        async def stream(n: int) -> None:
-            headers = users[n % len(users)].gateway_headers
-            k = 0
-            while time.perf_counter() < until:
-                await _completion(client, headers, model, PROMPTS[(n + k) % len(PROMPTS)], load)
-                k += 1
-
-        await asyncio.gather(
-            _publisher(sessionmaker, model_id, owner_id, until, post_every, load),
-            *(stream(n) for n in range(streams)),
-        )
+        await phase(seconds, load, "load")
         load.elapsed = time.perf_counter() - started
-        deadline = time.perf_counter() + 15
-        while time.perf_counter() < deadline:
-            if all(len(r) >= len(load.published) for r in load.received):
-                break
-            await asyncio.sleep(0.1)
+        await _all_delivered(load)
         for task in listening:
             task.cancel()
         await asyncio.gather(*listening, return_exceptions=True)

@@ -3,11 +3,11 @@
 The engine alone (no HTTP) on the demo model (SmolLM2-135M-Instruct, validated as
 `tests.benchmarks.inference` does, tuned at load as the service does): one conversation of 6
 turns, each turn's prompt the chat template over the whole history (as the conversations
-service renders it), 48 greedy tokens per answer. With the prefix cache (the default) a turn
-prefills only what follows the previous turn's prompt; without it (`prefix_cache_bytes` 0,
-the same tuned choices pinned) the whole history every turn. Each trial is a new conversation
-(its system prompt names it), so its first turn finds nothing cached; A-B-B-A. Target: the 6th
-turn's time to first token with the cache <= 0.4x without.
+service renders it), 128 greedy tokens per answer (`--answer-tokens`). With the prefix cache
+(the default) a turn prefills only what follows the previous turn's prompt; without it
+(`prefix_cache_bytes` 0, the same tuned choices pinned) the whole history every turn. Each
+trial is a new conversation (its system prompt names it), so its first turn finds nothing
+cached; A-B-B-A. Target: the 6th turn's time to first token with the cache <= 0.4x without.
 
     python -m tests.benchmarks.prefix_cache [--turns 6]
 """
@@ -37,7 +37,7 @@ from tests.benchmarks.harness import (
 from tests.benchmarks.inference import SERVICE_ENV, _prepare_model, _scoped_environ
 
 TURNS = 6
-ANSWER_TOKENS = 48
+ANSWER_TOKENS = 128
 TARGET_RATIO = 0.4
 
 
@@ -49,32 +49,37 @@ class Trial:
     reused: int = 0  # prompt tokens the cache supplied, over all turns
 
 
-async def _conversation(engine: Engine, name: str, number: int, turns: int) -> Trial:
+async def _conversation(
+    engine: Engine, name: str, number: int, turns: int, answer_tokens: int
+) -> Trial:
     trial = Trial(name)
-    messages = [{"role": "system", "content": f"Conversation {number}: answer briefly."}]
-    params = SamplingParams(temperature=0, max_tokens=ANSWER_TOKENS, ignore_eos=True)
+    messages: list[dict[str, str]] = [
+        {"role": "system", "content": f"Conversation {number}: answer briefly."}
+    ]
+    params = SamplingParams(temperature=0, max_tokens=answer_tokens, ignore_eos=True)
     before = engine.stats().get("prefix_cache_hit_tokens", 0)
     for turn, question in enumerate(QUESTIONS[:turns]):
         messages.append({"role": "user", "content": question})
-        ids = engine.tokenizer.apply_chat_template(
+        rendered = engine.tokenizer.apply_chat_template(
             messages, add_generation_prompt=True, tokenize=True, return_dict=False
         )
+        ids = [int(i) for i in rendered]
         trial.prompt_tokens.append(len(ids))
         sent = time.perf_counter()
         tokens: list[int] = []
-        async with engine.generate(f"{name}-{number}-{turn}", list(ids), params) as stream:
+        async with engine.generate(f"{name}-{number}-{turn}", ids, params) as stream:
             async for event in stream:
                 if not tokens:
                     trial.ttfts.append(time.perf_counter() - sent)
                 if event.token_id is not None:
                     tokens.append(event.token_id)
-        answer = engine.tokenizer.decode(tokens, skip_special_tokens=True)
+        answer = str(engine.tokenizer.decode(tokens, skip_special_tokens=True))
         messages.append({"role": "assistant", "content": answer})
     trial.reused = engine.stats().get("prefix_cache_hit_tokens", 0) - before
     return trial
 
 
-async def run(turns: int = TURNS) -> list[str]:
+async def run(turns: int = TURNS, answer_tokens: int = ANSWER_TOKENS) -> list[str]:
     await reset_redis_db()
     with tempfile.TemporaryDirectory() as tmp, _scoped_environ(SERVICE_ENV):
         async with bench_database() as database_url:
@@ -94,7 +99,7 @@ async def run(turns: int = TURNS) -> list[str]:
             trials = []
             plan = [("cache", cached), ("no cache", plain), ("no cache", plain), ("cache", cached)]
             for number, (name, engine) in enumerate(plan):
-                trials.append(await _conversation(engine, name, number, turns))
+                trials.append(await _conversation(engine, name, number, turns, answer_tokens))
             configuration = (
                 f"engine configuration: dtype {cached.dtype} (tuned), {cached.cpu_threads} "
                 f"threads, linear layers {cached.cpu_linear}; prefix cache "
@@ -103,12 +108,12 @@ async def run(turns: int = TURNS) -> list[str]:
         finally:
             await cached.close()
             await plain.close()
-    return _report(trials, turns, [machine_line(), configuration])
+    return _report(trials, turns, answer_tokens, [machine_line(), configuration])
 
 
-def _report(trials: list[Trial], turns: int, machine: list[str]) -> list[str]:
+def _report(trials: list[Trial], turns: int, answer_tokens: int, machine: list[str]) -> list[str]:
     lines = [
-        f"Prefix cache: a {turns}-turn conversation, {ANSWER_TOKENS} greedy tokens per answer "
+        f"Prefix cache: a {turns}-turn conversation, {answer_tokens} greedy tokens per answer "
         "(engine alone, demo model); time to first token per turn; A-B-B-A",
         *machine,
         f"{'trial':<10}"
@@ -139,13 +144,14 @@ def _report(trials: list[Trial], turns: int, machine: list[str]) -> list[str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--turns", type=int, default=TURNS, choices=range(2, len(QUESTIONS) + 1))
+    parser.add_argument("--answer-tokens", type=int, default=ANSWER_TOKENS)
     args = parser.parse_args()
 
     async def go() -> int:
         if not await database_answers():
             print("benchmarks need PostgreSQL (TEST_DATABASE_URL) and Redis (TEST_REDIS_URL)")
             return 2
-        print("\n".join(await run(args.turns)), flush=True)
+        print("\n".join(await run(args.turns, args.answer_tokens)), flush=True)
         return 0
 
     return uvloop.run(go())
