@@ -119,5 +119,5 @@ async def test_the_tiny_llama_answers_in_the_chat(
     await expect(done.locator(".meta")).to_contain_text("8 tokens")
     # "version N (<id prefix>)" once the hub's versions are read; "version <id prefix>" before.
     await expect(done.locator(".meta")).to_contain_text(llama["version_id"][:8])
-    await expect(done.locator(".meta")).to_contain_text("finish: length")
+    await expect(done.locator(".meta")).to_contain_text("length")
     problems.assert_none()

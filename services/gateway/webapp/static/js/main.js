@@ -5,6 +5,8 @@ import { clearError, showError } from "./ui.js";
 import { renderAccount } from "./pages/account.js";
 import { renderAdmin } from "./pages/admin.js";
 import { renderExplore } from "./pages/explore.js";
+import { renderEvaluation, renderEvaluations } from "./pages/evaluations.js";
+import { renderPromptLab } from "./pages/prompt_lab.js";
 import { renderFineTune, renderFineTunes } from "./pages/fine_tunes.js";
 import { renderPerson } from "./pages/people.js";
 import { renderForgotPassword, renderResetPassword, renderVerifyEmail } from "./pages/recovery.js";
@@ -36,6 +38,10 @@ const ROUTES = [
   { pattern: /^\/models\/([0-9a-f-]{36})$/, page: renderModel, title: "Model" },
   { pattern: /^\/fine-tunes$/, page: renderFineTunes, title: "Fine-tunes" },
   { pattern: /^\/fine-tunes\/([0-9a-f-]{36})$/, page: renderFineTune, title: "Fine-tune" },
+  { pattern: /^\/evaluations$/, page: renderEvaluations, title: "Evaluations" },
+  // One evaluation, or two side by side: #/evaluations/<a>/vs/<b>.
+  { pattern: /^\/evaluations\/([0-9a-f-]{36})(?:\/vs\/([0-9a-f-]{36}))?$/, page: renderEvaluation, title: "Evaluation" },
+  { pattern: /^\/prompt-lab(?:\/([0-9a-f-]{36}))?$/, page: renderPromptLab, title: "Prompt lab" },
   { pattern: /^\/notifications$/, page: renderNotifications, title: "Notifications" },
   { pattern: /^\/account$/, page: renderAccount, title: "Account" },
   { pattern: /^\/$/, page: renderHome, title: "Home" },
@@ -46,6 +52,8 @@ const NAV = [
   { href: "#/models", label: "Models", match: /^\/models/ },
   { href: "#/explore", label: "Explore", match: /^\/(explore|people)/ },
   { href: "#/fine-tunes", label: "Fine-tunes", match: /^\/fine-tunes/ },
+  { href: "#/evaluations", label: "Evaluations", match: /^\/evaluations/ },
+  { href: "#/prompt-lab", label: "Prompt lab", match: /^\/prompt-lab/ },
   { href: "#/admin", label: "Admin", match: /^\/admin/, admin: true },
 ];
 

@@ -10,6 +10,7 @@ import { assignAttachments, attachmentList, attachmentPicker } from "./chat_atta
 import { feedbackControls } from "./chat_feedback.js";
 import { exportButtons } from "./chat_files.js";
 import { templatesPanel } from "./chat_templates.js";
+import { jsonTree } from "./viewer.js";
 
 const CONVERSATIONS = "/api/v1/conversations";
 // The first message of a conversation just created, sent once its page has opened.
@@ -231,6 +232,15 @@ function metadataList(message) {
   return element;
 }
 
+/** Every field of the message as a collapsible tree, built when first opened. */
+function metadataTree(message) {
+  const details = h("details", { class: "meta-json" }, h("summary", {}, "All details (JSON)"));
+  details.addEventListener("toggle", () => {
+    if (details.open && details.children.length === 1) details.append(jsonTree(message, { label: "Message details" }));
+  });
+  return details;
+}
+
 async function conversationView(pane, conversationId, signal, sidebar) {
   const base = `${CONVERSATIONS}/${conversationId}`;
   const state = { conversation: null, byId: new Map(), path: [], streaming: null, attachments: [], sentWith: new Map() };
@@ -344,6 +354,7 @@ async function conversationView(pane, conversationId, signal, sidebar) {
       attachmentList(base, attached),
       message.error ? h("p", { class: "error" }, message.error) : null,
       message.role === "assistant" && !streaming ? metadataList(message) : null,
+      message.role === "assistant" && !streaming ? metadataTree(message) : null,
       actions.length ? h("div", { class: "actions" }, actions) : null,
       feedback?.shown,
     );

@@ -1,6 +1,7 @@
-// A fine-tune's loss over its steps, drawn as inline SVG built with DOM calls (no HTML
-// strings): training loss and, when there is a validation file, validation loss. The image
-// has a text summary for screen readers, and the same numbers sit beside it in a table.
+// Charts drawn as inline SVG built with DOM calls (no HTML strings), each with a text summary
+// for screen readers and the same numbers beside it in a table: a fine-tune's loss over its
+// steps (`lossChart`), and labelled horizontal bars, one or more series side by side, that may
+// run either side of zero (`barChart`: evaluation reports, prompt-lab A/B runs).
 import { h, nextId } from "../dom.js";
 
 // SVG's namespace, as the HTML parser assigns it (the app's files name no URL at all).
@@ -13,7 +14,7 @@ const SERIES = [
   { key: "validation_loss", label: "Validation loss", cls: "series-c" },
 ];
 
-function s(tag, attrs = {}, text = null) {
+export function s(tag, attrs = {}, text = null) {
   const element = document.createElementNS(SVG, tag);
   for (const [name, value] of Object.entries(attrs)) {
     if (value !== null && value !== undefined) element.setAttribute(name, String(value));
@@ -109,5 +110,102 @@ export function lossChart(metrics) {
     svg,
     legend,
     h("details", { class: "chart-numbers" }, h("summary", {}, `Loss values (${points.length} step${points.length === 1 ? "" : "s"})`), table),
+  );
+}
+
+// ---- bars ------------------------------------------------------------------------------------
+
+const BAR = 14;
+const BAR_GAP = 10;
+const LABEL_W = 190;
+const BAR_SERIES = ["series-a", "series-c", "series-b"];
+
+function plain(value, digits) {
+  if (value == null || Number.isNaN(value)) return "—";
+  return Number.isInteger(value) ? String(value) : value.toFixed(digits);
+}
+
+/**
+ * A figure of horizontal bars: `rows` [{label, values: [number|null per series]}] against
+ * `series` [{label}], on [min, max] (widened to hold every value; zero always shown).
+ * `title` names the image (and the table); `note` (the rule behind the numbers) goes under it.
+ */
+export function barChart({ title, rows, series = [{ label: "Value" }], min = 0, max = null, digits = 3, note = null }) {
+  const titleId = nextId("bar-title");
+  const descId = nextId("bar-desc");
+  const values = rows.flatMap((row) => row.values.filter((v) => v != null && !Number.isNaN(v)));
+  let low = Math.min(min, 0, ...values);
+  let high = Math.max(max ?? 0, 0, ...values);
+  if (high === low) high = low + 1;
+  const group = series.length * BAR + BAR_GAP;
+  const height = PAD.top + rows.length * group + PAD.bottom;
+  const innerW = WIDTH - LABEL_W - PAD.right;
+  const x = (v) => LABEL_W + ((v - low) / (high - low)) * innerW;
+  const svg = s("svg", {
+    class: "chart bar-chart",
+    viewBox: `0 0 ${WIDTH} ${height}`,
+    role: "img",
+    "aria-labelledby": titleId,
+    "aria-describedby": descId,
+    preserveAspectRatio: "xMidYMid meet",
+  });
+  const said = rows.length
+    ? rows
+        .map((row) => `${row.label}: ${row.values.map((v, i) => (series.length > 1 ? `${series[i].label} ${plain(v, digits)}` : plain(v, digits))).join(", ")}`)
+        .join("; ")
+    : "No values.";
+  svg.append(s("title", { id: titleId }, title), s("desc", { id: descId }, said));
+  const bottom = height - PAD.bottom;
+  const ticks = low < 0 ? [low, 0, high] : [0, (low + high) / 2, high];
+  ticks.forEach((value, i) => {
+    const grid = s("g", { class: "chart-grid" });
+    // The last tick's text ends at its line, so it is never cut at the right edge.
+    grid.append(
+      s("line", { x1: x(value), x2: x(value), y1: PAD.top, y2: bottom }),
+      s("text", { x: x(value), y: bottom + 16, "text-anchor": i === ticks.length - 1 ? "end" : "middle" }, plain(value, 2)),
+    );
+    svg.append(grid);
+  });
+  rows.forEach((row, r) => {
+    const top = PAD.top + r * group;
+    const label = row.label.length > 26 ? `${row.label.slice(0, 25)}…` : row.label;
+    svg.append(s("text", { x: LABEL_W - 6, y: top + (series.length * BAR) / 2 + 4, "text-anchor": "end", class: "chart-axis" }, label));
+    row.values.forEach((value, i) => {
+      if (value == null || Number.isNaN(value)) return;
+      const start = x(Math.max(low, Math.min(0, value)));
+      const end = x(Math.max(0, value));
+      const bar = s("g", { class: BAR_SERIES[i % BAR_SERIES.length], "data-row": row.label, "data-series": series[i].label });
+      bar.append(s("rect", { x: start.toFixed(1), y: top + i * BAR, width: Math.max(1, end - start).toFixed(1), height: BAR - 2 }));
+      svg.append(bar);
+    });
+  });
+
+  const legend =
+    series.length > 1
+      ? h(
+          "ul",
+          { class: "chart-legend", "aria-hidden": "true" },
+          series.map((one, i) => h("li", {}, h("span", { class: `swatch ${BAR_SERIES[i % BAR_SERIES.length]}` }), one.label)),
+        )
+      : null;
+  const table = h(
+    "table",
+    { class: "chart-table" },
+    h("caption", {}, title),
+    h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Item"), series.map((one) => h("th", { scope: "col" }, one.label)))),
+    h(
+      "tbody",
+      {},
+      rows.map((row) => h("tr", {}, h("th", { scope: "row" }, row.label), row.values.map((v) => h("td", {}, plain(v, digits))))),
+    ),
+  );
+  return h(
+    "figure",
+    { class: "chart-figure bar-figure", "data-chart": title },
+    h("figcaption", {}, title),
+    svg,
+    legend,
+    note ? h("p", { class: "field-hint" }, note) : null,
+    h("details", { class: "chart-numbers" }, h("summary", {}, `${title}: the numbers`), h("div", { class: "table-scroll" }, table)),
   );
 }
