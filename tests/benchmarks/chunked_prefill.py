@@ -23,10 +23,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
 import uvloop
 
-from services.inference.engine import Engine, EngineOptions, SamplingParams
+from services.inference.engine import Engine, SamplingParams
 from tests.benchmarks.harness import (
     bench_database,
     database_answers,
@@ -35,7 +34,12 @@ from tests.benchmarks.harness import (
     reset_redis_db,
     services,
 )
-from tests.benchmarks.inference import SERVICE_ENV, _prepare_model, _scoped_environ
+from tests.benchmarks.inference import (
+    SERVICE_ENV,
+    _prepare_model,
+    _scoped_environ,
+    tuned_and_pinned,
+)
 
 STREAMS = 4
 PROMPT_TOKENS = 3000
@@ -101,16 +105,7 @@ async def run(streams: int = STREAMS, prompt_tokens: int = PROMPT_TOKENS) -> lis
                 _, folder = await _prepare_model(bench)
         # Chunked: the defaults, tuned at load as the service does. Whole: the same choices
         # pinned, with chunking off.
-        chunked = await asyncio.to_thread(
-            Engine.load, folder, options=EngineOptions(tune_seconds=4.0)
-        )
-        pinned = EngineOptions(
-            cpu_threads=chunked.cpu_threads,
-            cpu_onednn="on" if chunked.cpu_linear == "onednn" else "off",
-            prefill_chunk_tokens=0,
-        )
-        dtype = getattr(torch, chunked.dtype)
-        whole = await asyncio.to_thread(Engine.load, folder, dtype=dtype, options=pinned)
+        chunked, whole = await tuned_and_pinned(folder, prefill_chunk_tokens=0)
         try:
             unit = chunked.tokenizer(TEXT)["input_ids"]
             prompt = (unit * (prompt_tokens // len(unit) + 1))[:prompt_tokens]

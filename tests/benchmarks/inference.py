@@ -341,6 +341,25 @@ async def _measure_ours(bench: BenchEnv, model: str) -> list[Level]:
     return await _measure(OURS, Target(bench.urls["gateway"], model, user.gateway_headers))
 
 
+async def tuned_and_pinned(folder: Path, **changed: Any) -> tuple[Any, Any]:
+    """Two engines on the same weights: one tuned at load as the service does, and one with its
+    choices (dtype, threads, packing) pinned and the `changed` engine options set, so the two
+    differ only there."""
+    import torch
+
+    from services.inference.engine import Engine, EngineOptions
+
+    tuned = await asyncio.to_thread(Engine.load, folder, options=EngineOptions(tune_seconds=4.0))
+    pinned = EngineOptions(
+        cpu_threads=tuned.cpu_threads,
+        cpu_onednn="on" if tuned.cpu_linear == "onednn" else "off",
+        **changed,
+    )
+    dtype = getattr(torch, tuned.dtype)
+    other = await asyncio.to_thread(Engine.load, folder, dtype=dtype, options=pinned)
+    return tuned, other
+
+
 async def chosen_configuration(bench: BenchEnv) -> str:
     """The configuration the inference service's engine chose, from its /metrics."""
     async with (

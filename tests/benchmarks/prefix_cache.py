@@ -15,17 +15,15 @@ cached; A-B-B-A. Target: the 6th turn's time to first token with the cache <= 0.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
 import uvloop
 
-from services.inference.engine import Engine, EngineOptions, SamplingParams
+from services.inference.engine import Engine, SamplingParams
 from tests.benchmarks.conversations_stream import QUESTIONS
 from tests.benchmarks.harness import (
     bench_database,
@@ -34,7 +32,12 @@ from tests.benchmarks.harness import (
     reset_redis_db,
     services,
 )
-from tests.benchmarks.inference import SERVICE_ENV, _prepare_model, _scoped_environ
+from tests.benchmarks.inference import (
+    SERVICE_ENV,
+    _prepare_model,
+    _scoped_environ,
+    tuned_and_pinned,
+)
 
 TURNS = 6
 ANSWER_TOKENS = 128
@@ -85,16 +88,7 @@ async def run(turns: int = TURNS, answer_tokens: int = ANSWER_TOKENS) -> list[st
         async with bench_database() as database_url:
             with services(database_url, Path(tmp), ["accounts", "models_hub"]) as bench:
                 _, folder = await _prepare_model(bench)
-        cached = await asyncio.to_thread(
-            Engine.load, folder, options=EngineOptions(tune_seconds=4.0)
-        )
-        pinned = EngineOptions(
-            cpu_threads=cached.cpu_threads,
-            cpu_onednn="on" if cached.cpu_linear == "onednn" else "off",
-            prefix_cache_bytes=0,
-        )
-        dtype = getattr(torch, cached.dtype)
-        plain = await asyncio.to_thread(Engine.load, folder, dtype=dtype, options=pinned)
+        cached, plain = await tuned_and_pinned(folder, prefix_cache_bytes=0)
         try:
             trials = []
             plan = [("cache", cached), ("no cache", plain), ("no cache", plain), ("cache", cached)]
