@@ -37,7 +37,7 @@ def test_the_package_stands_alone() -> None:
                     f"{path.name} imports {name}"
                 )
     project = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["project"]
-    assert set(project["dependencies"]) == {"httpx>=0.27", "rich>=13"}
+    assert set(project["dependencies"]) == {"google-crc32c>=1.5", "httpx>=0.27", "rich>=13"}
     assert llmnet_client.__version__ == "0.1.0"
     assert (PACKAGE / "py.typed").is_file()
 
