@@ -60,6 +60,7 @@ def create_app(settings: InferenceSettings | None = None) -> FastAPI:
                 prefix_cache_bytes=settings.prefix_cache_mb * 1024 * 1024,
                 cpu_threads=settings.cpu_threads,
                 cpu_onednn=settings.cpu_packing,
+                cpu_quantization=settings.cpu_quantization,
                 tune_seconds=settings.tune_seconds,
             ),
         )

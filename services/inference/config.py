@@ -38,6 +38,12 @@ class InferenceSettings(CommonSettings):
         description="oneDNN packing of fp32 linear layers on CPU: on/off pins it; auto: measured "
         "at load (INFERENCE_TUNE_SECONDS > 0), else packed from 512x512 weights on.",
     )
+    cpu_quantization: Literal["auto", "on", "off"] = Field(
+        default="off",
+        description="int8 linear weights on CPU (torch dynamic quantization, fp32 models): on "
+        "pins it; auto: one more candidate measured at load, kept only if its greedy output "
+        "agrees with fp32 and it is fastest; off: never.",
+    )
     tune_seconds: float = Field(
         default=4.0,
         ge=0,

@@ -62,6 +62,13 @@ CPU = Info(
 )
 
 
+def _linear(trial: Mapping[str, Any]) -> str:
+    """How a trial held its linear layers, as the engine's `cpu_linear` names it."""
+    if trial.get("quantized"):
+        return "int8"
+    return "onednn" if trial["packing"] else "dense"
+
+
 def export_engine_configs(models: Mapping[str, Mapping[str, Any]]) -> None:
     """Export the loaded engines' configurations and tuning timings (`ModelRegistry.stats()`'s
     "models"); models no longer loaded leave the gauges."""
@@ -94,7 +101,7 @@ def export_engine_configs(models: Mapping[str, Mapping[str, Any]]) -> None:
                 TUNING_STEP_SECONDS.labels(
                     model=key,
                     dtype=trial["dtype"],
-                    packing="onednn" if trial["packing"] else "dense",
+                    packing=_linear(trial),
                     threads=str(trial["threads"] or ""),
                     batch=str(batch),
                 ).set(value / 1000)

@@ -44,6 +44,11 @@ from services.inference.engine.prompts import (
     declare_control_tokens,
     text_prompt_ids,
 )
+from services.inference.engine.quantization import (
+    int8_linear_bytes,
+    is_quantized,
+    quantize_linear_int8,
+)
 from services.inference.engine.scheduler import Item, Request, Scheduler, Sink
 from services.inference.engine.tuning import (
     Candidate,
@@ -66,7 +71,8 @@ _DEFAULT_CONTEXT = 2048
 
 
 def model_parameter_bytes(model: torch.nn.Module) -> int:
-    """Bytes held by the model's parameters and buffers (tied weights counted once)."""
+    """Bytes held by the model's parameters and buffers (tied weights counted once), and by
+    int8 linear layers' packed weights."""
     seen: set[int] = set()
     total = 0
     for tensor in [*model.parameters(), *model.buffers()]:
@@ -74,7 +80,7 @@ def model_parameter_bytes(model: torch.nn.Module) -> int:
             continue
         seen.add(id(tensor))
         total += tensor.numel() * tensor.element_size()
-    return total
+    return total + int8_linear_bytes(model)
 
 
 def _context_length(model: PreTrainedModel, tokenizer: Any) -> int:
@@ -201,11 +207,15 @@ class Engine:
         self._decode = make_decoder(tokenizer)
         onednn = self.options.cpu_onednn
         self.cpu_linear = "dense"
+        if self.options.cpu_quantization == "on" and owns_model and not is_quantized(model):
+            quantize_linear_int8(model)  # pinned without a measurement (tune_seconds 0)
         if self._device.type == "cpu" and (onednn == "on" or (onednn == "auto" and owns_model)):
             batch_hint = min(self.options.max_batch_size, 16)
             min_elements = 0 if onednn == "on" else MIN_PACKED_ELEMENTS
             if pack_linear_layers(model, batch_hint=batch_hint, min_elements=min_elements):
                 self.cpu_linear = "onednn"
+        if is_quantized(model):
+            self.cpu_linear = "int8"
         self.parameter_bytes = model_parameter_bytes(model)
         batching = self.options.batching
         if batching == "auto":
@@ -290,6 +300,7 @@ class Engine:
             dtype=dtype_pin,
             threads=options.cpu_threads,
             packing=packing_pin,
+            quantization=options.cpu_quantization,
             cuda_bf16=not on_cpu and torch.cuda.is_bf16_supported(),
         )
 
@@ -300,6 +311,7 @@ class Engine:
         if on_cpu:
             sources["threads"] = source(options.cpu_threads is not None)
             sources["packing"] = source(packing_pin is not None)
+            sources["quantization"] = source(options.cpu_quantization != "auto")
         model, tokenizer = load_causal_lm(model_dir, device=device, dtype=dtype or torch.float32)
         if len(variants) == 1 and len(counts) == 1:
             report = TuningReport(

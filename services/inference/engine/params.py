@@ -100,6 +100,9 @@ class EngineOptions:
         more, in models the engine loaded itself (`Engine.load`, the registry), never in a model
         object it was handed; "on" packs every linear layer of any model (changed in place);
         "off" never packs.
+    cpu_quantization: int8 linear weights on CPU (float32 models; see quantization.py). "off"
+        never; "on" always, in models the engine loaded itself; "auto" makes int8 one more
+        candidate of the load-time measurement, kept only if it agrees and is fastest.
     cpu_threads: intra-op threads the engine's thread uses on CPU (torch.set_num_threads, called
         from that thread when its loop starts; see tuning.py for what is process-wide). None:
         measured at load when `tune_seconds` > 0, else one less than the CPUs this process may
@@ -126,6 +129,7 @@ class EngineOptions:
     kv_headroom: int = 64
     queue_retry_after_s: int = 1
     cpu_onednn: Literal["auto", "on", "off"] = "auto"
+    cpu_quantization: Literal["auto", "on", "off"] = "off"
     cpu_threads: int | None = None
     tune_seconds: float = 0.0
     tune_batch: int = 8

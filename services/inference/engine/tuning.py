@@ -5,7 +5,8 @@ one machine can halve single-stream speed on another, and leaves bf16 unused on 
 natively (AMX, AVX-512 BF16). So `tune` tries the configurations that matter on the device:
 
 - CPU: the dtype (float32, plus bfloat16 where the CPU has `avx512_bf16` or `amx_bf16`), oneDNN
-  packing of the linear layers (float32 only, see `cpu.py`) on and off, and the intra-op thread
+  packing of the linear layers (float32 only, see `cpu.py`) on and off, int8 linear weights
+  when INFERENCE_CPU_QUANTIZATION asks for them (see `quantization.py`), and the intra-op thread
   count (1, 2, 4, ... up to the CPUs this process may use);
 - GPU: the dtype (bfloat16 where supported, float16, float32).
 
@@ -38,7 +39,8 @@ count travels in `EngineOptions.cpu_threads` to the engine's scheduler thread, w
 that engine runs with it. Several engines in one process each set their own OpenMP count; only the
 process-wide pieces follow whichever engine set them last.
 
-Each choice can be pinned (settings INFERENCE_DTYPE, INFERENCE_CPU_THREADS, INFERENCE_CPU_PACKING):
+Each choice can be pinned (settings INFERENCE_DTYPE, INFERENCE_CPU_THREADS, INFERENCE_CPU_PACKING,
+INFERENCE_CPU_QUANTIZATION):
 a pinned choice is not searched, and with all of them pinned nothing is measured.
 """
 
@@ -63,6 +65,7 @@ from services.inference.engine.cpu import (
     onednn_available,
     pack_linear_layers,
 )
+from services.inference.engine.quantization import int8_available, quantize_linear_int8
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -98,6 +101,8 @@ TIMING_PROMPT_TOKENS = 8
 CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16")
 
 Status = Literal["measured", "rejected", "skipped", "failed"]
+#: INFERENCE_CPU_QUANTIZATION: "off" never, "on" only int8 (pinned), "auto" int8 as a candidate.
+Quantization = Literal["auto", "on", "off"]
 
 
 # ---- the machine --------------------------------------------------------------------------------
@@ -162,14 +167,16 @@ def cpu_features(cpuinfo: Path = Path("/proc/cpuinfo")) -> CpuFeatures:
 
 @dataclass(frozen=True)
 class Variant:
-    """How the weights are held: dtype ("float32", "bfloat16", "float16") and oneDNN packing."""
+    """How the weights are held: dtype ("float32", "bfloat16", "float16"), oneDNN packing, or
+    int8 linear weights (`quantized`, float32 only)."""
 
     dtype: str
     packed: bool = False
+    quantized: bool = False
 
     @property
     def label(self) -> str:
-        return f"{self.dtype}{'-onednn' if self.packed else ''}"
+        return f"{self.dtype}{'-onednn' if self.packed else ''}{'-int8' if self.quantized else ''}"
 
 
 @dataclass(frozen=True)
@@ -205,10 +212,12 @@ def plan(
     dtype: str | None = None,
     threads: int | None = None,
     packing: bool | None = None,
+    quantization: Quantization = "off",
     cuda_bf16: bool = True,
 ) -> tuple[list[Variant], list[int | None]]:
-    """The variants and thread counts to try; a pinned choice (not None) is the only option.
-    The first variant is the float32 reference (or the pinned dtype's dense variant)."""
+    """The variants and thread counts to try; a pinned choice (not None, or quantization "on")
+    is the only option. The first variant is the float32 reference (or the pinned dtype's dense
+    variant)."""
     if torch.device(device).type != "cpu":
         if dtype is not None:
             return [Variant(dtype)], [None]
@@ -226,6 +235,9 @@ def plan(
         if packing is not None:
             options = [packing] if name == "float32" else [False]
         variants.extend(Variant(name, packed) for packed in options)
+    if "float32" in dtypes and quantization != "off" and int8_available():
+        int8 = Variant("float32", quantized=True)
+        variants = [int8] if quantization == "on" else [*variants, int8]
     counts: list[int | None] = [threads] if threads is not None else [*thread_candidates(cpus)]
     return variants, counts
 
@@ -241,10 +253,13 @@ def apply_variant(
     pack_min_elements: int = MIN_PACKED_ELEMENTS,
 ) -> bool:
     """Change `model` in place into `variant`. False when the variant does not apply (packing
-    found no layer to pack); raises `PackingBroke` when packing changed the model's outputs."""
+    found no layer to pack, quantization no linear layer); raises `PackingBroke` when packing
+    changed the model's outputs."""
     target = getattr(torch, variant.dtype)
     if next(model.parameters()).dtype != target:
         model.to(target)
+    if variant.quantized:
+        return quantize_linear_int8(model)
     if variant.packed:
         return pack_linear_layers(model, batch_hint=batch_hint, min_elements=pack_min_elements)
     return True
@@ -373,6 +388,7 @@ class TrialResult:
         return {
             "dtype": self.candidate.variant.dtype,
             "packing": self.candidate.variant.packed,
+            "quantized": self.candidate.variant.quantized,
             "threads": self.candidate.threads,
             "status": self.status,
             "step_ms_1": self.step_ms_1,
@@ -398,6 +414,7 @@ class TuningReport:
         return {
             "dtype": self.chosen.variant.dtype,
             "packing": self.chosen.variant.packed,
+            "quantized": self.chosen.variant.quantized,
             "threads": self.chosen.threads,
             "sources": dict(self.sources),
             "device": self.device,
@@ -513,8 +530,9 @@ def tune(
     # 1. Every variant (dtype x packing) at the most threads, the reference first: it needs no
     #    agreement check, and it is measured whatever the budget (there is always a choice).
     most = threads[-1]
-    #    Dense variants before packed ones: a dtype change is cheap to build and gains most.
-    for variant in sorted(variants, key=lambda v: (v != reference, v.packed)):
+    #    Dense variants before packed and int8 ones: a dtype change is cheap to build and gains
+    #    most.
+    for variant in sorted(variants, key=lambda v: (v != reference, v.packed, v.quantized)):
         candidate = Candidate(variant, most)
         if spent():
             trials.append(TrialResult(candidate, "skipped", detail=skipped))

@@ -57,6 +57,7 @@ async def engine_info(admin: AdminUser, ctx: InferenceDep) -> EngineInfoRead:
             dtype=settings.dtype,
             cpu_threads=settings.cpu_threads,
             cpu_packing=settings.cpu_packing,
+            cpu_quantization=settings.cpu_quantization,
             tune_seconds=settings.tune_seconds,
         ),
         models=models,

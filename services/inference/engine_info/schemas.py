@@ -18,6 +18,7 @@ class CpuRead(BaseModel):
 class TrialRead(BaseModel):
     dtype: str
     packing: bool = Field(description="oneDNN-packed linear layers.")
+    quantized: bool = Field(description="int8 linear weights.")
     threads: int | None = Field(description="Intra-op threads (null on GPU).")
     status: Literal["measured", "rejected", "skipped", "failed"]
     step_ms_1: float | None = Field(description="Decode step at batch 1, milliseconds.")
@@ -39,7 +40,7 @@ class LoadedModelRead(BaseModel):
     device: str
     dtype: str
     threads: int | None = Field(description="Intra-op threads of its engine (null on GPU).")
-    cpu_linear: str = Field(description="onednn (packed linear layers) or dense.")
+    cpu_linear: str = Field(description="onednn (packed linear layers), int8 or dense.")
     batching: str
     tuning: TuningRead | None = Field(description="The load-time measurement; null: none ran.")
 
@@ -48,6 +49,7 @@ class EngineSettingsRead(BaseModel):
     dtype: str | None = Field(description="INFERENCE_DTYPE (null: measured).")
     cpu_threads: int | None = Field(description="INFERENCE_CPU_THREADS (null: measured).")
     cpu_packing: str = Field(description="INFERENCE_CPU_PACKING (auto: measured).")
+    cpu_quantization: str = Field(description="INFERENCE_CPU_QUANTIZATION (auto: measured).")
     tune_seconds: float = Field(description="INFERENCE_TUNE_SECONDS (0: no measurement).")
 
 

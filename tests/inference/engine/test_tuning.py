@@ -25,7 +25,8 @@ from services.inference.engine.tuning import (
 from shared.model_loading import load_causal_lm
 from tests.models_hub.tiny_models import build_tiny_gpt2, build_tiny_llama
 
-TUNED = {"dtype": "tuned", "threads": "tuned", "packing": "tuned"}
+# int8 weights are off unless a setting asks for them: that choice is always the setting's.
+TUNED = {"dtype": "tuned", "threads": "tuned", "packing": "tuned", "quantization": "pinned"}
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +127,12 @@ def test_pinned_settings_skip_the_measurement(llama_dir: Path, loaded: list[Engi
     report = engine.tuning
     assert report is not None
     assert report.trials == []
-    assert report.sources == {"dtype": "pinned", "threads": "pinned", "packing": "pinned"}
+    assert report.sources == {
+        "dtype": "pinned",
+        "threads": "pinned",
+        "packing": "pinned",
+        "quantization": "pinned",
+    }
     assert (engine.dtype, engine.cpu_threads, engine.cpu_linear) == ("float32", 1, "dense")
 
 
@@ -239,6 +245,85 @@ def test_plan_keeps_pinned_choices() -> None:
         "cpu", features=_features("avx512_bf16", cpus=8), dtype="float32", threads=3, packing=False
     )
     assert (variants, counts) == ([Variant("float32")], [3])
+
+
+def test_plan_offers_int8_weights_only_when_asked() -> None:
+    features = _features("avx512_bf16")
+    assert all(not v.quantized for v in plan("cpu", features=features)[0])
+    auto, _ = plan("cpu", features=features, quantization="auto")
+    assert auto[0] == Variant("float32")  # the reference first, int8 one more candidate
+    assert auto[-1] == Variant("float32", quantized=True)
+    assert plan("cpu", features=features, quantization="on")[0] == [
+        Variant("float32", quantized=True)
+    ]
+    # int8 layers take float32 activations on CPU only
+    assert all(not v.quantized for v in plan("cpu", features=None, dtype="bfloat16")[0])
+    assert all(not v.quantized for v in plan("cuda", features=None, quantization="on")[0])
+
+
+def test_int8_weights_serve_in_a_quarter_of_the_memory(
+    llama_dir: Path, loaded: list[Engine]
+) -> None:
+    dense = Engine.load(llama_dir, options=EngineOptions(cpu_onednn="off"))
+    loaded.append(dense)
+    engine = Engine.load(llama_dir, options=EngineOptions(cpu_quantization="on"))
+    loaded.append(engine)
+    assert engine.cpu_linear == "int8"
+    assert engine.stats()["cpu_linear"] == "int8"
+    # every linear weight now takes one byte instead of four; embeddings stay float32
+    assert engine.parameter_bytes < 0.7 * dense.parameter_bytes
+
+
+async def test_an_int8_engine_generates(llama_dir: Path, loaded: list[Engine]) -> None:
+    engine = Engine.load(llama_dir, options=EngineOptions(cpu_quantization="on"))
+    loaded.append(engine)
+    prompt = list(engine.tokenizer("The quick brown fox")["input_ids"])
+    stream = engine.generate("t", prompt, SamplingParams(temperature=0, max_tokens=6))
+    tokens = [event.token_id async for event in stream if event.token_id is not None]
+    assert len(tokens) == 6
+
+
+def test_a_drifting_int8_candidate_is_rejected_and_measured_ones_kept(
+    llama: tuple[Any, Any],
+) -> None:
+    model, tokenizer = llama
+    int8 = Variant("float32", quantized=True)
+    report = tune(
+        model,
+        tokenizer,
+        [Variant("float32"), int8],
+        [1],
+        sources=TUNED,
+        budget_s=10,
+        build=_perturbed,
+    )
+    assert [(t.candidate.variant, t.status) for t in report.trials] == [
+        (Variant("float32"), "measured"),
+        (int8, "rejected"),
+    ]
+    assert report.chosen.variant == Variant("float32")
+    assert report.as_dict()["trials"][1]["quantized"] is True
+
+
+def test_an_agreeing_int8_candidate_is_timed(llama: tuple[Any, Any]) -> None:
+    # Agreement with the reference is the tuner's gate; with the reference itself quantized
+    # the two agree by construction, so the int8 copy must be timed like any variant.
+    model, tokenizer = llama
+    reference = copy.deepcopy(model)
+    apply_variant(reference, Variant("float32", quantized=True), batch_hint=8)
+    int8 = Variant("float32", quantized=True)
+    report = tune(
+        reference,
+        tokenizer,
+        [Variant("float32"), int8],
+        [1],
+        sources=TUNED,
+        budget_s=10,
+        build=lambda base, variant: copy.deepcopy(base),
+    )
+    trial = next(t for t in report.trials if t.candidate.variant == int8)
+    assert trial.status == "measured"
+    assert (trial.step_ms_1 or 0) > 0
 
 
 def test_thread_candidates_span_the_cpus() -> None:

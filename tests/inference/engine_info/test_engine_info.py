@@ -36,7 +36,12 @@ async def test_admins_read_each_models_measured_configuration(
     assert body["settings"]["tune_seconds"] > 0
     model = next(m for m in body["models"] if m["model_key"] == llama["version_id"])
     tuning = model["tuning"]
-    assert tuning["sources"] == {"dtype": "tuned", "threads": "tuned", "packing": "tuned"}
+    assert tuning["sources"] == {
+        "dtype": "tuned",
+        "threads": "tuned",
+        "packing": "tuned",
+        "quantization": "pinned",
+    }
     measured = [t for t in tuning["trials"] if t["status"] == "measured"]
     assert measured
     assert all(t["step_ms_1"] > 0 and t["step_ms_batch"] > 0 for t in measured)
