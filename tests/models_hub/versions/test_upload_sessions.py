@@ -367,6 +367,38 @@ async def test_the_sweeper_expires_sessions_and_removes_their_parts(
     assert kept_now["status"] == "open"
 
 
+async def test_a_part_that_arrives_as_its_session_expires_is_not_kept(
+    client, platform, owner_and_model
+):
+    dev, model = owner_and_model
+    files = hf_model()
+    session = (await create_session(client, dev, model["id"], files)).json()
+    offset, data = parts_of(files["model.safetensors"])[1]
+
+    async def expiring_mid_part():
+        yield data[: len(data) // 2]
+        async with session_scope(platform.sessionmaker) as db:
+            await db.execute(
+                update(UploadSession)
+                .where(UploadSession.id == session["id"])
+                .values(expires_at=utcnow() - timedelta(seconds=1))
+            )
+        yield data[len(data) // 2 :]
+
+    late = await client.put(
+        f"{base(model['id'])}/{session['id']}/files/model.safetensors",
+        params={"offset": offset},
+        content=expiring_mid_part(),
+        headers={**dev.headers, "Content-Length": str(len(data))},
+    )
+    assert late.status_code == 409
+    assert late.json()["code"] == "upload_session_closed"
+    assert "expired" in late.json()["detail"]
+    status = (await client.get(f"{base(model['id'])}/{session['id']}", headers=dev.headers)).json()
+    assert status["status"] == "expired"
+    assert status["received_bytes"] == 0
+
+
 async def test_a_deleted_models_sessions_are_swept(client, platform, owner_and_model):
     dev, model = owner_and_model
     files = hf_model()

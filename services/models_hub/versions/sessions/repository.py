@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, literal, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -49,7 +49,7 @@ async def parts(session: AsyncSession, session_id: uuid.UUID) -> list[UploadSess
     return list(rows)
 
 
-async def record_part(
+async def record_part_if_open(
     session: AsyncSession,
     session_id: uuid.UUID,
     file_index: int,
@@ -58,18 +58,32 @@ async def record_part(
     length: int,
     crc32c: str,
     etag: str,
-) -> None:
-    """Insert the part, or replace what an earlier copy recorded (one statement: parts that
-    arrive together never lose each other's rows)."""
-    statement = insert(UploadSessionPart).values(
-        session_id=session_id,
-        file_index=file_index,
-        part_offset=offset,
-        length=length,
-        crc32c=crc32c,
-        etag=etag,
+) -> bool:
+    """Insert the part, or replace what an earlier copy recorded, if the session is still
+    open (not closed, completing or expired); False when it is not. One statement, which
+    takes the session's shared lock as it reads it: parts that arrive together never lose
+    each other's rows, and completing or aborting the session waits for it."""
+    still_open = (
+        select(
+            literal(session_id),
+            literal(file_index),
+            literal(offset),
+            literal(length),
+            literal(crc32c),
+            literal(etag),
+        )
+        .where(
+            UploadSession.id == session_id,
+            UploadSession.status == UploadSessionStatus.OPEN,
+            UploadSession.completing_since.is_(None),
+            UploadSession.expires_at > func.now(),
+        )
+        .with_for_update(read=True)
     )
-    await session.execute(
+    statement = insert(UploadSessionPart).from_select(
+        ["session_id", "file_index", "part_offset", "length", "crc32c", "etag"], still_open
+    )
+    recorded = await session.execute(
         statement.on_conflict_do_update(
             index_elements=["session_id", "file_index", "part_offset"],
             set_={
@@ -78,8 +92,9 @@ async def record_part(
                 "etag": statement.excluded.etag,
                 "received_at": func.now(),
             },
-        )
+        ).returning(UploadSessionPart.session_id)
     )
+    return recorded.first() is not None
 
 
 async def forget_part(

@@ -422,12 +422,7 @@ class UploadSessionService:
                 "This upload session was closed while the part arrived; create a new one."
             ) from exc
         async with session_scope(ctx.sessionmaker) as session:
-            upload_now = await repository.get_session(session, session_id, for_share=True)
-            if upload_now is None:
-                raise UploadSessionNotFound("No such upload session of this model.")
-            # Closed while the part arrived: closing removed (or is removing) every part.
-            _ensure_open(upload_now)
-            await repository.record_part(
+            if not await repository.record_part_if_open(
                 session,
                 session_id,
                 index,
@@ -435,7 +430,15 @@ class UploadSessionService:
                 length=length,
                 crc32c=stored.crc32c,
                 etag=stored.etag,
-            )
+            ):
+                # Closed while the part arrived: closing removed (or is removing) every part.
+                upload_now = await repository.get_session(session, session_id)
+                if upload_now is None:
+                    raise UploadSessionNotFound("No such upload session of this model.")
+                _ensure_open(upload_now)
+                raise UploadSessionClosed(  # expired between the two checks
+                    "This upload session expired while the part arrived; create a new one."
+                )
         return UploadPartRead(name=name, offset=offset, length=length, crc32c=stored.crc32c)
 
     # -- complete -------------------------------------------------------------------------
