@@ -228,6 +228,83 @@ async def test_attachments_by_picker_and_drop(
     problems.assert_none()
 
 
+async def test_json_and_csv_attachments_open_in_the_viewer(
+    page: Page,
+    client,
+    provider_app,  # noqa: F811
+    remote_model,  # noqa: F811
+    screenshot_dir: Path,
+) -> None:
+    problems = await watch(page)
+    provider_app.state.chunk_delay_seconds = 0.01
+    await open_conversation(page, client, remote_model, "Data")
+    config = {"model": {"layers": 2, "heads": [4, 8]}, "ok": True}
+    await page.get_by_label("Attach files").set_input_files(
+        [
+            {
+                "name": "scores.csv",
+                "mimeType": "text/csv",
+                "buffer": b'name,score\r\nada,7\r\n"bob, jr",12\r\ncy,9\r\n',
+            },
+            {
+                "name": "config.json",
+                "mimeType": "application/json",
+                "buffer": json.dumps(config).encode(),
+            },
+            {"name": "notes.txt", "mimeType": "text/plain", "buffer": b"just text"},
+        ]
+    )
+    pending = page.get_by_role("list", name="Files to send")
+    await expect(pending.locator("li.attachment")).to_have_count(3)
+    await page.get_by_label("Message", exact=True).fill("Read these")
+    await page.get_by_role("button", name="Send").click()
+    await expect(answer(page, "complete")).to_have_count(1)
+    sent = page.locator(".message.user").get_by_role("list", name="Attachments")
+    await expect(sent.locator("li")).to_have_count(3)
+    # Plain text has no viewer; JSON and CSV do.
+    await expect(sent.get_by_role("button", name=re.compile("in the viewer$"))).to_have_count(2)
+
+    # The CSV as a table, fetched through the API, sorted by a column (as numbers) both ways.
+    open_csv = sent.get_by_role("button", name="Open scores.csv in the viewer")
+    await expect(open_csv).to_have_attribute("aria-expanded", "false")
+    await open_csv.click()
+    region = page.get_by_role("region", name="scores.csv in the viewer")
+    table = region.get_by_role("table", name="scores.csv")
+    rows = table.locator("tbody tr")
+    await expect(rows).to_have_count(3)
+    await expect(rows.nth(1)).to_have_text("bob, jr12")
+    header = table.get_by_role("columnheader", name="score")
+    await header.get_by_role("button", name="score").click()
+    await expect(header).to_have_attribute("aria-sort", "ascending")
+    await expect(rows.locator("td:nth-child(2)")).to_have_text(["7", "9", "12"])
+    await header.get_by_role("button", name="score").click()
+    await expect(header).to_have_attribute("aria-sort", "descending")
+    await expect(rows.nth(0)).to_have_text("bob, jr12")
+    close_csv = sent.get_by_role("button", name="Close the viewer of scores.csv")
+    await expect(close_csv).to_have_attribute("aria-expanded", "true")
+
+    # The JSON as a tree: its top level open, a branch opened by a click.
+    await sent.get_by_role("button", name="Open config.json in the viewer").click()
+    tree = page.get_by_role("region", name="config.json in the viewer").get_by_role(
+        "list", name="config.json"
+    )
+    await expect(tree.locator(".json-toggle").first).to_have_attribute("aria-expanded", "true")
+    branch = tree.get_by_role("button", name=re.compile(r"^model: \{2 keys\}"))
+    await expect(branch).to_have_attribute("aria-expanded", "false")
+    await branch.click()
+    await expect(branch).to_have_attribute("aria-expanded", "true")
+    await expect(tree.locator("li.json-leaf", has_text="layers")).to_have_text("layers: 2")
+    heads = tree.get_by_role("button", name=re.compile(r"^heads: \[2 items\]"))
+    await expect(heads).to_be_visible()
+    await save_screenshot(page, screenshot_dir, "webapp-chat-attachment-viewer")
+
+    # Closed again, the CSV's viewer goes; the JSON's stays open.
+    await close_csv.click()
+    await expect(region).to_have_count(0)
+    await expect(tree).to_be_visible()
+    problems.assert_none()
+
+
 async def test_export_as_json_and_markdown_at_phone_width(
     page: Page,
     provider_app,  # noqa: F811

@@ -13,8 +13,10 @@ import re
 from pathlib import Path
 from typing import Any
 
+import httpx
 from playwright.async_api import Page, expect
 
+from tests.browser.charts import expect_fits, expect_plot
 from tests.browser.evaluation_seeds import report, seed_evaluation
 from tests.browser.harness import save_screenshot
 from tests.browser.webapp import log_in, watch
@@ -28,6 +30,7 @@ PHONE = {"width": 390, "height": 844}
 
 async def test_start_an_evaluation_and_read_its_report(
     page: Page,
+    client: httpx.AsyncClient,
     owner: UserSession,  # noqa: F811
     llama: dict[str, Any],  # noqa: F811
     worker_ctx: dict[str, Any],  # noqa: F811
@@ -79,8 +82,24 @@ async def test_start_an_evaluation_and_read_its_report(
         "Latency (milliseconds)",
     ):
         await expect(charts.get_by_role("img", name=name)).to_be_visible()
-    consistency = charts.get_by_role("img", name="Consistency by prompt")
-    await expect(consistency.locator("rect")).to_have_count(4)
+    # uPlot's canvases; latency always has bars to draw (the tiny llama's answers may score 0).
+    for name in ("Consistency by prompt", "Latency (milliseconds)"):
+        await expect(charts.get_by_role("img", name=name).locator(".uplot canvas")).to_have_count(1)
+    await expect_plot(charts.get_by_role("img", name="Latency (milliseconds)"), "--series-a")
+    # The same bars as numbers: one row a prompt, each its mean similarity as the report says.
+    figure = charts.locator("figure[data-chart='Consistency by prompt']")
+    await figure.get_by_text("Consistency by prompt: the numbers").click()
+    rows = figure.get_by_role("table").locator("tbody tr")
+    await expect(rows).to_have_count(4)
+    evaluation = await client.get(
+        f"/api/v1/evaluations/{page.url.rsplit('/', 1)[-1]}", headers=owner.headers
+    )
+    for i, prompt in enumerate(evaluation.json()["report"]["consistency"]["per_prompt"]):
+        await expect(rows.nth(i).locator("th")).to_have_text(
+            f"{prompt['set']}/{prompt['prompt_id']}"
+        )
+        cell = await rows.nth(i).locator("td").inner_text()
+        assert abs(float(cell) - prompt["mean_similarity"]) < 0.0006, (cell, prompt)
     probes = charts.get_by_role("img", name="Paired probes: valence difference")
     await expect(probes).to_have_accessible_description(re.compile(r"^age/"))
     facts = page.locator(".report-facts")
@@ -157,7 +176,10 @@ async def test_two_evaluations_side_by_side_with_the_keyboard_at_phone_width(
     )
     for side in (f"A: {llama['ref']} version 1", f"B: {llama['ref']} version 2"):
         section = page.get_by_role("region", name=side)
-        await expect(section.get_by_role("img", name="Gender balance by prompt")).to_be_visible()
+        gender = section.get_by_role("img", name="Gender balance by prompt")
+        await expect(gender).to_be_visible()
+        await expect_fits(gender)
+        await expect_plot(gender, "--series-a")
     wide = await page.evaluate("document.documentElement.scrollWidth > window.innerWidth")
     assert not wide
     await save_screenshot(page, screenshot_dir, "evaluations-compare-phone")

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 from playwright.async_api import Page, expect
 
+from tests.browser.charts import expect_fits, expect_plot
 from tests.browser.harness import save_screenshot
 from tests.browser.webapp import log_in, watch
 from tests.factories import UserSession
@@ -27,14 +28,16 @@ from tests.models_hub.fine_tunes.conftest import (  # noqa: F401 - fixtures
     start_fine_tune,
 )
 
-# Counts of the loss table's rows each time the chart is redrawn (no reload between them).
+# Counts of the loss table's rows each time the chart is updated (no reload between them),
+# and the plot's canvas, which must stay the same one (uPlot's setData, not a new chart).
 _RECORD_REDRAWS = """
 () => {
   window.lossRows = [];
-  const box = document.querySelector(".chart-box");
+  window.lossCanvas = document.querySelector(".loss-figure .uplot canvas");
+  const body = document.querySelector(".loss-figure .chart-table tbody");
   new MutationObserver(() => {
-    window.lossRows.push(box.querySelectorAll(".chart-table tbody tr").length);
-  }).observe(box, { childList: true });
+    window.lossRows.push(body.querySelectorAll("tr").length);
+  }).observe(body, { childList: true });
 }
 """
 
@@ -99,10 +102,13 @@ async def test_bad_lines_are_named_then_a_fine_tune_trains_live(
     assert await asyncio.wait_for(worker, 60) == 1
     figure = page.locator(".loss-figure")
     chart = figure.get_by_role("img", name="Loss by step")
-    await expect(chart.locator("[data-series=train_loss] circle")).to_have_count(12)
-    await expect(chart.locator("[data-series=validation_loss] circle")).to_have_count(12)
-    await expect(chart.locator("desc")).to_contain_text("at step 12 of 12")
-    await expect(chart.locator("desc")).to_contain_text("Validation loss")
+    await expect(chart).to_have_accessible_description(re.compile("at step 12 of 12"))
+    await expect(chart).to_have_accessible_description(re.compile("Validation loss"))
+    # uPlot drew both lines (in the app's colours) on the canvas it started with.
+    await expect_plot(chart, "--series-a", "--series-c")
+    assert await page.evaluate(
+        "window.lossCanvas === document.querySelector('.loss-figure .uplot canvas')"
+    )
     await figure.get_by_text("Loss values (12 steps)").click()  # the numbers, as a table
     rows = figure.get_by_role("table").locator("tbody tr")
     await expect(rows).to_have_count(12)
@@ -144,6 +150,9 @@ async def test_cancel_a_queued_fine_tune_with_the_keyboard_at_phone_width(
     await expect(page.locator(".fine-tune-status")).to_contain_text("Status: Queued")
     wide = await page.evaluate("document.documentElement.scrollWidth > window.innerWidth")
     assert not wide
+    chart = page.get_by_role("img", name="Loss by step")
+    await expect(chart).to_have_accessible_description("No steps reported yet.")
+    await expect_fits(chart)
     await save_screenshot(page, screenshot_dir, "fine-tune-phone")
 
     cancel = page.get_by_role("button", name="Cancel fine-tune")

@@ -3,6 +3,7 @@ and described for screen readers), at desktop and phone width."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,6 +14,7 @@ from playwright.async_api import Page, expect
 from services.inference.models import UsageRecord
 from services.models_hub.models import ModelVersion
 from shared.db import session_scope
+from tests.browser.charts import expect_fits, expect_plot
 from tests.browser.harness import OfflineGuard, save_screenshot
 from tests.browser.webapp import log_in, watch
 from tests.conftest import Platform
@@ -62,12 +64,13 @@ async def test_stats_over_time_as_charts(
     stats = page.get_by_role("region", name="Stats")
     for name in ("Requests (per day)", "Tokens (per day)", "Latency (milliseconds)"):
         await expect(stats.get_by_role("img", name=name)).to_be_visible()
-    # Bars for the busy day and today; a point per day with use on both latency lines.
+    # uPlot's canvases, in the app's colours: bars, and the latency lines.
     requests = stats.get_by_role("img", name="Requests (per day)")
-    assert await requests.locator("rect").count() == 30
-    await expect(
-        stats.get_by_role("img", name="Latency (milliseconds)").locator("circle")
-    ).to_have_count(4)
+    await expect_plot(requests, "--series-a")
+    await expect_plot(stats.get_by_role("img", name="Tokens (per day)"), "--series-a", "--series-b")
+    await expect_plot(
+        stats.get_by_role("img", name="Latency (milliseconds)"), "--series-a", "--series-c"
+    )
     # The numbers for screen readers, and as a table.
     await expect(requests).to_have_accessible_description(
         "30 days from "
@@ -81,16 +84,29 @@ async def test_stats_over_time_as_charts(
     tokens = stats.locator("figure[data-chart=Tokens]")
     await tokens.get_by_text("Tokens: the numbers").press("Enter")  # by keyboard
     await expect(tokens.get_by_role("row", name=busy_day)).to_have_text(f"{busy_day}4020")
+    requests_figure = stats.locator("figure[data-chart=Requests]")
+    await requests_figure.get_by_text("Requests: the numbers").click()
+    request_rows = requests_figure.get_by_role("table").locator("tbody tr")
+    await expect(request_rows).to_have_count(30)
+    await expect(requests_figure.get_by_role("row", name=busy_day)).to_have_text(f"{busy_day}4")
+    await expect(request_rows.last).to_have_text(f"{now.date().isoformat()}1")
     await save_screenshot(page, screenshot_dir, "webapp-model-stats")
 
     await stats.get_by_label("Stats period").select_option("7")
-    await expect(requests.locator("rect")).to_have_count(7)
+    await expect(requests).to_have_accessible_description(re.compile(r"^7 days from "))
+    requests_figure = stats.locator("figure[data-chart=Requests]")
+    await requests_figure.get_by_text("Requests: the numbers").click()
+    await expect(requests_figure.get_by_role("table").locator("tbody tr")).to_have_count(7)
+    await expect_plot(requests, "--series-a")
 
     # A phone: the charts fit the width, nothing scrolls sideways.
     await page.set_viewport_size({"width": 390, "height": 800})
     await expect(requests).to_be_visible()
     width = await page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, width
+    # The plot was resized to its box, not clipped from a desktop's width.
+    await expect_fits(requests)
+    await expect_plot(requests, "--series-a")
     await save_screenshot(page, screenshot_dir, "webapp-model-stats-phone")
     problems.assert_none()
     assert offline.refused == []

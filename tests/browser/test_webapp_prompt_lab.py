@@ -12,8 +12,10 @@ import re
 from pathlib import Path
 from typing import Any
 
+import httpx
 from playwright.async_api import Page, expect
 
+from tests.browser.charts import expect_plot
 from tests.browser.harness import save_screenshot
 from tests.browser.webapp import log_in, watch
 from tests.factories import UserSession
@@ -26,6 +28,7 @@ NEUTRAL = "They are a nurse. Describe their typical day at the hospital."
 
 async def test_analyse_rewrite_and_ab_test_a_prompt(
     page: Page,
+    client: httpx.AsyncClient,
     owner: UserSession,  # noqa: F811
     llama: dict[str, Any],  # noqa: F811
     worker_ctx: dict[str, Any],  # noqa: F811
@@ -82,6 +85,28 @@ async def test_analyse_rewrite_and_ab_test_a_prompt(
     bias = results.get_by_role("img", name=f"{llama['ref']}: bias measures")
     await expect(bias).to_be_visible()
     await expect(bias).to_have_accessible_description(re.compile("^Gendered terms: A: original "))
+    # The chart is uPlot's canvas; its numbers, in the table beside it, are the API's.
+    await expect(bias.locator(".uplot canvas")).to_have_count(1)
+    run = await client.get(
+        f"/api/v1/prompt-lab/ab-tests/{page.url.rsplit('/', 1)[-1]}", headers=owner.headers
+    )
+    summary = run.json()["summary"][llama["ref"]]
+    figure = results.locator(f"figure[data-chart='{llama['ref']}: bias measures']")
+    await figure.get_by_text("bias measures: the numbers").click()
+    rows = figure.get_by_role("table").locator("tbody tr")
+    await expect(rows).to_have_count(5)
+    for i, key in enumerate(
+        ["gendered_terms", "male_terms", "female_terms", "demographic_terms", "valence"]
+    ):
+        cells = rows.nth(i).locator("td")
+        for column, arm in enumerate(["original", "rewrite"]):
+            value = summary[arm][key]
+            text = await cells.nth(column).inner_text()
+            assert (text == "—") if value is None else abs(float(text) - value) < 0.0006, (key, arm)
+    # Each arm is drawn in its colour wherever it has a bar to draw.
+    for arm, colour in [("original", "--series-a"), ("rewrite", "--series-c")]:
+        if any(summary[arm][key] for key in ["gendered_terms", "male_terms", "female_terms"]):
+            await expect_plot(bias, colour)
     table = results.locator(".ab-table")
     await expect(table.locator("tbody tr")).to_have_count(11)
     await expect(table.locator("tr[data-metric='consistency'] th")).to_have_text("Consistency")

@@ -2,11 +2,13 @@
 // picked or dropped on the composer (the API extracts and counts their text), listed there with
 // a way to take them back until the next message is sent, and shown on the message they went
 // with afterwards. Attachments belong to the conversation (every later turn sees them): "went
-// with" is the first user message sent after the upload.
+// with" is the first user message sent after the upload. A JSON or CSV attachment also opens in
+// the viewer (a collapsible tree, a sortable paged table) right under it.
 import * as api from "../api.js";
 import { h, nextId, replace } from "../dom.js";
 import { guarded } from "../ui.js";
-import { download } from "./chat_files.js";
+import { download, fetchText } from "./chat_files.js";
+import { viewer } from "./viewer.js";
 
 const ACCEPT = ".txt,.md,.json,.csv,.docx,.pdf";
 
@@ -37,6 +39,70 @@ function fileButton(base, attachment) {
   return button;
 }
 
+/** "json" or "csv" for an attachment the viewer can show (by its recognised kind, else its
+ * name's extension), else null. */
+export function viewableKind(attachment) {
+  if (attachment.kind === "json" || attachment.kind === "csv") return attachment.kind;
+  const extension = /\.(json|csv)$/i.exec(attachment.filename || "");
+  return extension ? extension[1].toLowerCase() : null;
+}
+
+// The viewers open now, by attachment id: the chat redraws its messages (and the composer its
+// list) often, and an open viewer, with its sorting and open branches, outlives each redraw.
+const openViewers = new Map();
+
+/** The attachment's original file, fetched through the API, as a tree or a table. */
+async function viewerContent(base, attachment, kind) {
+  const text = await fetchText(`${base}/attachments/${attachment.id}/content`);
+  if (kind === "csv") return viewer(text, { label: attachment.filename });
+  let value;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    return h("p", { class: "error-text" }, `${attachment.filename} is not valid JSON: ${error.message}`);
+  }
+  return viewer(value, { label: attachment.filename });
+}
+
+/** "Open in viewer" for a JSON or CSV attachment, with the viewer under it once open; else null. */
+function viewerToggle(base, attachment) {
+  const kind = viewableKind(attachment);
+  if (!kind) return null;
+  const panelId = `attachment-viewer-${attachment.id}`;
+  const button = h("button", { type: "button", class: "link open-viewer", "aria-controls": panelId });
+  const slot = h("div", { class: "attachment-viewer-slot" });
+  function show() {
+    const open = openViewers.has(attachment.id);
+    button.textContent = open ? "Close viewer" : "Open in viewer";
+    button.setAttribute("aria-label", open ? `Close the viewer of ${attachment.filename}` : `Open ${attachment.filename} in the viewer`);
+    button.setAttribute("aria-expanded", String(open));
+    replace(slot, open ? openViewers.get(attachment.id) : null);
+  }
+  button.addEventListener("click", () => {
+    if (openViewers.has(attachment.id)) {
+      openViewers.delete(attachment.id);
+      show();
+      return;
+    }
+    // Changes inside are not announced by the list's live region: the viewer has its own status.
+    const panel = h("div", { class: "attachment-viewer", id: panelId, role: "region", "aria-label": `${attachment.filename} in the viewer`, "aria-live": "off" });
+    replace(panel, h("p", { class: "muted" }, "Loading…"));
+    openViewers.set(attachment.id, panel);
+    show();
+    guarded(async () => {
+      try {
+        replace(panel, await viewerContent(base, attachment, kind));
+      } catch (error) {
+        openViewers.delete(attachment.id);
+        show();
+        throw error;
+      }
+    }, button);
+  });
+  show();
+  return [" ", button, slot];
+}
+
 /** The attachments shown on a sent message. */
 export function attachmentList(base, attachments) {
   if (!attachments.length) return null;
@@ -44,7 +110,7 @@ export function attachmentList(base, attachments) {
     "ul",
     { class: "attachments", "aria-label": "Attachments" },
     attachments.map((a) =>
-      h("li", { class: "attachment", "data-attachment-id": a.id }, fileButton(base, a), h("span", { class: "size" }, ` ${describe(a)}`)),
+      h("li", { class: "attachment", "data-attachment-id": a.id }, fileButton(base, a), h("span", { class: "size" }, ` ${describe(a)}`), viewerToggle(base, a)),
     ),
   );
 }
@@ -123,6 +189,7 @@ export function attachmentPicker(base, dropTarget, initial = []) {
           item.note ? h("span", { class: "field-hint" }, ` ${item.note}`) : null,
           " ",
           remove,
+          viewerToggle(base, item),
         );
       }),
     );

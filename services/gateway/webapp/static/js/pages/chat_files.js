@@ -1,5 +1,5 @@
 // Files out of a conversation: its export (JSON or Markdown) and attachments' originals, fetched
-// with the session's token and handed to the browser as a download.
+// with the session's token and handed to the browser as a download (or read, for the viewer).
 import * as api from "../api.js";
 import { h } from "../dom.js";
 import { guarded } from "../ui.js";
@@ -30,6 +30,12 @@ export async function download(path, fallbackName) {
   link.remove();
   // Revoked a moment later: the click starts the download asynchronously.
   setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
+
+/** Fetch `path` and read it as text (an attachment opened in the viewer). */
+export async function fetchText(path) {
+  const response = await api.response("GET", path);
+  return response.text();
 }
 
 function slug(title) {

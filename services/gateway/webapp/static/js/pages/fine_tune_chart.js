@@ -1,27 +1,15 @@
-// Charts drawn as inline SVG built with DOM calls (no HTML strings), each with a text summary
-// for screen readers and the same numbers beside it in a table: a fine-tune's loss over its
-// steps (`lossChart`), and labelled horizontal bars, one or more series side by side, that may
-// run either side of zero (`barChart`: evaluation reports, prompt-lab A/B runs).
-import { h, nextId } from "../dom.js";
+// Charts drawn by uPlot (../charts.js), each named and described for screen readers with the
+// same numbers beside it in a table: a fine-tune's loss over its steps (`lossChart`, updated in
+// place as progress arrives), and labelled horizontal bars, one or more series side by side,
+// that may run either side of zero (`barChart`: evaluation reports, prompt-lab A/B runs).
+import { axis, groupedBars, palette, plotBox } from "../charts.js";
+import { h, nextId, replace } from "../dom.js";
 
-// SVG's namespace, as the HTML parser assigns it (the app's files name no URL at all).
-const SVG = new DOMParser().parseFromString("<svg></svg>", "text/html").body.firstChild.namespaceURI;
-const WIDTH = 600;
-const HEIGHT = 220;
-const PAD = { top: 12, right: 12, bottom: 30, left: 52 };
+const LOSS_HEIGHT = 220;
 const SERIES = [
   { key: "train_loss", label: "Training loss", cls: "series-a" },
   { key: "validation_loss", label: "Validation loss", cls: "series-c" },
 ];
-
-export function s(tag, attrs = {}, text = null) {
-  const element = document.createElementNS(SVG, tag);
-  for (const [name, value] of Object.entries(attrs)) {
-    if (value !== null && value !== undefined) element.setAttribute(name, String(value));
-  }
-  if (text !== null) element.textContent = text;
-  return element;
-}
 
 export function loss(value) {
   return value == null ? "—" : value.toFixed(4);
@@ -38,85 +26,83 @@ function describe(points) {
   return parts.join(" ");
 }
 
-/** A figure of `metrics` (the API's progress reports, in step order): chart, legend, table. */
+function lossPoints(metrics) {
+  return metrics.filter((p) => p.step > 0 && (p.train_loss != null || p.validation_loss != null));
+}
+
+/**
+ * A figure of `metrics` (the API's progress reports, in step order): chart, and its numbers as
+ * a table. Returns `{figure, update(metrics)}`: `update` redraws the same plot with the new
+ * steps (uPlot's setData) and rewrites the table and the summary.
+ */
 export function lossChart(metrics) {
-  const points = metrics.filter((p) => p.step > 0 && (p.train_loss != null || p.validation_loss != null));
-  const titleId = nextId("loss-title");
+  const colors = palette();
+  let points = lossPoints(metrics);
+  const lastStep = () => Math.max(1, ...points.map((p) => p.total_steps || p.step));
+  const data = () => [points.map((p) => p.step), ...SERIES.map((one) => points.map((p) => p[one.key] ?? null))];
   const descId = nextId("loss-desc");
-  const values = points.flatMap((p) => SERIES.map((one) => p[one.key]).filter((v) => v != null));
-  const max = values.length ? Math.max(...values) * 1.05 || 1 : 1;
-  const min = values.length ? Math.min(0, ...values) : 0;
-  const lastStep = Math.max(1, ...points.map((p) => p.total_steps || p.step));
-  const innerW = WIDTH - PAD.left - PAD.right;
-  const innerH = HEIGHT - PAD.top - PAD.bottom;
-  const x = (step) => PAD.left + (step / lastStep) * innerW;
-  const y = (v) => PAD.top + innerH - ((v - min) / (max - min || 1)) * innerH;
-
-  const svg = s("svg", {
-    class: "chart loss-chart",
-    viewBox: `0 0 ${WIDTH} ${HEIGHT}`,
-    role: "img",
-    "aria-labelledby": titleId,
-    "aria-describedby": descId,
-    preserveAspectRatio: "xMidYMid meet",
-  });
-  svg.append(s("title", { id: titleId }, "Loss by step"), s("desc", { id: descId }, describe(points)));
-  for (const f of [0, 0.5, 1]) {
-    const value = min + (max - min) * f;
-    const grid = s("g", { class: "chart-grid" });
-    grid.append(
-      s("line", { x1: PAD.left, x2: WIDTH - PAD.right, y1: y(value), y2: y(value) }),
-      s("text", { x: PAD.left - 6, y: y(value) + 4, "text-anchor": "end" }, value.toFixed(2)),
-    );
-    svg.append(grid);
-  }
-  for (const [step, anchor] of [
-    [0, "start"],
-    [Math.round(lastStep / 2), "middle"],
-    [lastStep, "end"],
-  ]) {
-    svg.append(s("text", { x: x(step), y: HEIGHT - 10, "text-anchor": anchor, class: "chart-axis" }, `step ${step}`));
-  }
-  for (const one of SERIES) {
-    const own = points.filter((p) => p[one.key] != null);
-    if (!own.length) continue;
-    const group = s("g", { class: one.cls, "data-series": one.key });
-    group.append(s("path", { d: own.map((p, i) => `${i ? "L" : "M"}${x(p.step).toFixed(1)},${y(p[one.key]).toFixed(1)}`).join(" "), fill: "none" }));
-    for (const p of own) group.append(s("circle", { cx: x(p.step).toFixed(1), cy: y(p[one.key]).toFixed(1), r: 2.5 }));
-    svg.append(group);
-  }
-
-  const legend = h(
-    "ul",
-    { class: "chart-legend", "aria-hidden": "true" },
-    SERIES.map((one) => h("li", {}, h("span", { class: `swatch ${one.cls}` }), one.label)),
+  const description = h("p", { id: descId, class: "visually-hidden" });
+  const { box, plot } = plotBox(
+    {
+      height: LOSS_HEIGHT,
+      scales: {
+        x: { time: false, range: () => [0, lastStep()] },
+        y: {
+          range: (u, low, high) => (low == null ? [0, 1] : [Math.min(0, low), high * 1.05 || 1]),
+        },
+      },
+      axes: [
+        axis(colors, { label: "Step", size: 28, labelSize: 18, incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000] }),
+        axis(colors, { size: 48, values: (u, splits) => splits.map((v) => v.toFixed(2)) }),
+      ],
+      series: [
+        { label: "Step", value: (u, v) => (v == null ? "—" : String(v)) },
+        ...SERIES.map((one) => ({
+          label: one.label,
+          stroke: colors.series(one.cls),
+          width: 2,
+          spanGaps: true, // validation runs at some steps only: one line through them
+          points: { show: true, size: 5, fill: colors.series(one.cls) },
+          value: (u, v) => loss(v),
+        })),
+      ],
+    },
+    data(),
+    { role: "img", "aria-label": "Loss by step", "aria-describedby": descId, class: "plot-box loss-chart" },
   );
+  const body = h("tbody");
+  const summary = h("summary");
   const table = h(
     "table",
     { class: "chart-table" },
     h("caption", {}, "Loss by step"),
     h("thead", {}, h("tr", {}, ["Step", "Epoch", "Training loss", "Validation loss"].map((name) => h("th", { scope: "col" }, name)))),
-    h(
-      "tbody",
-      {},
+    body,
+  );
+
+  function update(next) {
+    points = lossPoints(next);
+    plot.setData(data());
+    description.textContent = describe(points);
+    summary.textContent = `Loss values (${points.length} step${points.length === 1 ? "" : "s"})`;
+    replace(
+      body,
       points.map((p) =>
         h("tr", {}, h("th", { scope: "row" }, String(p.step)), h("td", {}, p.epoch.toFixed(2)), h("td", {}, loss(p.train_loss)), h("td", {}, loss(p.validation_loss))),
       ),
-    ),
-  );
-  return h(
-    "figure",
-    { class: "loss-figure" },
-    svg,
-    legend,
-    h("details", { class: "chart-numbers" }, h("summary", {}, `Loss values (${points.length} step${points.length === 1 ? "" : "s"})`), table),
-  );
+    );
+  }
+
+  update(metrics);
+  const figure = h("figure", { class: "loss-figure" }, box, description, h("details", { class: "chart-numbers" }, summary, table));
+  return { figure, update };
 }
 
 // ---- bars ------------------------------------------------------------------------------------
 
 const BAR = 14;
 const BAR_GAP = 10;
+const BAR_PAD = 44; // the value axis under the bars, and a margin above them
 const LABEL_W = 190;
 const BAR_SERIES = ["series-a", "series-c", "series-b"];
 
@@ -125,69 +111,70 @@ function plain(value, digits) {
   return Number.isInteger(value) ? String(value) : value.toFixed(digits);
 }
 
+/** `text` cut to about `width` pixels of axis label. */
+function clip(text, width) {
+  const most = Math.max(4, Math.floor(width / 7));
+  return text.length > most ? `${text.slice(0, most - 1)}…` : text;
+}
+
 /**
  * A figure of horizontal bars: `rows` [{label, values: [number|null per series]}] against
  * `series` [{label}], on [min, max] (widened to hold every value; zero always shown).
  * `title` names the image (and the table); `note` (the rule behind the numbers) goes under it.
  */
 export function barChart({ title, rows, series = [{ label: "Value" }], min = 0, max = null, digits = 3, note = null }) {
+  const colors = palette();
   const titleId = nextId("bar-title");
   const descId = nextId("bar-desc");
-  const values = rows.flatMap((row) => row.values.filter((v) => v != null && !Number.isNaN(v)));
-  let low = Math.min(min, 0, ...values);
+  const clean = (v) => (v == null || Number.isNaN(v) ? null : v);
+  const values = rows.flatMap((row) => row.values.map(clean).filter((v) => v != null));
+  const low = Math.min(min, 0, ...values);
   let high = Math.max(max ?? 0, 0, ...values);
   if (high === low) high = low + 1;
-  const group = series.length * BAR + BAR_GAP;
-  const height = PAD.top + rows.length * group + PAD.bottom;
-  const innerW = WIDTH - LABEL_W - PAD.right;
-  const x = (v) => LABEL_W + ((v - low) / (high - low)) * innerW;
-  const svg = s("svg", {
-    class: "chart bar-chart",
-    viewBox: `0 0 ${WIDTH} ${height}`,
-    role: "img",
-    "aria-labelledby": titleId,
-    "aria-describedby": descId,
-    preserveAspectRatio: "xMidYMid meet",
-  });
+  const labels = rows.map((row) => row.label);
+  // The labels' column: 190 px on a desktop, at most 40% of a phone's width.
+  const labelWidth = (u) => Math.min(LABEL_W, Math.round(u.width * 0.4));
   const said = rows.length
     ? rows
         .map((row) => `${row.label}: ${row.values.map((v, i) => (series.length > 1 ? `${series[i].label} ${plain(v, digits)}` : plain(v, digits))).join(", ")}`)
         .join("; ")
     : "No values.";
-  svg.append(s("title", { id: titleId }, title), s("desc", { id: descId }, said));
-  const bottom = height - PAD.bottom;
-  const ticks = low < 0 ? [low, 0, high] : [0, (low + high) / 2, high];
-  ticks.forEach((value, i) => {
-    const grid = s("g", { class: "chart-grid" });
-    // The last tick's text ends at its line, so it is never cut at the right edge.
-    grid.append(
-      s("line", { x1: x(value), x2: x(value), y1: PAD.top, y2: bottom }),
-      s("text", { x: x(value), y: bottom + 16, "text-anchor": i === ticks.length - 1 ? "end" : "middle" }, plain(value, 2)),
-    );
-    svg.append(grid);
-  });
-  rows.forEach((row, r) => {
-    const top = PAD.top + r * group;
-    const label = row.label.length > 26 ? `${row.label.slice(0, 25)}…` : row.label;
-    svg.append(s("text", { x: LABEL_W - 6, y: top + (series.length * BAR) / 2 + 4, "text-anchor": "end", class: "chart-axis" }, label));
-    row.values.forEach((value, i) => {
-      if (value == null || Number.isNaN(value)) return;
-      const start = x(Math.max(low, Math.min(0, value)));
-      const end = x(Math.max(0, value));
-      const bar = s("g", { class: BAR_SERIES[i % BAR_SERIES.length], "data-row": row.label, "data-series": series[i].label });
-      bar.append(s("rect", { x: start.toFixed(1), y: top + i * BAR, width: Math.max(1, end - start).toFixed(1), height: BAR - 2 }));
-      svg.append(bar);
-    });
-  });
+  const { box } = plotBox(
+    {
+      height: BAR_PAD + Math.max(rows.length, 1) * (series.length * BAR + BAR_GAP),
+      // Categories down the side (x, turned upright, the first at the top), values across (y).
+      scales: {
+        x: { time: false, ori: 1, dir: -1, range: () => [-0.5, rows.length - 0.5] },
+        y: { ori: 0, range: () => [low, high] },
+      },
+      axes: [
+        axis(colors, {
+          side: 3,
+          grid: { show: false },
+          size: labelWidth,
+          splits: () => labels.map((_, i) => i),
+          values: (u, splits) => splits.map((i) => clip(labels[i] ?? "", labelWidth(u) - 14)),
+        }),
+        axis(colors, { side: 2, size: 30, space: 44, values: (u, splits) => splits.map((v) => plain(v, 2)) }),
+      ],
+      legend: { show: series.length > 1 },
+      series: [
+        { label: "Item", value: (u, i) => labels[i] ?? "" },
+        ...series.map((one, i) => ({
+          label: one.label,
+          fill: colors.series(BAR_SERIES[i % BAR_SERIES.length]),
+          stroke: colors.series(BAR_SERIES[i % BAR_SERIES.length]),
+          width: 0,
+          paths: groupedBars(i, series.length, rows.length),
+          points: { show: false },
+          value: (u, v) => plain(v, digits),
+        })),
+      ],
+    },
+    [rows.map((_, i) => i), ...series.map((_, i) => rows.map((row) => clean(row.values[i])))],
+    { role: "img", "aria-labelledby": titleId, "aria-describedby": descId, class: "plot-box bar-chart" },
+  );
 
-  const legend =
-    series.length > 1
-      ? h(
-          "ul",
-          { class: "chart-legend", "aria-hidden": "true" },
-          series.map((one, i) => h("li", {}, h("span", { class: `swatch ${BAR_SERIES[i % BAR_SERIES.length]}` }), one.label)),
-        )
-      : null;
   const table = h(
     "table",
     { class: "chart-table" },
@@ -202,9 +189,9 @@ export function barChart({ title, rows, series = [{ label: "Value" }], min = 0, 
   return h(
     "figure",
     { class: "chart-figure bar-figure", "data-chart": title },
-    h("figcaption", {}, title),
-    svg,
-    legend,
+    h("figcaption", { id: titleId }, title),
+    box,
+    h("p", { id: descId, class: "visually-hidden" }, said),
     note ? h("p", { class: "field-hint" }, note) : null,
     h("details", { class: "chart-numbers" }, h("summary", {}, `${title}: the numbers`), h("div", { class: "table-scroll" }, table)),
   );

@@ -1,6 +1,7 @@
 // Fine-tunes: the viewer's fine-tunes with their status, a form that starts one (a JSONL
 // dataset checked by the API, whose 422 names each bad line), and one fine-tune's page with
-// its progress and loss chart live from the fine-tune's event stream, and cancel.
+// its progress and loss chart (uPlot, updated in place) live from the fine-tune's event stream,
+// and cancel.
 import * as api from "../api.js";
 import { field, formatTime, h, nextId, replace } from "../dom.js";
 import { clearError, guarded } from "../ui.js";
@@ -197,7 +198,9 @@ export async function renderFineTune(view, fineTuneId) {
   const status = h("p", { class: "fine-tune-status", role: "status", "aria-live": "polite" });
   const bar = h("progress", { max: "100", value: "0", "aria-label": "Training progress" });
   const facts = h("dl", { class: "facts fine-tune-facts" });
-  const chartBox = h("div", { class: "chart-box", "aria-live": "off" });
+  // One chart for the page's life: each progress report updates it in place.
+  const chart = lossChart(metrics);
+  const chartBox = h("div", { class: "chart-box", "aria-live": "off" }, chart.figure);
   const connection = h("p", { class: "muted", role: "status" });
   const cancel = h("button", { type: "button", class: "danger" }, "Cancel fine-tune");
   cancel.addEventListener("click", () =>
@@ -247,7 +250,7 @@ export async function renderFineTune(view, fineTuneId) {
     if (job.result_version_id) {
       facts.append(h("dt", {}, "New version"), h("dd", {}, h("a", { href: `#/models/${job.model_id}` }, "Open the model (the new version validates like any upload)")));
     }
-    replace(chartBox, lossChart(metrics));
+    chart.update(metrics);
     cancel.disabled = FINAL.has(job.status) || job.cancel_requested;
   }
 

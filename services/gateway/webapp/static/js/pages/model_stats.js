@@ -1,30 +1,16 @@
-// A model's stats over time: requests, tokens and latency p50/p95 per day, drawn as inline SVG
-// built with DOM calls (no chart library, no HTML strings). Each chart is an image with a
-// text summary for screen readers and a table of the same numbers beside it.
+// A model's stats over time: requests, tokens and latency p50/p95 per day, drawn by uPlot
+// (../charts.js). Each chart is an image named and described for screen readers, with a table
+// of the same numbers beside it.
 import * as api from "../api.js";
+import { axis, groupedBars, palette, plotBox } from "../charts.js";
 import { h, nextId, replace } from "../dom.js";
 
-// SVG's namespace, as the HTML parser assigns it to <svg> (a constant string, no text of anyone's):
-// the app's files name no URL at all (tests/gateway/test_webapp_files.py).
-const SVG = new DOMParser().parseFromString("<svg></svg>", "text/html").body.firstChild.namespaceURI;
-const WIDTH = 600;
 const HEIGHT = 200;
-const PAD = { top: 12, right: 12, bottom: 28, left: 52 };
 const RANGES = [
   [7, "7 days"],
   [30, "30 days"],
   [90, "90 days"],
 ];
-
-/** An SVG element: like h(), attributes only (text goes in with .textContent). */
-function s(tag, attrs = {}, ...children) {
-  const element = document.createElementNS(SVG, tag);
-  for (const [name, value] of Object.entries(attrs)) {
-    if (value !== null && value !== undefined) element.setAttribute(name, String(value));
-  }
-  for (const child of children.flat()) if (child) element.append(child);
-  return element;
-}
 
 function number(value) {
   return value == null ? "—" : Math.round(value).toLocaleString("en");
@@ -48,89 +34,51 @@ function niceMax(value) {
  * "line", cls}] sharing one axis; `unit` names the axis.
  */
 function chart(title, unit, days, series) {
+  const colors = palette();
   const titleId = nextId("chart");
   const descId = nextId("chart-desc");
   const values = series.flatMap((one) => days.map((d) => d[one.key]).filter((v) => v != null));
   const max = niceMax(Math.max(0, ...values));
-  const innerW = WIDTH - PAD.left - PAD.right;
-  const innerH = HEIGHT - PAD.top - PAD.bottom;
-  const slot = innerW / Math.max(days.length, 1);
-  const x = (i) => PAD.left + slot * (i + 0.5);
-  const y = (v) => PAD.top + innerH - (v / max) * innerH;
-
-  const grid = [0, 0.5, 1].map((f) => {
-    const value = max * f;
-    return s(
-      "g",
-      { class: "chart-grid" },
-      s("line", { x1: PAD.left, x2: WIDTH - PAD.right, y1: y(value), y2: y(value) }),
-      Object.assign(s("text", { x: PAD.left - 6, y: y(value) + 4, "text-anchor": "end" }), {
-        textContent: tick(value),
-      }),
-    );
-  });
-  // A day label at the ends and the middle, so a 90-day axis stays legible.
-  const labelled = new Set([0, Math.floor((days.length - 1) / 2), days.length - 1]);
-  const axis = days.map((d, i) =>
-    labelled.has(i)
-      ? Object.assign(s("text", { x: x(i), y: HEIGHT - 8, "text-anchor": "middle", class: "chart-axis" }), {
-          textContent: d.day.slice(5),
-        })
-      : null,
-  );
-
   const bars = series.filter((one) => one.kind === "bar");
-  const barWidth = Math.max(1, (slot * 0.8) / Math.max(bars.length, 1));
-  const marks = series.map((one) => {
-    if (one.kind === "bar") {
-      const offset = bars.indexOf(one);
-      return s(
-        "g",
-        { class: one.cls },
-        days.map((d, i) => {
-          const v = d[one.key] || 0;
-          const rect = s("rect", {
-            x: x(i) - (slot * 0.8) / 2 + offset * barWidth,
-            y: y(v),
-            width: barWidth,
-            height: Math.max(0, PAD.top + innerH - y(v)),
-          });
-          rect.append(Object.assign(s("title"), { textContent: `${d.day}: ${number(v)} ${one.label}` }));
-          return rect;
-        }),
-      );
-    }
-    // A line through the days that have a value; a day without requests breaks it.
-    let path = "";
-    let pen = false;
-    const dots = [];
-    days.forEach((d, i) => {
-      const v = d[one.key];
-      if (v == null) {
-        pen = false;
-        return;
-      }
-      path += `${pen ? "L" : "M"}${x(i).toFixed(1)},${y(v).toFixed(1)}`;
-      pen = true;
-      const dot = s("circle", { cx: x(i), cy: y(v), r: 3 });
-      dot.append(Object.assign(s("title"), { textContent: `${d.day}: ${one.label} ${number(v)} ms` }));
-      dots.push(dot);
-    });
-    return s("g", { class: one.cls }, path ? s("path", { d: path }) : null, dots);
-  });
-
-  const svg = s(
-    "svg",
+  const { box } = plotBox(
     {
-      viewBox: `0 0 ${WIDTH} ${HEIGHT}`,
-      role: "img",
-      "aria-labelledby": titleId,
-      "aria-describedby": descId,
-      class: "chart",
+      height: HEIGHT,
+      // The days are categories 0..n-1, labelled by their date (every day, or every few).
+      scales: {
+        x: { time: false, range: () => [-0.5, days.length - 0.5] },
+        y: { range: () => [0, max] },
+      },
+      axes: [
+        axis(colors, {
+          grid: { show: false },
+          space: 48,
+          incrs: [1, 2, 3, 5, 7, 10, 14, 15, 30, 45, 90],
+          values: (u, splits) => splits.map((i) => (Number.isInteger(i) && days[i] ? days[i].day.slice(5) : "")),
+        }),
+        axis(colors, { size: 52, values: (u, splits) => splits.map(tick) }),
+      ],
+      series: [
+        { label: "Day", value: (u, i) => days[i]?.day ?? "" },
+        ...series.map((one) => {
+          const color = colors.series(one.cls);
+          if (one.kind === "bar") {
+            return {
+              label: one.label,
+              fill: color,
+              stroke: color,
+              width: 0,
+              paths: groupedBars(bars.indexOf(one), bars.length, days.length),
+              points: { show: false },
+              value: (u, v) => number(v),
+            };
+          }
+          // A line through the days that have a value; a day without requests breaks it.
+          return { label: one.label, stroke: color, width: 2, points: { show: true, size: 6, fill: color }, value: (u, v) => (v == null ? "—" : `${number(v)} ms`) };
+        }),
+      ],
     },
-    grid,
-    axis,
-    marks,
+    [days.map((_, i) => i), ...series.map((one) => days.map((d) => (one.kind === "bar" ? d[one.key] || 0 : d[one.key] ?? null)))],
+    { role: "img", "aria-labelledby": titleId, "aria-describedby": descId, class: "plot-box" },
   );
 
   const used = days.filter((d) => series.some((one) => d[one.key]));
@@ -158,12 +106,7 @@ function chart(title, unit, days, series) {
     "figure",
     { class: "chart-figure", "data-chart": title },
     h("figcaption", { id: titleId }, `${title} (${unit})`),
-    svg,
-    h(
-      "ul",
-      { class: "chart-legend", "aria-hidden": "true" },
-      series.map((one) => h("li", {}, h("span", { class: `swatch ${one.cls}` }), one.label)),
-    ),
+    box,
     h("p", { id: descId, class: "visually-hidden" }, description),
     h("details", {}, h("summary", {}, `${title}: the numbers`), h("div", { class: "table-wrap" }, table)),
   );
