@@ -166,6 +166,10 @@ class Proxy:
             upstream, replica = await self._to_replica(request, target, headers, body)
         else:
             body = await self._request_body(request, target.path)
+            if isinstance(body, _LimitedBody) and "content-length" in request.headers:
+                # Streamed with its declared length, not re-framed as chunks: the service can
+                # check the length before reading (an upload part), and nothing is re-framed.
+                headers["Content-Length"] = request.headers["content-length"]
             url = self._origins[service] + target.target
             try:
                 upstream = await self._send(request, service, url, headers, body)

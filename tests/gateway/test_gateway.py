@@ -24,6 +24,7 @@ class StreamProbe:
         self.proceed = asyncio.Event()
         self.closed = asyncio.Event()
         self.received_body = b""
+        self.received_headers: dict[str, str] = {}
         self.url = ""
         self.client: httpx.AsyncClient | None = None
         self.app = FastAPI()
@@ -44,6 +45,7 @@ class StreamProbe:
 
         @self.app.post("/api/v1/posts/echo-size")
         async def echo(request: Request) -> dict[str, int]:
+            self.received_headers = dict(request.headers)
             self.received_body = await request.body()
             return {"size": len(self.received_body)}
 
@@ -189,6 +191,27 @@ async def test_large_bodies_stream_through_intact(probe):
     assert response.json() == {"size": 64 * 65536}
     assert probe.received_body[:3] == b"\x00\x00\x00"
     assert probe.received_body[-1] == 63
+    # Sent without a length, it goes on in chunks.
+    assert probe.received_headers.get("transfer-encoding") == "chunked"
+
+
+async def test_a_large_body_of_declared_length_streams_with_that_length(probe):
+    user = await user_session(probe.client)
+    size = 4 * (1 << 20)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for index in range(4):
+            yield bytes([index]) * (1 << 20)
+
+    response = await probe.client.post(
+        "/api/v1/posts/echo-size",
+        content=chunks(),
+        headers={**user.headers, "Content-Length": str(size)},
+    )
+    assert response.json() == {"size": size}
+    assert probe.received_headers["content-length"] == str(size)
+    assert "transfer-encoding" not in probe.received_headers
+    assert probe.received_body[-1] == 3
 
 
 async def test_protected_routes_need_credentials(client):
