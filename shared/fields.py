@@ -6,6 +6,9 @@
   constraints (`max_length`, ...) combine with it natively, and the error handler words its
   failure as "must not contain NUL" (`NUL_MESSAGE`). A field with its own pattern (usernames,
   slugs) needs no `Text`: its pattern leaves NUL out already.
+- `storable(text)`: generated text (a model's, a provider's) made storable the same way: a NUL
+  becomes U+FFFD, the replacement character, and so does half a UTF-16 surrogate pair (which
+  a provider's JSON may carry), instead of failing the query that stores it.
 - `refuse_null(...)` and `non_null_schema(...)`: update fields that may be left out but never
   be null (`name`, `visibility`, `is_model_developer`): None means "not sent", an explicit null
   is a 422 naming the field, and the document shows the type without `null`.
@@ -22,8 +25,8 @@
 - `document_bounds`: write limits that come from settings (password length, max_tokens) into an
   app's generated OpenAPI document, where a static `Field` cannot know them.
 
-Exports: Text, NUL_FREE_PATTERN, NUL_MESSAGE, refuse_null, non_null_schema, JSON_INTEGER, INT32_MAX,
-JSON_INT_MAX, Timestamp, document_bounds.
+Exports: Text, NUL_FREE_PATTERN, NUL_MESSAGE, storable, refuse_null, non_null_schema,
+JSON_INTEGER, INT32_MAX, JSON_INT_MAX, Timestamp, document_bounds.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ __all__ = [
     "document_bounds",
     "non_null_schema",
     "refuse_null",
+    "storable",
 ]
 
 NUL_FREE_PATTERN = r"^[^\x00]*$"
@@ -62,6 +66,17 @@ INT32_MAX = 2**31 - 1
 JSON_INT_MAX = 2**53 - 1
 
 Text = Annotated[str, StringConstraints(pattern=NUL_FREE_PATTERN)]
+
+
+def storable(text: str) -> str:
+    """`text` as PostgreSQL text and JSONB hold it (see the module docstring)."""
+    if "\x00" in text:
+        text = text.replace("\x00", "\ufffd")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate
+        text = "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in text)
+    return text
 
 
 def _json_integer(value: Any) -> Any:

@@ -34,6 +34,7 @@ from services.inference.openai.service import NoChatTemplate, openai_service
 from shared.auth.identity import Identity, forwarded_identity_headers
 from shared.auth.service_credentials import ServiceName
 from shared.errors import LLMNetError, ServiceUnavailable, TooManyRequests
+from shared.fields import storable
 from shared.internal_http import internal_client
 
 PERPLEXITY_PATH = "/internal/v1/perplexity"
@@ -158,7 +159,7 @@ class ApiGenerator:
 def _sample(text: str, data: dict[str, Any], started: float) -> Sample:
     usage = data.get("usage") or {}
     return Sample(
-        text=text,
+        text=storable(text),
         prompt_tokens=int(usage.get("prompt_tokens", 0)),
         completion_tokens=int(usage.get("completion_tokens", 0)),
         latency_ms=(time.perf_counter() - started) * 1000,
@@ -213,7 +214,7 @@ class LocalGenerator:
             await events.aclose()
             await openai_service.record_usage_of(ctx, generation, status)
         return Sample(
-            text="".join(parts),
+            text=storable("".join(parts)),
             prompt_tokens=generation.prompt_tokens,
             completion_tokens=generation.completion_tokens,
             latency_ms=(time.perf_counter() - started) * 1000,

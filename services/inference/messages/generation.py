@@ -42,6 +42,7 @@ from services.inference.openai.service import Generation, openai_service
 from services.inference.usage.service import Usage, UsageRow, usage_service
 from shared.db import session_scope, utcnow
 from shared.errors import LLMNetError
+from shared.fields import storable
 
 if TYPE_CHECKING:
     from services.inference.config import InferenceSettings
@@ -231,7 +232,7 @@ class Generations:
             if not event.text:
                 continue
             # PostgreSQL text holds no NUL (a random model may well produce one).
-            text = event.text.replace("\x00", "\ufffd")
+            text = storable(event.text)
             job.parts.append(text)
             deltas.add(text)
             if time.monotonic() - saved >= settings.message_persist_seconds:
