@@ -2,8 +2,9 @@
 
 Measurements in one run: writing the same bytes straight to the storage disk (the baseline
 the service cannot beat), uploading in one request directly to the model hub and through the
-gateway, and uploading through the gateway with an upload session (16 MiB parts, 4 in flight,
-timed from creating the session to the answer of `complete`). The model hub's and gateway's
+gateway, and uploading through the gateway with an upload session (the model hub's default
+part size, 4 in flight, timed from creating the session to the answer of `complete`), and
+again with 16 MiB parts, to show what each part costs. The model hub's and gateway's
 resident memory is sampled throughout: a streaming upload keeps it flat. Then a second
 session is cut off at 50% (the part in flight there breaks off mid-way, the client stops) and
 resumed from what the session says is missing, counting the bytes sent again. Targets:
@@ -37,7 +38,7 @@ from tests.benchmarks.harness import bench_database, bench_user, reset_redis_db,
 SIZE = int(os.environ.get("UPLOAD_BENCH_BYTES") or 1024**3)
 CHUNK = 1 << 20
 BOUNDARY = "llmnet-bench-boundary"
-PART_SIZE = 16 * CHUNK
+SMALL_PARTS = 16 * CHUNK
 IN_FLIGHT = 4
 CONFIG = json.dumps({"model_type": "llama"}).encode()
 TOKENIZER = b'{"version": "1.0"}'
@@ -49,6 +50,7 @@ class Result:
     seconds: float
     rss_growth: dict[str, int]
     cpu_seconds: dict[str, float] = field(default_factory=dict)
+    part_size: int = 0
 
     @property
     def mb_per_s(self) -> float:
@@ -208,12 +210,20 @@ class Resume:
 class Session:
     """One upload session through the gateway, its parts sent IN_FLIGHT at a time."""
 
-    def __init__(self, http: aiohttp.ClientSession, url: str, model_id: str, auth: dict[str, str]):
+    def __init__(
+        self,
+        http: aiohttp.ClientSession,
+        url: str,
+        model_id: str,
+        auth: dict[str, str],
+        part_size: int | None = None,
+    ):
         self._http = http
         self._auth = auth
         self._base = f"{url}/api/v1/models/{model_id}/upload-sessions"
         self.weights = Weights()
         self.id = ""
+        self.part_size = part_size or 0  # None: the server's default, known once created
 
     async def create(self) -> None:
         files = [
@@ -221,19 +231,24 @@ class Session:
             {"name": "tokenizer.json", "size": len(TOKENIZER)},
             {"name": "model.safetensors", "size": self.weights.size},
         ]
-        async with self._http.post(
-            self._base, json={"files": files, "part_size": PART_SIZE}, headers=self._auth
-        ) as response:
+        request: dict[str, Any] = {"files": files}
+        if self.part_size:
+            request["part_size"] = self.part_size
+        async with self._http.post(self._base, json=request, headers=self._auth) as response:
             body = await response.json()
             if response.status != 201:
                 raise RuntimeError(f"create failed: {response.status} {body}")
         self.id = body["id"]
+        self.part_size = body["part_size"]
+
+    def offsets(self) -> list[int]:
+        return list(range(0, self.weights.size, self.part_size))
 
     async def put(self, name: str, offset: int, data: AsyncIterator[bytes] | bytes) -> None:
         length = len(data) if isinstance(data, bytes) else None
         headers = {**self._auth, "Content-Type": "application/octet-stream"}
         if length is None:
-            length = min(PART_SIZE, self.weights.size - offset)
+            length = min(self.part_size, self.weights.size - offset)
         headers["Content-Length"] = str(length)
         async with self._http.put(
             f"{self._base}/{self.id}/files/{name}",
@@ -257,7 +272,7 @@ class Session:
             nonlocal stopped, cut_sent
             while pending and not stopped:
                 offset = pending.pop(0)
-                length = min(PART_SIZE, self.weights.size - offset)
+                length = min(self.part_size, self.weights.size - offset)
                 if cut_at is not None and offset <= cut_at < offset + length:
                     stopped = True
                     cut_sent = length // 2
@@ -299,21 +314,26 @@ async def _delete_version(url: str, model_id: str, auth: dict[str, str], version
 
 
 async def _session_upload(
-    url: str, model_id: str, auth: dict[str, str], pids: dict[str, int]
+    url: str,
+    model_id: str,
+    auth: dict[str, str],
+    pids: dict[str, int],
+    part_size: int | None = None,
 ) -> Result:
     with RssSampler(pids) as sampler:
         started = time.perf_counter()
         async with aiohttp.ClientSession() as http:
-            session = Session(http, url, model_id, auth)
+            session = Session(http, url, model_id, auth, part_size)
             await session.create()
             await session.put("config.json", 0, CONFIG)
             await session.put("tokenizer.json", 0, TOKENIZER)
-            await session.send_weights(list(range(0, session.weights.size, PART_SIZE)))
+            await session.send_weights(session.offsets())
             version = await session.complete()
         elapsed = time.perf_counter() - started
         cpu = sampler.cpu()
     await _delete_version(url, model_id, auth, version["id"])
-    return Result(f"session, {IN_FLIGHT} in flight", elapsed, sampler.growth(), cpu)
+    name = f"session, {session.part_size >> 20} MiB parts"
+    return Result(name, elapsed, sampler.growth(), cpu, part_size=session.part_size)
 
 
 async def _interrupted_session(url: str, model_id: str, auth: dict[str, str]) -> Resume:
@@ -322,13 +342,13 @@ async def _interrupted_session(url: str, model_id: str, auth: dict[str, str]) ->
         await session.create()
         await session.put("config.json", 0, CONFIG)
         await session.put("tokenizer.json", 0, TOKENIZER)
-        offsets = list(range(0, session.weights.size, PART_SIZE))
+        offsets = session.offsets()
         cut_at = session.weights.size // 2
         cut_sent = await session.send_weights(offsets, cut_at=cut_at)
         assert cut_sent is not None
         started = {o for o in offsets if o <= cut_at}  # sent, or begun, before the cut
         missing = (await session.missing())["model.safetensors"]
-        interrupted = next(o for o in offsets if o <= cut_at < o + PART_SIZE)
+        interrupted = next(o for o in offsets if o <= cut_at < o + session.part_size)
     # A new connection pool: the client that resumes is a new process.
     async with aiohttp.ClientSession() as http:
         session_again = Session(http, url, model_id, auth)
@@ -336,12 +356,13 @@ async def _interrupted_session(url: str, model_id: str, auth: dict[str, str]) ->
         await session_again.send_weights(missing)
         version = await session_again.complete()
     await _delete_version(url, model_id, auth, version["id"])
-    resent = sum(min(PART_SIZE, session.weights.size - o) for o in missing if o in started)
+    part_size = session.part_size
+    resent = sum(min(part_size, session.weights.size - o) for o in missing if o in started)
     return Resume(
         parts_before=len(offsets) - len(missing),
         cut_sent=cut_sent,
         resent=resent,
-        interrupted=min(PART_SIZE, session.weights.size - interrupted),
+        interrupted=min(part_size, session.weights.size - interrupted),
     )
 
 
@@ -373,13 +394,16 @@ async def run() -> list[str]:
                         "through the gateway", gateway, model["id"], user.gateway_headers, watched
                     ),
                     await _session_upload(gateway, model["id"], user.gateway_headers, watched),
+                    await _session_upload(
+                        gateway, model["id"], user.gateway_headers, watched, SMALL_PARTS
+                    ),
                 ]
                 resume = await _interrupted_session(gateway, model["id"], user.gateway_headers)
     return _report(results, resume)
 
 
 def _report(results: list[Result], resume: Resume) -> list[str]:
-    baseline, direct, through, session = results
+    baseline, direct, through, session, small = results
     lines = [
         f"Upload benchmark: one {SIZE / 2**30:g} GiB safetensors version, local storage backend",
         f"{'path':<24}{'MB/s':>8}{'vs disk':>9}{'hub RSS +MiB':>14}{'gw RSS +MiB':>13}"
@@ -398,7 +422,7 @@ def _report(results: list[Result], resume: Resume) -> list[str]:
             f"{'' if gw_cpu is None else f'{gw_cpu:.2f}':>10}"
         )
     rate = through.mb_per_s
-    growth = max(r.rss_growth["models_hub"] for r in (direct, through, session)) / 2**20
+    growth = max(r.rss_growth["models_hub"] for r in results[1:]) / 2**20
     lines.append(
         f"through the gateway: {rate:.0f} MB/s (target >= 100: "
         f"{'met' if rate >= 100 else 'MISSED'}); gateway/direct "
@@ -406,9 +430,10 @@ def _report(results: list[Result], resume: Resume) -> list[str]:
     )
     ratio = session.mb_per_s / through.mb_per_s
     lines.append(
-        f"upload session ({PART_SIZE >> 20} MiB parts, {IN_FLIGHT} in flight, create to "
-        f"complete) / one request, both through the gateway: {ratio:.2f}x (target >= 1.0: "
-        f"{'met' if ratio >= 1.0 else 'MISSED'})"
+        f"upload session (the default {session.part_size >> 20} MiB parts, {IN_FLIGHT} in "
+        f"flight, create to complete) / one request, both through the gateway: {ratio:.2f}x "
+        f"(target >= 1.0: {'met' if ratio >= 1.0 else 'MISSED'}); with "
+        f"{small.part_size >> 20} MiB parts {small.mb_per_s / through.mb_per_s:.2f}x"
     )
     lines.append(
         f"model hub peak RSS growth: {growth:.1f} MiB (target <= 64: "

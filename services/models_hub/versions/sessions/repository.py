@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import delete, func, literal, select
+from sqlalchemy import Select, delete, func, literal, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -49,6 +49,41 @@ async def parts(session: AsyncSession, session_id: uuid.UUID) -> list[UploadSess
     return list(rows)
 
 
+def _still_open(session_id: uuid.UUID) -> Select[uuid.UUID]:
+    """The session's id while parts may arrive (open, not completing, not expired), read under
+    its shared lock: completing or aborting it (FOR UPDATE) waits for the statement."""
+    return (
+        select(UploadSession.id)
+        .where(
+            UploadSession.id == session_id,
+            UploadSession.status == UploadSessionStatus.OPEN,
+            UploadSession.completing_since.is_(None),
+            UploadSession.expires_at > func.now(),
+        )
+        .with_for_update(read=True)
+    )
+
+
+async def forget_part_if_open(
+    session: AsyncSession, session_id: uuid.UUID, file_index: int, offset: int
+) -> bool:
+    """Forget what an earlier copy of the part recorded, if the session is still open; False
+    when it is not. One statement: a part's checks cost one round trip."""
+    still_open = _still_open(session_id).cte("still_open")
+    forgotten = (
+        delete(UploadSessionPart)
+        .where(
+            UploadSessionPart.session_id.in_(select(still_open.c.id)),
+            UploadSessionPart.file_index == file_index,
+            UploadSessionPart.part_offset == offset,
+        )
+        .returning(UploadSessionPart.session_id)
+        .cte("forgotten")
+    )
+    found = await session.scalar(select(func.count()).select_from(still_open).add_cte(forgotten))
+    return bool(found)
+
+
 async def record_part_if_open(
     session: AsyncSession,
     session_id: uuid.UUID,
@@ -63,22 +98,13 @@ async def record_part_if_open(
     open (not closed, completing or expired); False when it is not. One statement, which
     takes the session's shared lock as it reads it: parts that arrive together never lose
     each other's rows, and completing or aborting the session waits for it."""
-    still_open = (
-        select(
-            literal(session_id),
-            literal(file_index),
-            literal(offset),
-            literal(length),
-            literal(crc32c),
-            literal(etag),
-        )
-        .where(
-            UploadSession.id == session_id,
-            UploadSession.status == UploadSessionStatus.OPEN,
-            UploadSession.completing_since.is_(None),
-            UploadSession.expires_at > func.now(),
-        )
-        .with_for_update(read=True)
+    still_open = _still_open(session_id).with_only_columns(
+        literal(session_id),
+        literal(file_index),
+        literal(offset),
+        literal(length),
+        literal(crc32c),
+        literal(etag),
     )
     statement = insert(UploadSessionPart).from_select(
         ["session_id", "file_index", "part_offset", "length", "crc32c", "etag"], still_open
@@ -95,18 +121,6 @@ async def record_part_if_open(
         ).returning(UploadSessionPart.session_id)
     )
     return recorded.first() is not None
-
-
-async def forget_part(
-    session: AsyncSession, session_id: uuid.UUID, file_index: int, offset: int
-) -> None:
-    await session.execute(
-        delete(UploadSessionPart).where(
-            UploadSessionPart.session_id == session_id,
-            UploadSessionPart.file_index == file_index,
-            UploadSessionPart.part_offset == offset,
-        )
-    )
 
 
 async def forget_parts(session: AsyncSession, session_id: uuid.UUID) -> None:

@@ -19,9 +19,11 @@ from __future__ import annotations
 import logging
 import math
 import uuid
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 import anyio
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -174,11 +176,21 @@ def _ensure_open(upload: UploadSession) -> None:
         )
 
 
-def _file(upload: UploadSession, name: str) -> tuple[int, dict[str, Any]]:
-    for index, entry in enumerate(upload.files):
+@dataclass(frozen=True)
+class _Shape:
+    """What a session's parts are checked against; fixed when the session is created."""
+
+    owner_id: uuid.UUID
+    model_id: uuid.UUID
+    files: tuple[dict[str, Any], ...]
+    part_size: int
+
+
+def _file(files: Sequence[dict[str, Any]], name: str) -> tuple[int, dict[str, Any]]:
+    for index, entry in enumerate(files):
         if entry["name"] == name:
             return index, entry
-    names = ", ".join(f"'{e['name']}'" for e in upload.files)
+    names = ", ".join(f"'{e['name']}'" for e in files)
     raise UploadFileNotFound(f"This upload session has no file '{name}'; its files: {names}.")
 
 
@@ -228,6 +240,12 @@ def _stored_parts(
 
 
 class UploadSessionService:
+    #: Shapes of the sessions this process took parts for lately (see _shape).
+    SHAPES_KEPT = 4096
+
+    def __init__(self) -> None:
+        self._shapes: OrderedDict[uuid.UUID, _Shape] = OrderedDict()
+
     # -- access ---------------------------------------------------------------------------
     async def _uploadable(
         self, session: AsyncSession, model_id: uuid.UUID, viewer: Identity
@@ -265,6 +283,37 @@ class UploadSessionService:
         ):
             raise UploadSessionNotFound("No such upload session of this model.")
         return upload
+
+    async def _shape(
+        self, session: AsyncSession, model_id: uuid.UUID, session_id: uuid.UUID, viewer: Identity
+    ) -> _Shape:
+        """The viewer's own session's shape (an admin's too), remembered: a session's owner,
+        model, files and part size never change, so its parts (64 per GiB) need not load its
+        row each. Whether it is still open is the caller's to ask the database."""
+        shape = self._shapes.get(session_id)
+        if shape is None:
+            upload = await repository.get_session(session, session_id)
+            if upload is None:
+                raise UploadSessionNotFound("No such upload session of this model.")
+            shape = _Shape(upload.owner_id, upload.model_id, tuple(upload.files), upload.part_size)
+            self._shapes[session_id] = shape
+            while len(self._shapes) > self.SHAPES_KEPT:
+                self._shapes.popitem(last=False)
+        else:
+            self._shapes.move_to_end(session_id)
+        if shape.model_id != model_id or not (shape.owner_id == viewer.user_id or viewer.is_admin):
+            raise UploadSessionNotFound("No such upload session of this model.")
+        return shape
+
+    async def _refuse_closed(self, session: AsyncSession, session_id: uuid.UUID) -> NoReturn:
+        """Why the session takes no parts (it was not open when a statement asked)."""
+        upload = await repository.get_session(session, session_id)
+        if upload is None:
+            raise UploadSessionNotFound("No such upload session of this model.")
+        _ensure_open(upload)
+        raise UploadSessionClosed(  # it expired between the two reads
+            "This upload session expired while the part arrived; create a new one."
+        )
 
     async def _ensure_upload_allowed_today(
         self, session: AsyncSession, ctx: HubContext, viewer: Identity
@@ -379,10 +428,9 @@ class UploadSessionService:
         declared_length: int | None,
     ) -> UploadPartRead:
         async with session_scope(ctx.sessionmaker) as session:
-            upload = await self._owned(session, model_id, session_id, viewer, for_share=True)
-            _ensure_open(upload)
-            index, entry = _file(upload, name)
-            part_size = upload.part_size
+            shape = await self._shape(session, model_id, session_id, viewer)
+            index, entry = _file(shape.files, name)
+            part_size = shape.part_size
             size = entry["size"]
             if offset % part_size or offset >= size:
                 last = (size - 1) // part_size * part_size
@@ -400,7 +448,8 @@ class UploadSessionService:
                 )
             # A new copy replaces the old one in place (local storage): until it is whole,
             # the part is missing, so a copy that breaks off must be sent again.
-            await repository.forget_part(session, session_id, index, offset)
+            if not await repository.forget_part_if_open(session, session_id, index, offset):
+                await self._refuse_closed(session, session_id)
         if offset == 0:
             chunks = sniffed(name, chunks)
         try:
@@ -432,13 +481,7 @@ class UploadSessionService:
                 etag=stored.etag,
             ):
                 # Closed while the part arrived: closing removed (or is removing) every part.
-                upload_now = await repository.get_session(session, session_id)
-                if upload_now is None:
-                    raise UploadSessionNotFound("No such upload session of this model.")
-                _ensure_open(upload_now)
-                raise UploadSessionClosed(  # expired between the two checks
-                    "This upload session expired while the part arrived; create a new one."
-                )
+                await self._refuse_closed(session, session_id)
         return UploadPartRead(name=name, offset=offset, length=length, crc32c=stored.crc32c)
 
     # -- complete -------------------------------------------------------------------------
