@@ -352,7 +352,7 @@ async def _interrupted_session(url: str, model_id: str, auth: dict[str, str]) ->
     # A new connection pool: the client that resumes is a new process.
     async with aiohttp.ClientSession() as http:
         session_again = Session(http, url, model_id, auth)
-        session_again.id = session.id
+        session_again.id, session_again.part_size = session.id, session.part_size
         await session_again.send_weights(missing)
         version = await session_again.complete()
     await _delete_version(url, model_id, auth, version["id"])
