@@ -1,11 +1,17 @@
 """The admin pages in the web app: finding users, banning (with a reason) and unbanning,
-roles, the audit log of one user and by action, and daily token quotas; shown to admins
-only, every refusal shown with the API's detail."""
+roles, the audit log of one user and by action, daily token quotas, and moderation (a search
+of everyone's messages, paged, exported as CSV); shown to admins only, every refusal shown
+with the API's detail."""
 
 from __future__ import annotations
 
+import asyncio
+import csv
+import io
 import re
+import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 from playwright.async_api import Page, expect
@@ -13,7 +19,8 @@ from playwright.async_api import Page, expect
 from tests.browser.harness import save_screenshot
 from tests.browser.webapp import log_in, watch
 from tests.conftest import Platform
-from tests.factories import admin_session, user_session
+from tests.factories import UserSession, admin_session, user_session
+from tests.inference.conftest import llama, owner, tiny_llama_dir  # noqa: F401 - fixtures
 
 
 async def test_users_bans_roles_audit_and_quotas(
@@ -46,6 +53,12 @@ async def test_users_bans_roles_audit_and_quotas(
     await save_screenshot(page, screenshot_dir, "webapp-admin-users")
     await row.get_by_role("button", name="Unban @troll").click()
     await expect(row.get_by_role("button", name="Ban @troll")).to_be_visible()
+    # The profile is back: asked until it answers (seen once to trail the page by a moment
+    # on a loaded machine, which a person would never notice).
+    for _ in range(50):
+        if (await client.get("/api/v1/users/troll")).status_code == 200:
+            break
+        await asyncio.sleep(0.1)
     assert (await client.get("/api/v1/users/troll")).status_code == 200
 
     await row.get_by_label("Role of @troll").select_option("admin")
@@ -127,10 +140,150 @@ async def test_the_admin_pages_fit_a_phone(
     await user_session(client)
     await log_in(page, admin.username)
     await page.set_viewport_size({"width": 375, "height": 740})
-    for tab, shown in (("users", "Users"), ("audit", "Audit log")):
+    for tab, shown in (("users", "Users"), ("audit", "Audit log"), ("moderation", "Messages")):
         await page.goto(f"/#/admin/{tab}")
         await expect(
             page.get_by_role("table", name=shown).locator("tbody tr").first
         ).to_be_visible()
         assert await page.evaluate("document.documentElement.scrollWidth") <= 375
     problems.assert_none()
+
+
+async def _imported(
+    client: httpx.AsyncClient, user: UserSession, model: str, title: str, turns: list[str]
+) -> str:
+    """A conversation of `user`'s, its turns alternating user and assistant, through the
+    public import (no model runs); its id."""
+    messages: list[dict[str, Any]] = []
+    for n, content in enumerate(turns):
+        answer = n % 2 == 1
+        messages.append(
+            {
+                "id": str(uuid.uuid4()),
+                "parent_id": messages[-1]["id"] if messages else None,
+                "role": "assistant" if answer else "user",
+                "content": content,
+                "model_ref": model if answer else None,
+            }
+        )
+    document = {
+        "format": "llmnet.conversation",
+        "version": 1,
+        "conversation": {"model_ref": model, "title": title},
+        "messages": messages,
+    }
+    response = await client.post(
+        "/api/v1/conversations/import", json=document, headers=user.headers
+    )
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+async def test_moderation_search_pages_and_exports(
+    page: Page,
+    platform: Platform,
+    client: httpx.AsyncClient,
+    llama: dict[str, Any],  # noqa: F811
+    screenshot_dir: Path,
+) -> None:
+    problems = await watch(page)
+    admin = await admin_session(client, platform)
+    alice = await user_session(client, "alice")
+    bob = await user_session(client, "bob")
+    ref = llama["ref"]
+    await _imported(
+        client, alice, ref, "Trip planning", ["Where can I see a quokka?", "On Rottnest Island."]
+    )
+    await _imported(client, bob, ref, "Markup", ["Is <img src=x onerror=alert(1)> a narwhal?"])
+    await _imported(client, bob, ref, "Airships", [f"zeppelin fact {n}" for n in range(30)])
+    await log_in(page, admin.username)
+    await page.goto("/#/admin/users")
+    await page.get_by_role("link", name="Moderation").click()
+    messages = page.get_by_role("table", name="Messages")
+    rows = messages.locator("tbody tr")
+    await expect(rows).to_have_count(25)  # everything, newest first, a page at a time
+
+    # A word: exactly its message, with who wrote it, where, and when.
+    await page.get_by_label("Search messages").fill("quokka")
+    await expect(rows).to_have_count(1)
+    await expect(rows.first).to_contain_text("@alice")
+    await expect(rows.first).to_contain_text("user")
+    await expect(rows.first).to_contain_text("Trip planning")
+    await expect(rows.first.locator(".moderated-text")).to_have_text("Where can I see a quokka?")
+    await expect(more := page.get_by_role("button", name="More messages")).to_be_hidden()
+
+    # The export downloads what the search shows, as CSV.
+    async with page.expect_download() as downloaded:
+        await page.get_by_role("button", name="Export CSV").click()
+    download = await downloaded.value
+    assert download.suggested_filename.startswith("messages-")
+    assert download.suggested_filename.endswith(".csv")
+    exported = list(csv.DictReader(io.StringIO(Path(await download.path()).read_text())))
+    assert [(r["author_id"], r["content"]) for r in exported] == [
+        (alice.id, "Where can I see a quokka?")
+    ]
+    await expect(page.get_by_text("Exported the matching messages as CSV.")).to_be_visible()
+
+    # Markup is text: shown as written, never parsed into an element.
+    await page.get_by_label("Search messages").fill("narwhal")
+    await expect(rows).to_have_count(1)
+    await expect(rows.first.locator(".moderated-text")).to_have_text(
+        "Is <img src=x onerror=alert(1)> a narwhal?"
+    )
+    await expect(rows.first).to_contain_text("@bob")
+    assert await messages.locator("img").count() == 0
+    # The web-search syntax: either word, from both users.
+    await page.get_by_label("Search messages").fill("quokka or narwhal or island")
+    await expect(rows).to_have_count(3)
+    await save_screenshot(page, screenshot_dir, "webapp-admin-moderation", full_page=False)
+
+    # Pages follow the API's cursor; the author filter narrows by username.
+    await page.get_by_label("Search messages").fill("zeppelin")
+    await expect(rows).to_have_count(25)
+    await more.click()
+    await expect(rows).to_have_count(30)
+    await expect(more).to_be_hidden()
+    assert len(set(await rows.evaluate_all("rs => rs.map(r => r.dataset.messageId)"))) == 30
+    await page.get_by_label("Role").select_option("assistant")
+    await expect(rows).to_have_count(15)
+    await expect(rows.first).to_contain_text(ref)
+    await page.get_by_label("Author").fill("alice")
+    await page.get_by_role("button", name="Filter").click()
+    await expect(rows).to_have_count(1)
+    await expect(rows.first).to_have_text("No message matches.")
+    await page.get_by_label("Author").fill("bob")
+    await page.get_by_label("Author").press("Enter")  # the keyboard submits the filters
+    await expect(rows).to_have_count(15)
+
+    # A conversation's link lists its messages, and only them.
+    await page.get_by_label("Search messages").fill("quokka")
+    await page.get_by_label("Author").fill("")
+    await page.get_by_label("Role").select_option("")
+    await expect(rows).to_have_count(1)
+    of_trip = "Messages of the conversation “Trip planning”"
+    await rows.first.get_by_role("link", name=of_trip).click()
+    await expect(page.get_by_role("status").filter(has_text=of_trip)).to_be_visible()
+    await expect(rows).to_have_count(2)
+    # (Imported together, the two share a time: their order is the ids'.)
+    texts = await rows.locator(".moderated-text").all_inner_texts()
+    assert sorted(texts) == ["On Rottnest Island.", "Where can I see a quokka?"]
+    problems.assert_none()
+
+
+async def test_moderation_refusals_show_the_reason(
+    page: Page, platform: Platform, client: httpx.AsyncClient
+) -> None:
+    problems = await watch(page)
+    admin = await admin_session(client, platform)
+    await log_in(page, admin.username)
+    await page.goto("/#/admin/moderation")
+    await expect(page.get_by_role("table", name="Messages")).to_contain_text("No message matches.")
+    await page.get_by_label("Author").fill("ghost")
+    await page.get_by_role("button", name="Filter").click()
+    await expect(page.get_by_role("alert")).to_contain_text("No user named “ghost”.")
+    await page.get_by_label("Author").fill("")
+    await page.get_by_label("Model").fill("a/b/c")
+    await page.get_by_role("button", name="Filter").click()
+    await expect(page.get_by_role("alert")).to_contain_text("model_ref")
+    assert problems.uncaught == []
+    assert all(re.search(r"status of 422", line) for line in problems.console), problems.console

@@ -65,6 +65,8 @@ class MessageFilter:
     conversation_id: uuid.UUID | None = None
     since: datetime | None = None
     until: datetime | None = None
+    # A model by its "owner/name": also matches answers of a model since deleted.
+    model_ref: str | None = None
 
     def query(self) -> Select[Message]:
         conditions: list[ColumnElement[bool]] = []
@@ -74,6 +76,8 @@ class MessageFilter:
             conditions.append(Message.role == self.role)
         if self.model_id is not None:
             conditions.append(Message.model_id == self.model_id)
+        if self.model_ref is not None:
+            conditions.append(Message.model_ref == self.model_ref.lower())
         if self.author_id is not None:
             conditions.append(Message.author_id == self.author_id)
         if self.conversation_id is not None:
@@ -97,3 +101,14 @@ async def messages_page(
     session: AsyncSession, where: MessageFilter, *, cursor: str | None, limit: int
 ) -> tuple[list[Message], str | None]:
     return await keyset_page(session, where.query(), _MESSAGES_NEWEST, cursor=cursor, limit=limit)
+
+
+async def conversation_titles(
+    session: AsyncSession, conversation_ids: set[uuid.UUID]
+) -> dict[uuid.UUID, str]:
+    if not conversation_ids:
+        return {}
+    rows = await session.execute(
+        select(Conversation.id, Conversation.title).where(Conversation.id.in_(conversation_ids))
+    )
+    return {conversation_id: title for conversation_id, title in rows}

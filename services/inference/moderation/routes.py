@@ -11,7 +11,7 @@ from fastapi.responses import StreamingResponse
 from services.inference.deps import InferenceDep
 from services.inference.models import MessageRole
 from services.inference.moderation.repository import ConversationFilter, MessageFilter
-from services.inference.moderation.schemas import ModeratedConversation, ModeratedMessage
+from services.inference.moderation.schemas import ModeratedConversation, ModeratedMessageRead
 from services.inference.moderation.service import moderation_service
 from shared.auth.identity import AdminUser
 from shared.db import SessionDep, utcnow
@@ -47,8 +47,16 @@ def _message_filter(
     conversation_id: uuid.UUID | None = None,
     since: Timestamp | None = None,
     until: Timestamp | None = None,
+    model_ref: str | None = Query(
+        default=None,
+        max_length=100,
+        pattern=r"^[^/\s]+/[^/\s]+$",
+        description='A model by its "owner/name" (also one since deleted).',
+    ),
 ) -> MessageFilter:
-    return MessageFilter(q, role, model_id, author_id, conversation_id, since, until)
+    return MessageFilter(
+        q, role, model_id, author_id, conversation_id, since, until, model_ref=model_ref
+    )
 
 
 ConversationWhere = Annotated[ConversationFilter, Depends(_conversation_filter)]
@@ -94,17 +102,20 @@ async def export_conversations(
 
 @router.get(
     "/messages",
-    response_model=Page[ModeratedMessage],
+    response_model=Page[ModeratedMessageRead],
     summary="Search everyone's messages, newest first",
 )
 async def list_messages(
     admin: AdminUser,
     session: SessionDep,
     where: MessageWhere,
+    ctx: InferenceDep,
     cursor: CursorQuery = None,
     limit: LimitQuery = 50,
-) -> Page[ModeratedMessage]:
-    return await moderation_service.messages(session, where, cursor=cursor, limit=limit)
+) -> Page[ModeratedMessageRead]:
+    return await moderation_service.messages(
+        session, ctx.accounts, where, cursor=cursor, limit=limit
+    )
 
 
 @router.get(

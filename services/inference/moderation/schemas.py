@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from services.inference.models import MessageRole, MessageStatus
 
@@ -36,6 +36,15 @@ class ModeratedMessage(BaseModel):
     model_id: uuid.UUID | None
     model_ref: str | None
     created_at: datetime
+
+
+class ModeratedMessageRead(ModeratedMessage):
+    """A message as the search lists it: with its author's name and its conversation's title."""
+
+    author_username: str | None = Field(
+        default=None, description="The author's username (null: an account since deleted)."
+    )
+    conversation_title: str = ""
 
 
 CONVERSATION_COLUMNS = list(ModeratedConversation.model_fields)

@@ -10,8 +10,10 @@ content is whatever users and models wrote.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
@@ -26,8 +28,11 @@ from services.inference.moderation.schemas import (
     MESSAGE_COLUMNS,
     ModeratedConversation,
     ModeratedMessage,
+    ModeratedMessageRead,
 )
+from shared.accounts_client import AccountsClient
 from shared.db import session_scope
+from shared.errors import NotFound
 from shared.pagination import Page
 
 EXPORT_BATCH = 500
@@ -68,6 +73,22 @@ async def _export(
             return
 
 
+async def _usernames(
+    accounts: AccountsClient, user_ids: set[uuid.UUID]
+) -> dict[uuid.UUID, str | None]:
+    """Each id's username, asked of accounts at once (a page has at most 100 authors)."""
+
+    async def one(user_id: uuid.UUID) -> str | None:
+        try:
+            return (await accounts.user(user_id)).username
+        except NotFound:
+            return None  # an account since deleted: its messages stay
+
+    ids = list(user_ids)
+    names = await asyncio.gather(*(one(i) for i in ids))
+    return dict(zip(ids, names, strict=True))
+
+
 class ModerationService:
     async def conversations(
         self, session: AsyncSession, where: ConversationFilter, *, cursor: str | None, limit: int
@@ -80,14 +101,31 @@ class ModerationService:
         )
 
     async def messages(
-        self, session: AsyncSession, where: MessageFilter, *, cursor: str | None, limit: int
-    ) -> Page[ModeratedMessage]:
+        self,
+        session: AsyncSession,
+        accounts: AccountsClient,
+        where: MessageFilter,
+        *,
+        cursor: str | None,
+        limit: int,
+    ) -> Page[ModeratedMessageRead]:
+        """A page of the matching messages, each with its author's username and its
+        conversation's title, so that a moderator reads names rather than ids."""
         rows, next_cursor = await repository.messages_page(
             session, where, cursor=cursor, limit=limit
         )
-        return Page(
-            items=[ModeratedMessage.model_validate(r) for r in rows], next_cursor=next_cursor
-        )
+        titles = await repository.conversation_titles(session, {r.conversation_id for r in rows})
+        names = await _usernames(accounts, {r.author_id for r in rows})
+        items = [
+            ModeratedMessageRead.model_validate(r).model_copy(
+                update={
+                    "author_username": names[r.author_id],
+                    "conversation_title": titles.get(r.conversation_id, ""),
+                }
+            )
+            for r in rows
+        ]
+        return Page(items=items, next_cursor=next_cursor)
 
     def export_conversations(
         self, sessionmaker: async_sessionmaker[AsyncSession], where: ConversationFilter

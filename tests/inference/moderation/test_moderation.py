@@ -247,3 +247,55 @@ async def test_non_admins_are_refused(client, world, url):
 async def test_anonymous_is_401(client):
     response = await client.get("/api/v1/admin/messages")
     assert response.status_code == 401
+
+
+async def test_messages_name_their_author_and_conversation(client, admin, world):
+    response = await client.get(
+        "/api/v1/admin/messages", params={"q": "museums"}, headers=admin.headers
+    )
+    assert response.status_code == 200
+    [message] = response.json()["items"]
+    assert message["author_username"] == world["alice"].username
+    assert message["conversation_title"] == "Holiday trip to Lisbon"
+
+
+async def test_message_author_of_a_deleted_account_is_null(client, platform, admin, world):
+    ghost = uuid.uuid4()
+    async with session_scope(platform.sessionmaker) as session:
+        session.add(
+            Message(
+                conversation_id=uuid.UUID(world["taxes"]),
+                role="user",
+                author_id=ghost,
+                content="left behind",
+                parameters={},
+            )
+        )
+    response = await client.get(
+        "/api/v1/admin/messages", params={"q": "behind"}, headers=admin.headers
+    )
+    assert response.status_code == 200
+    assert response.json()["items"][0]["author_username"] is None
+
+
+async def test_message_filter_by_model_ref(client, admin, world):
+    response = await client.get(
+        "/api/v1/admin/messages", params={"model_ref": "Someone/Model"}, headers=admin.headers
+    )
+    assert response.status_code == 200
+    assert [m["content"] for m in response.json()["items"]] == ["Try the tile museum."]
+
+
+async def test_malformed_model_ref_is_422(client, admin, world):
+    response = await client.get(
+        "/api/v1/admin/messages", params={"model_ref": "no-slash"}, headers=admin.headers
+    )
+    assert response.status_code == 422
+    assert response.json()["fields"][0]["field"] == "model_ref"
+
+
+async def test_message_export_keeps_its_columns(client, admin, world):
+    response = await client.get("/api/v1/admin/messages/export", headers=admin.headers)
+    assert response.status_code == 200
+    header = next(csv.reader(io.StringIO(response.text)))
+    assert "author_username" not in header

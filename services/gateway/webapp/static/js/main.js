@@ -30,7 +30,7 @@ const ROUTES = [
   { pattern: /^\/verify-email$/, page: renderVerifyEmail, title: "Verify email", public: true, anyone: true },
   { pattern: /^\/explore$/, page: renderExplore, title: "Explore" },
   { pattern: /^\/people\/([A-Za-z0-9_]{1,32})$/, page: renderPerson, title: "Profile" },
-  { pattern: /^\/admin(?:\/(users|audit|quotas))?$/, page: renderAdmin, title: "Admin" },
+  { pattern: /^\/admin(?:\/(users|audit|quotas|moderation))?$/, page: renderAdmin, title: "Admin" },
   { pattern: /^\/chat(?:\/([0-9a-f-]{36}))?$/, page: renderChat, title: "Chat" },
   { pattern: /^\/posts\/([0-9a-f-]{36})$/, page: renderThread, title: "Thread" },
   { pattern: /^\/models$/, page: renderModels, title: "Models" },

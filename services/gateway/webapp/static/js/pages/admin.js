@@ -1,15 +1,18 @@
 // Administration (admins only): users (search, ban with a reason, unban, roles), the audit
-// log (by action, by user), and daily token quotas. Filters live in the fragment's query
+// log (by action, by user), daily token quotas, and moderation (a full-text search of
+// everyone's messages, with its CSV export). Filters live in the fragment's query
 // (#/admin/audit?user=<username>), so a row's "Audit log" link opens the filtered view.
 import * as api from "../api.js";
 import { field, formatTime, h, replace } from "../dom.js";
 import { guarded, searchForm } from "../ui.js";
+import { download } from "./chat_files.js";
 
 const ADMIN = "/api/v1/admin";
 const TABS = [
   ["users", "Users"],
   ["audit", "Audit log"],
   ["quotas", "Quotas"],
+  ["moderation", "Moderation"],
 ];
 const ACTIONS = [
   "user.registered",
@@ -103,6 +106,7 @@ function userRow(user, refresh) {
   actions.append(
     h("a", { href: `#/admin/audit?user=${encodeURIComponent(user.username)}`, "aria-label": `Audit log of @${user.username}` }, "Audit log"),
     h("a", { href: `#/admin/quotas?user=${encodeURIComponent(user.username)}`, "aria-label": `Quota of @${user.username}` }, "Quota"),
+    h("a", { href: `#/admin/moderation?user=${encodeURIComponent(user.username)}`, "aria-label": `Messages of @${user.username}` }, "Messages"),
   );
   replace(
     row,
@@ -285,6 +289,136 @@ async function quotasTab(panel, signal) {
   }
 }
 
+// ---- moderation -----------------------------------------------------------------------------
+
+/** Local midnight of a yyyy-mm-dd day, `days` later, as the API's RFC 3339 timestamp. */
+function dayStart(day, days = 0) {
+  const start = new Date(`${day}T00:00`);
+  start.setDate(start.getDate() + days);
+  return start.toISOString();
+}
+
+function messageRow(m) {
+  // The text goes in as a text node (h() never parses HTML): what users and models wrote is
+  // shown exactly, markup included.
+  const title = m.conversation_title || "Untitled conversation";
+  return h(
+    "tr",
+    { "data-message-id": m.id },
+    h("td", { class: "nowrap" }, formatTime(m.created_at)),
+    h(
+      "td",
+      { class: "nowrap" },
+      m.author_username ? h("a", { href: `#/people/${m.author_username}` }, `@${m.author_username}`) : h("span", { class: "muted" }, "deleted account"),
+      h("div", { class: "muted" }, m.role),
+    ),
+    h("td", {}, m.model_ref || h("span", { class: "muted" }, "—")),
+    h(
+      "td",
+      {},
+      h("a", { href: `#/admin/moderation?conversation=${m.conversation_id}`, "aria-label": `Messages of the conversation “${title}”` }, title),
+    ),
+    h("td", {}, h("div", { class: "moderated-text" }, m.content), m.status === "complete" ? null : h("div", { class: "muted" }, m.status)),
+  );
+}
+
+async function moderationTab(panel, signal) {
+  const params = hashQuery();
+  const conversationId = params.get("conversation");
+  const q = h("input", { type: "search", name: "q", autocomplete: "off", maxlength: 200, value: params.get("q") || "" });
+  const who = h("input", { name: "user", autocomplete: "off", maxlength: 32, value: params.get("user") || "" });
+  const model = h("input", { name: "model", autocomplete: "off", maxlength: 100, placeholder: "owner/name", pattern: "\\S+/\\S+" });
+  const role = h("select", { name: "role" }, h("option", { value: "" }, "Any role"), h("option", { value: "user" }, "user"), h("option", { value: "assistant" }, "assistant"));
+  const since = h("input", { type: "date", name: "since" });
+  const until = h("input", { type: "date", name: "until" });
+  const body = h("tbody");
+  const status = h("p", { class: "status-line", role: "status" });
+  const more = h("button", { type: "button", hidden: true }, "More messages");
+  let cursor = null;
+  let author = { name: "", id: null }; // the user filter, resolved once per name
+  async function filters() {
+    const name = who.value.trim();
+    if (name !== author.name) author = { name, id: name ? (await userNamed(name, signal)).id : null };
+    const query = new URLSearchParams();
+    if (q.value.trim()) query.set("q", q.value.trim());
+    if (author.id) query.set("author_id", author.id);
+    if (model.value.trim()) query.set("model_ref", model.value.trim());
+    if (role.value) query.set("role", role.value);
+    if (since.value) query.set("since", dayStart(since.value));
+    if (until.value) query.set("until", dayStart(until.value, 1)); // the whole last day
+    if (conversationId) query.set("conversation_id", conversationId);
+    return query;
+  }
+  const exported = h("p", { class: "status-line", role: "status" });
+  let shown = null; // the filters of the rows shown: what "More" pages on and the export reads
+  async function load(reset) {
+    if (reset || !shown) {
+      shown = await filters();
+      exported.textContent = "";
+    }
+    const query = new URLSearchParams(shown);
+    query.set("limit", "25");
+    if (!reset && cursor) query.set("cursor", cursor);
+    const page = await api.api("GET", `${ADMIN}/messages?${query}`, { signal });
+    if (reset) replace(body);
+    body.append(...page.items.map(messageRow));
+    if (!body.children.length) body.append(h("tr", {}, h("td", { colspan: 5, class: "muted" }, "No message matches.")));
+    cursor = page.next_cursor;
+    more.hidden = !cursor;
+    if (conversationId) {
+      const title = page.items[0]?.conversation_title;
+      replace(status, title ? `Messages of the conversation “${title}”, newest first. ` : "Messages of one conversation. ", h("a", { href: "#/admin/moderation" }, "Every conversation"));
+    }
+  }
+  const search = searchForm({
+    label: "Message search",
+    fieldLabel: "Search messages",
+    hint: 'Words, "a phrase", or, -word: as a web search reads them.',
+    input: q,
+    more,
+    load,
+  });
+  const apply = h("button", { type: "submit", class: "primary" }, "Filter");
+  const filterForm = h(
+    "form",
+    {
+      class: "explore-filters",
+      "aria-label": "Filter the messages",
+      onsubmit: (event) => {
+        event.preventDefault();
+        guarded(() => load(true), apply);
+      },
+    },
+    h("div", {}, field("Author", who, "A username; empty for everyone.")),
+    h("div", {}, field("Model", model, "owner/name; empty for any.")),
+    h("div", {}, field("Role", role)),
+    h("div", {}, field("From", since)),
+    h("div", {}, field("To", until)),
+    h("div", { class: "form-end" }, apply),
+  );
+  role.addEventListener("change", () => guarded(() => load(true)));
+  const exportCsv = h("button", { type: "button" }, "Export CSV");
+  exportCsv.addEventListener("click", () =>
+    guarded(async () => {
+      // A download through fetch: the export, like every admin call, needs the session's token.
+      await download(`${ADMIN}/messages/export?${shown || (await filters())}`, "messages.csv");
+      exported.textContent = "Exported the matching messages as CSV.";
+    }, exportCsv),
+  );
+  const results = table("Messages", ["When", "Author", "Model", "Conversation", "Message"], body);
+  results.firstChild.classList.add("moderation-table");
+  replace(
+    panel,
+    search,
+    filterForm,
+    h("div", { class: "row-actions moderation-actions" }, exportCsv, exported),
+    status,
+    results,
+    more,
+  );
+  await load(true);
+}
+
 export async function renderAdmin(view, tab = "users") {
   const me = api.user();
   if (me.role !== "admin") {
@@ -303,7 +437,7 @@ export async function renderAdmin(view, tab = "users") {
     ),
     h("section", { "aria-label": TABS.find(([key]) => key === tab)[1] }, panel),
   );
-  const tabs = { users: usersTab, audit: auditTab, quotas: quotasTab };
+  const tabs = { users: usersTab, audit: auditTab, quotas: quotasTab, moderation: moderationTab };
   await tabs[tab](panel, page.signal);
   return () => page.abort();
 }
