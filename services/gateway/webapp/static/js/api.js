@@ -232,6 +232,43 @@ export async function streamEvents(method, path, { body, lastEventId, signal, on
 }
 
 /** One API call's raw Response (for downloads: read it as a Blob, with its headers). */
+/**
+ * Follow a job's event stream (GET `path`) until `finished()`: a dropped connection is resumed
+ * after the last event seen (Last-Event-ID), waiting 1 s, then twice as long each time (at most
+ * 15 s); a refusal (a 4xx other than 429: gone, not yours) ends it. `onState(text)` gets what
+ * to tell the person ("" once a connection ended well); `afterEach()` runs after each
+ * connection (say, to read the stored record).
+ */
+export async function followEvents(path, { signal, onEvent, onState, finished, afterEach = null }) {
+  let lastEventId = null;
+  let delay = 1000;
+  while (!signal.aborted && !finished()) {
+    try {
+      await streamEvents("GET", path, {
+        signal,
+        lastEventId,
+        onEvent: (event) => {
+          if (event.id) lastEventId = event.id;
+          onEvent(event);
+        },
+      });
+      onState("");
+      delay = 1000;
+    } catch (error) {
+      if (signal.aborted) return;
+      if (error instanceof ApiError && error.status >= 400 && error.status < 500 && error.status !== 429) {
+        onState(`Live updates stopped: ${error.detail}`);
+        return;
+      }
+      onState(`Live updates interrupted (${error.message}); reconnecting…`);
+      await new Promise((resolve) => setTimeout(resolve, delay));
+      delay = Math.min(delay * 2, 15000);
+    }
+    if (signal.aborted) return;
+    if (afterEach) await afterEach();
+  }
+}
+
 export function response(method, path, options = {}) {
   return raw(method, path, options);
 }

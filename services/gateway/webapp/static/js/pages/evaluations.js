@@ -395,36 +395,27 @@ export async function renderEvaluation(view, evaluationId, otherId) {
     }
   }
 
-  async function follow() {
-    let lastEventId = null;
-    while (!signal.aborted && !FINAL.has(evaluation.status)) {
-      try {
-        await api.streamEvents("GET", `${path}/events`, {
-          signal,
-          lastEventId,
-          onEvent: (event) => {
-            if (event.id) lastEventId = event.id;
-            const data = JSON.parse(event.data);
-            evaluation = { ...evaluation, status: data.status, done: data.done, total: data.total, progress: data.percent / 100, error: data.error ?? evaluation.error };
-            stage.textContent = data.stage ? `Stage: ${data.stage.replaceAll("_", " ")} (${data.done} of ${data.total})` : "";
-            show();
-          },
-        });
-      } catch (error) {
-        if (signal.aborted) return;
-        if (error instanceof api.ApiError && error.status >= 400 && error.status < 500 && error.status !== 429) {
-          stage.textContent = `Live updates stopped: ${error.detail}`;
-          return;
-        }
-        stage.textContent = `Live updates interrupted (${error.message}); reconnecting…`;
-        await new Promise((resolve) => setTimeout(resolve, 1500));
-      }
-      if (signal.aborted) return;
-      // The stored record: the report once completed, the reason once failed.
-      evaluation = await api.api("GET", path, { signal });
-      if (FINAL.has(evaluation.status)) stage.textContent = "";
-      show();
-    }
+  function follow() {
+    return api.followEvents(`${path}/events`, {
+      signal,
+      finished: () => FINAL.has(evaluation.status),
+      // The stage line says how the connection is; one that ended well leaves it as it is.
+      onState: (text) => {
+        if (text) stage.textContent = text;
+      },
+      onEvent: (event) => {
+        const data = JSON.parse(event.data);
+        evaluation = { ...evaluation, status: data.status, done: data.done, total: data.total, progress: data.percent / 100, error: data.error ?? evaluation.error };
+        stage.textContent = data.stage ? `Stage: ${data.stage.replaceAll("_", " ")} (${data.done} of ${data.total})` : "";
+        show();
+      },
+      afterEach: async () => {
+        // The stored record: the report once completed, the reason once failed.
+        evaluation = await api.api("GET", path, { signal });
+        if (FINAL.has(evaluation.status)) stage.textContent = "";
+        show();
+      },
+    });
   }
 
   const settings = evaluation.parameters || {};

@@ -255,46 +255,31 @@ export async function renderFineTune(view, fineTuneId) {
   }
 
   // Follow the event stream; after a drop, resume after the last event seen.
-  async function follow() {
-    let lastEventId = null;
-    let delay = 1000;
-    while (!signal.aborted && !FINAL.has(job.status)) {
-      try {
-        await api.streamEvents("GET", `${path}/events`, {
-          signal,
-          lastEventId,
-          onEvent: (event) => {
-            if (event.id) lastEventId = event.id;
-            const data = JSON.parse(event.data);
-            if (data.status) job = { ...job, status: data.status, error: data.error ?? job.error };
-            if (data.progress) {
-              record(data.progress);
-              job = { ...job, progress: data.progress };
-            }
-            if (data.result_version_id) job = { ...job, result_version_id: data.result_version_id };
-            show();
-          },
-        });
-        connection.textContent = "";
-        delay = 1000;
-      } catch (error) {
-        if (signal.aborted) return;
-        // Refused (gone, not yours): say why and stop; a dropped connection is retried.
-        if (error instanceof api.ApiError && error.status >= 400 && error.status < 500 && error.status !== 429) {
-          connection.textContent = `Live updates stopped: ${error.detail}`;
-          return;
+  function follow() {
+    return api.followEvents(`${path}/events`, {
+      signal,
+      finished: () => FINAL.has(job.status),
+      onState: (text) => {
+        connection.textContent = text;
+      },
+      onEvent: (event) => {
+        const data = JSON.parse(event.data);
+        if (data.status) job = { ...job, status: data.status, error: data.error ?? job.error };
+        if (data.progress) {
+          record(data.progress);
+          job = { ...job, progress: data.progress };
         }
-        connection.textContent = `Live updates interrupted (${error.message}); reconnecting…`;
-        await new Promise((resolve) => setTimeout(resolve, delay));
-        delay = Math.min(delay * 2, 15000);
-      }
-      if (FINAL.has(job.status) && !signal.aborted) {
+        if (data.result_version_id) job = { ...job, result_version_id: data.result_version_id };
+        show();
+      },
+      afterEach: async () => {
+        if (!FINAL.has(job.status)) return;
         // The final record: error text, the new version, every metric.
         job = await api.api("GET", path, { signal });
         for (const progress of job.metrics) record(progress);
         show();
-      }
-    }
+      },
+    });
   }
 
   show();
