@@ -29,7 +29,7 @@ from transformers.cache_utils import (
     DynamicSlidingWindowLayer,
 )
 
-from services.inference.engine.prefix_cache import PrefixCache
+from services.inference.engine.prefix_cache import CachedPrefix, PrefixCache
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
@@ -324,51 +324,62 @@ class PaddedBackend(Backend):
 
     def _resumed(self, prompt: Sequence[int]) -> PartialPrefill | None:
         """A prefill of `prompt` that starts after its longest cached prefix, if any."""
-        hit = None if self._prefixes is None else self._prefixes.lookup(prompt)
+        hit = self._lookup(prompt)
         if hit is None:
             return None
-        capacity = self._room(len(prompt))
-        layers = []
-        for keys, values in zip(hit.keys, hit.values, strict=True):
-            kbuf = keys.new_zeros((1, keys.shape[0], capacity, keys.shape[2]))
-            vbuf = values.new_zeros((1, values.shape[0], capacity, values.shape[2]))
-            kbuf[0, :, : hit.length] = keys[:, : hit.length]
-            vbuf[0, :, : hit.length] = values[:, : hit.length]
-            layers.append(_SlotLayer(kbuf, vbuf, 1, hit.length, capacity))
+        layers = self._prefix_layers([hit], hit.length, self._room(len(prompt)))
         ids = torch.tensor([list(prompt)], dtype=torch.long, device=self._device)
         return PartialPrefill(ids, layers, done=hit.length)
 
-    def _remember(self, prompt: Sequence[int], batch: PaddedBatch, row: int) -> None:
-        """Cache the keys/values of `prompt`, prefilled into `row` of `batch` (right-aligned)."""
+    def _remember(
+        self, prompt: Sequence[int], batch: PaddedBatch, row: int, cached: int = 0, width: int = 0
+    ) -> None:
+        """Cache the keys/values of `prompt`, prefilled into `row` of `batch`: its last
+        `len(prompt) - cached` tokens end the row, and its first `cached` came from the cache,
+        right-aligned to column `width`."""
         if self._prefixes is None:
             return
-        start = batch.length - len(prompt)
-        end = batch.length
+        if cached >= len(prompt) // self._prefixes.block * self._prefixes.block:
+            return  # its whole blocks are cached already
+        start = batch.length - (len(prompt) - cached)
+
+        def row_of(buffer: torch.Tensor) -> torch.Tensor:
+            rest = buffer[row, :, start : batch.length]
+            if not cached:
+                return rest
+            return torch.cat([buffer[row, :, width - cached : width], rest], dim=1)
+
         self._prefixes.store(
-            prompt,
-            [k[row, :, start:end] for k in batch.keys],
-            [v[row, :, start:end] for v in batch.values],
+            prompt, [row_of(k) for k in batch.keys], [row_of(v) for v in batch.values]
         )
 
     def _room(self, length: int) -> int:
         return length + max(self._headroom, length // 4)
 
     def prefill(self, prompts: Sequence[Sequence[int]]) -> tuple[PaddedBatch, torch.Tensor]:
-        if len(prompts) == 1 and (resumed := self._resumed(prompts[0])) is not None:
-            done = self.prefill_chunk(resumed, len(prompts[0]))
-            assert done is not None
-            return done
-        rows, length = len(prompts), max(len(p) for p in prompts)
-        input_ids = torch.full((rows, length), self._pad, dtype=torch.long)
+        """One forward pass over the prompts' tokens that are not cached: row r's cached prefix
+        (if any) is copied right-aligned before column `width`, and the rest of its prompt
+        left-padded after it, so every row ends at the same column. A row whose prefix is
+        shorter than `width`, or whose rest is shorter than the longest rest, has padding
+        columns in the mask there; the row attends to exactly its own prompt."""
+        hits = [self._lookup(prompt) for prompt in prompts]
+        cached = [0 if hit is None else hit.length for hit in hits]
+        fresh = [len(prompt) - done for prompt, done in zip(prompts, cached, strict=True)]
+        rows, width, span = len(prompts), max(cached), max(fresh)
+        length = width + span
+        input_ids = torch.full((rows, span), self._pad, dtype=torch.long)
         mask = torch.zeros((rows, length), dtype=torch.long)
-        for row, prompt in enumerate(prompts):
-            input_ids[row, length - len(prompt) :] = torch.tensor(list(prompt), dtype=torch.long)
-            mask[row, length - len(prompt) :] = 1
+        position_ids = torch.zeros((rows, span), dtype=torch.long)
+        for row, (prompt, done, count) in enumerate(zip(prompts, cached, fresh, strict=True)):
+            input_ids[row, span - count :] = torch.tensor(list(prompt[done:]), dtype=torch.long)
+            mask[row, width - done : width] = 1
+            mask[row, length - count :] = 1
+            position_ids[row, span - count :] = torch.arange(done, len(prompt))
         input_ids, mask = input_ids.to(self._device), mask.to(self._device)
-        position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
+        position_ids = position_ids.to(self._device)
         # Sized to become the batch itself when nothing else is running.
         capacity = self._room(length)
-        layers = [_SlotLayer(None, None, rows, 0, capacity) for _ in range(self._num_layers)]
+        layers = self._prefix_layers(hits, width, capacity)
         logits = _last_logits(
             self._model,
             self._use_keep,
@@ -383,19 +394,42 @@ class PaddedBackend(Backend):
             assert layer.vbuf is not None
             keys.append(layer.kbuf)
             values.append(layer.vbuf)
-        shortest = min(len(p) for p in prompts)
-        if shortest < length:
+        if not bool(mask.all()):
             # Padding positions come from attention rows that may be fully masked: zero them so
             # no stray inf/NaN can reach a real row (0 * NaN is NaN).
-            pad = (mask[:, : length - shortest] == 0)[:, None, :, None]
+            pad = (mask == 0)[:, None, :, None]
             for buffer in [*keys, *values]:
-                buffer[:, :, : length - shortest].masked_fill_(pad, 0)
+                buffer[:, :, :length].masked_fill_(pad, 0)
         full_mask = mask.new_zeros((rows, keys[0].shape[2]))
         full_mask[:, :length] = mask
         batch = PaddedBatch(keys, values, full_mask, mask.sum(-1), rows, length)
-        for row, prompt in enumerate(prompts):
-            self._remember(prompt, batch, row)
+        for row, (prompt, done) in enumerate(zip(prompts, cached, strict=True)):
+            self._remember(prompt, batch, row, done, width)
         return batch, logits
+
+    def _lookup(self, prompt: Sequence[int]) -> CachedPrefix | None:
+        return None if self._prefixes is None else self._prefixes.lookup(prompt)
+
+    def _prefix_layers(
+        self, hits: Sequence[CachedPrefix | None], width: int, capacity: int
+    ) -> list[_SlotLayer]:
+        """Per layer, the cache a prefill starts from: each hit's keys/values right-aligned to
+        `width` in its row (none: buffers made at the first write)."""
+        rows = len(hits)
+        found = [(row, hit) for row, hit in enumerate(hits) if hit is not None]
+        if not found:
+            return [_SlotLayer(None, None, rows, 0, capacity) for _ in range(self._num_layers)]
+        sample = found[0][1]
+        layers = []
+        for index in range(self._num_layers):
+            keys, values = sample.keys[index], sample.values[index]
+            kbuf = keys.new_zeros((rows, keys.shape[0], capacity, keys.shape[2]))
+            vbuf = values.new_zeros((rows, values.shape[0], capacity, values.shape[2]))
+            for row, hit in found:
+                kbuf[row, :, width - hit.length : width] = hit.keys[index][:, : hit.length]
+                vbuf[row, :, width - hit.length : width] = hit.values[index][:, : hit.length]
+            layers.append(_SlotLayer(kbuf, vbuf, rows, width, capacity))
+        return layers
 
     chunked_prefill = True
 

@@ -402,7 +402,7 @@ class Scheduler:
                     self._chunking = self._waiting.popleft()
                     free -= 1
                     continue
-                size = self._waiting[0].prompt_tokens
+                size = self._fresh_tokens(self._waiting[0])
                 if admitted and size > budget:
                     break
                 admitted.append(self._waiting.popleft())
@@ -423,15 +423,17 @@ class Scheduler:
         return max(min(_MIN_CHUNK_TOKENS, most), min(most, tokens))
 
     def _chunked(self, request: Request) -> bool:
-        """Whether `request` is prefilled in chunks: a prompt longer than the setting, while
-        others decode. Shorter ones are prefilled whole, batched with the other arrivals (a
-        chunk pays a forward pass's fixed cost, and only one prompt is chunked at a time)."""
+        """Whether `request` is prefilled in chunks: a prompt with more new (not cached) tokens
+        than the setting, while others decode. Shorter ones are prefilled whole, batched with
+        the other arrivals (a chunk pays a forward pass's fixed cost, and only one prompt is
+        chunked at a time)."""
         most = self._options.prefill_chunk_tokens
         return (
             self._backend.chunked_prefill
             and most > 0
             and bool(self._running)
             and request.prompt_tokens > most
+            and self._fresh_tokens(request) > most
         )
 
     def _measured(self, average: float, sample: float) -> float:
@@ -469,41 +471,45 @@ class Scheduler:
             self._running.append(request)
 
     def _groups(self, requests: list[Request]) -> list[list[Request]]:
-        """Split the admitted requests into prefill batches. A prompt that starts with a cached
-        prefix is prefilled alone, from where its prefix ends."""
+        """Split the admitted requests into prefill batches. Each prompt is prefilled from where
+        its cached prefix ends (the backend copies the prefix into its row), so a batch pays
+        for the new tokens: "auto" sorts by them and cuts where padding would exceed a quarter
+        of them."""
         if self._prefill_mode == "separate" or len(requests) == 1:
             return [[request] for request in requests]
-        resumed = [r for r in requests if self._backend.cached_prefix(r.prompt_ids)]
-        if resumed:
-            rest = [r for r in requests if r not in resumed]
-            return [[r] for r in resumed] + (self._groups(rest) if rest else [])
         if self._prefill_mode == "batched":
             return [requests]
-        # auto: sort by length and cut where padding would exceed a quarter of the tokens.
-        ordered = sorted(requests, key=lambda r: r.prompt_tokens)
+        fresh = {id(r): self._fresh_tokens(r) for r in requests}
+        ordered = sorted(requests, key=lambda r: fresh[id(r)])
         groups: list[list[Request]] = [[ordered[0]]]
-        real = ordered[0].prompt_tokens
+        real = fresh[id(ordered[0])]
         for request in ordered[1:]:
-            group = groups[-1]
-            padded = request.prompt_tokens * (len(group) + 1)
-            if padded <= 1.25 * (real + request.prompt_tokens):
+            group, size = groups[-1], fresh[id(request)]
+            if size * (len(group) + 1) <= 1.25 * (real + size):
                 group.append(request)
-                real += request.prompt_tokens
+                real += size
             else:
                 groups.append([request])
-                real = request.prompt_tokens
+                real = size
         return groups
+
+    def _fresh_tokens(self, request: Request) -> int:
+        """The prompt tokens a prefill of `request` has to run (those after its cached prefix)."""
+        return request.prompt_tokens - self._backend.cached_prefix(request.prompt_ids)
 
     def _prefill(self, admitted: list[Request]) -> None:
         groups = self._groups(admitted)
         chunks: list[object] = []
         keep: list[list[int]] = []
         try:
-            for group in groups:
+            for number, group in enumerate(groups):
+                if number:
+                    self._flush()  # the first tokens so far need not wait for this group
+                fresh = sum(self._fresh_tokens(r) for r in group)
                 started = time.perf_counter()
                 chunk, logits = self._backend.prefill([r.prompt_ids for r in group])
+                self._measure_prefill(fresh, time.perf_counter() - started)
                 prompt_tokens = sum(r.prompt_tokens for r in group)
-                self._measure_prefill(prompt_tokens, time.perf_counter() - started)
                 self.prefills += 1
                 self.requests_admitted += len(group)
                 self.prompt_tokens += prompt_tokens

@@ -718,6 +718,64 @@ async def test_prompts_prefilled_together_are_cached_each(
         assert result.tokens == tiny_llama.reference(prompt, 8)
 
 
+async def test_a_burst_sharing_only_a_short_cached_prefix_is_prefilled_together(
+    tiny_llama: Tiny, make_engine: Any
+) -> None:
+    # Chat prompts share their template's system prompt: resuming each from that short cached
+    # prefix would cost one forward pass per prompt instead of one for the burst.
+    engine = make_engine(tiny_llama, prefill="batched")
+    system = tiny_llama.ids(" ".join(PROMPTS))[:16]
+    params = SamplingParams(temperature=0, max_tokens=8)
+    await collect(engine.generate("warm", system + tiny_llama.ids(PROMPTS[0]), params))
+    burst = [system + tiny_llama.ids(f"{p} {PROMPTS[1]}") for p in PROMPTS[2:6]]
+    assert all(engine._scheduler._backend.cached_prefix(ids) == 16 for ids in burst)
+    assert all(len(ids) > 32 for ids in burst)
+    before = engine.stats()
+    with engine._scheduler._cond:  # the batch loop waits, so it admits the burst at one turn
+        streams = [engine.generate(f"b{i}", ids, params) for i, ids in enumerate(burst)]
+    results = await asyncio.gather(*(collect(stream) for stream in streams))
+    after = engine.stats()
+    # One forward pass for the burst, each row starting after the shared cached block.
+    assert after["prefills"] == before["prefills"] + 1
+    assert after["prefix_cache_hits"] == before["prefix_cache_hits"] + len(burst)
+    reused = after["prefix_cache_hit_tokens"] - before["prefix_cache_hit_tokens"]
+    assert reused == 16 * len(burst)
+    for ids, result in zip(burst, results, strict=True):
+        assert result.tokens == _greedy_after(tiny_llama, ids, 8)
+
+
+@pytest.mark.parametrize("model", ["tiny_llama", "tiny_gpt2"])
+async def test_next_turns_of_several_conversations_are_prefilled_together(
+    model: str, request: pytest.FixtureRequest, make_engine: Any
+) -> None:
+    # Each row starts after its own conversation's cached history, of different lengths, and
+    # one prompt has nothing cached at all: still one forward pass, and each answer is the one
+    # the model gives the whole prompt (GPT-2's learned positions would show a wrong position).
+    tiny: Tiny = request.getfixturevalue(model)
+    engine = make_engine(tiny, prefill="batched")
+    params = SamplingParams(temperature=0, max_tokens=10)
+    firsts = [tiny.ids(" ".join(PROMPTS[i : i + n])) for i, n in ((0, 2), (1, 4), (3, 3))]
+    nexts = []
+    for number, first in enumerate(firsts):
+        answer = (await collect(engine.generate(f"first-{number}", first, params))).tokens
+        nexts.append(first + answer + tiny.ids(f" {PROMPTS[number]} and then?"))
+    nexts.append(tiny.ids("A new conversation: " + PROMPTS[5]))
+    cached = [engine._scheduler._backend.cached_prefix(ids) for ids in nexts]
+    assert all(cached[:3])
+    assert len(set(cached[:3])) > 1
+    assert cached[3] == 0
+    before = engine.stats()
+    with engine._scheduler._cond:  # the batch loop waits, so it admits them at one turn
+        streams = [engine.generate(f"next-{i}", ids, params) for i, ids in enumerate(nexts)]
+    results = await asyncio.gather(*(collect(stream) for stream in streams))
+    after = engine.stats()
+    assert after["prefills"] == before["prefills"] + 1
+    reused = after["prefix_cache_hit_tokens"] - before["prefix_cache_hit_tokens"]
+    assert reused == sum(cached)
+    for ids, result in zip(nexts, results, strict=True):
+        assert result.tokens == _greedy_after(tiny, ids, 10)
+
+
 async def test_no_prefix_cache_when_it_is_given_no_memory(
     tiny_llama: Tiny, make_engine: Any
 ) -> None:
