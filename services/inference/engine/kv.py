@@ -273,6 +273,10 @@ class Backend:
     def cache_stats(self) -> dict[str, int]:
         return {}
 
+    def remember_row(self, row: int, tokens: Sequence[int]) -> None:
+        """Keep the keys/values of a finishing row, whose cache holds `tokens`, for prompts that
+        start with them (a conversation's next turn starts with this prompt and its answer)."""
+
 
 class DetachedBackend(Backend):
     """What a closed engine keeps: nothing."""
@@ -321,6 +325,24 @@ class PaddedBackend(Backend):
 
     def cache_stats(self) -> dict[str, int]:
         return {} if self._prefixes is None else self._prefixes.stats()
+
+    def remember_row(self, row: int, tokens: Sequence[int]) -> None:
+        batch = self._batch
+        if self._prefixes is None or batch is None:
+            return
+        columns = batch.mask[row, : batch.length].nonzero().flatten()
+        if columns.numel() != len(tokens) or not tokens:
+            return  # never keep keys under tokens they do not belong to
+        first, last = int(columns[0]), int(columns[-1])
+
+        def row_of(buffer: torch.Tensor) -> torch.Tensor:
+            if last - first + 1 == len(tokens):
+                return buffer[row, :, first : last + 1]
+            return buffer[row].index_select(1, columns)  # a prefill left padding inside it
+
+        self._prefixes.store(
+            tokens, [row_of(k) for k in batch.keys], [row_of(v) for v in batch.values]
+        )
 
     def _resumed(self, prompt: Sequence[int]) -> PartialPrefill | None:
         """A prefill of `prompt` that starts after its longest cached prefix, if any."""

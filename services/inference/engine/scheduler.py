@@ -74,6 +74,7 @@ class Request:
     generator: torch.Generator | None = None
     presence: torch.Tensor | None = None
     completion_tokens: int = 0
+    generated: list[int] = field(default_factory=list)
     last_token: int = -1
     finished: bool = False
     submitted_at: float = field(default_factory=time.monotonic)
@@ -554,6 +555,7 @@ class Scheduler:
         """Record a sampled token and queue its event; True when the request finished."""
         request.completion_tokens += 1
         request.last_token = token
+        request.generated.append(token)
         self.tokens_generated += 1
         if request.presence is not None and 0 <= token < request.presence.shape[0]:
             request.presence[token] = True
@@ -585,6 +587,10 @@ class Scheduler:
             if self._accept(request, token)
         ]
         if finished:
+            for row in finished:
+                # Its cache holds the prompt and every sampled token but the last.
+                request = running[row]
+                self._backend.remember_row(row, [*request.prompt_ids, *request.generated[:-1]])
             self._drop(finished)
 
     def _drop(self, rows: list[int]) -> None:
