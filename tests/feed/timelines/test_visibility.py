@@ -5,6 +5,7 @@ about per viewer, and only its users see it."""
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from typing import Any
 
@@ -73,3 +74,31 @@ async def test_a_private_model_is_asked_about_per_viewer_and_seen_only_by_its_us
         v.user_id for v in [me, *strangers]
     }
     assert await visibility.visible_models(ctx, None, {model}) == set()
+
+
+async def test_a_just_expired_answer_is_given_at_once_while_one_question_refreshes_it(
+    platform, llama, hub_calls
+):
+    ctx = platform.apps["feed"].state.feed
+    model = uuid.UUID(llama["id"])
+    assert ctx.settings.visibility_cache_seconds > 1
+    # Remembered (wrongly, as it happens) as private, and expired a moment ago.
+    visibility._known[model] = (False, time.monotonic() - 0.5)
+    readers = [visibility.visible_models(ctx, None, {model}) for _ in range(3)]
+    assert await asyncio.gather(*readers) == [set()] * 3  # nobody waited on the hub
+    await asyncio.gather(*list(visibility._probes.values()))
+    assert hub_calls == [(model, None)]  # one refresh for all three
+    # The refreshed answer (the model is public) is the one given now, without asking.
+    assert await visibility.visible_models(ctx, None, {model}) == {model}
+    assert hub_calls == [(model, None)]
+
+
+async def test_an_answer_expired_longer_than_the_setting_ago_is_asked_anew_first(
+    platform, llama, hub_calls
+):
+    ctx = platform.apps["feed"].state.feed
+    model = uuid.UUID(llama["id"])
+    ttl = ctx.settings.visibility_cache_seconds
+    visibility._known[model] = (False, time.monotonic() - ttl - 0.5)
+    assert await visibility.visible_models(ctx, None, {model}) == {model}
+    assert hub_calls == [(model, None)]
