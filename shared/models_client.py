@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel, Field, TypeAdapter
 
 from shared.auth.identity import Identity, forwarded_identity_headers
 from shared.auth.service_credentials import ServiceName
@@ -69,6 +69,19 @@ class UsableModel(BaseModel):
 
 
 _USABLE = TypeAdapter(list[UsableModel])
+
+#: The most model ids one question about openness may name.
+MAX_OPEN_QUESTION = 500
+
+
+class OpenModelsQuestion(BaseModel):
+    ids: list[uuid.UUID] = Field(max_length=MAX_OPEN_QUESTION)
+
+
+class OpenModels(BaseModel):
+    """Those of the asked ids whose models anyone may use (public or unlisted)."""
+
+    open: list[uuid.UUID]
 
 
 class ModelNotFound(NotFound):
@@ -146,6 +159,22 @@ class ModelsClient:
         """The model with this id if the caller may use it (else ModelNotFound)."""
         response = await self._get(f"/internal/models/{model_id}", caller)
         return ModelAccess.model_validate_json(response.content)
+
+    async def open_models(self, model_ids: list[uuid.UUID]) -> set[uuid.UUID]:
+        """Which of these models anyone may use (the others are private or gone), asked in
+        one call (at most MAX_OPEN_QUESTION ids)."""
+        body = OpenModelsQuestion(ids=model_ids).model_dump(mode="json")
+        try:
+            response = await self._client.post("/internal/models/open", json=body)
+        except httpx.HTTPError as exc:
+            raise ServiceUnavailable(
+                "The model hub is unavailable; try again shortly.", retry_after=5
+            ) from exc
+        if response.status_code != 200:
+            raise ServiceUnavailable(
+                f"The model hub answered {response.status_code}.", retry_after=5
+            )
+        return set(OpenModels.model_validate_json(response.content).open)
 
     async def usable(self, caller: Identity) -> list[UsableModel]:
         """Ready models the caller may use and should see listed."""

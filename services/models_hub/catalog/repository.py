@@ -38,6 +38,12 @@ async def get_model(
     return await session.get(Model, model_id, with_for_update=for_update)
 
 
+async def open_model_ids(session: AsyncSession, ids: Sequence[uuid.UUID]) -> list[uuid.UUID]:
+    """Those of `ids` whose models are not private (anyone may use them)."""
+    query = select(Model.id).where(Model.id.in_(ids), Model.visibility != Visibility.PRIVATE)
+    return list((await session.scalars(query)).all())
+
+
 async def lock_model(session: AsyncSession, model_id: uuid.UUID) -> None:
     """Take the model row's lock (it serialises version numbering) without loading it anew."""
     await session.execute(select(Model.id).where(Model.id == model_id).with_for_update())

@@ -16,7 +16,7 @@ from services.models_hub.internal.service import internal_service
 from shared.auth.identity import OptionalUser
 from shared.auth.service_credentials import ServiceName, require_service
 from shared.db import SessionDep
-from shared.models_client import ModelAccess, UsableModel
+from shared.models_client import ModelAccess, OpenModels, OpenModelsQuestion, UsableModel
 
 router = APIRouter(prefix="/internal/models", include_in_schema=False)
 Caller = Annotated[ServiceName, Depends(require_service(ServiceName.INFERENCE, ServiceName.FEED))]
@@ -28,6 +28,13 @@ VersionNumber = Annotated[int | None, Query(ge=1, alias="version")]
 async def usable(_: Caller, session: SessionDep, viewer: OptionalUser) -> list[UsableModel]:
     """Ready models the caller's user may use and should see listed."""
     return await internal_service.usable(session, viewer)
+
+
+@router.post("/open", response_model=OpenModels)
+async def open_models(_: Caller, session: SessionDep, body: OpenModelsQuestion) -> OpenModels:
+    """Which of the given models anyone may use: one question for a listing's models, where
+    `GET /{model_id}` without a viewer would be one call each."""
+    return OpenModels(open=await internal_service.open_ids(session, body.ids))
 
 
 @router.get("/by-ref/{owner}/{slug}", response_model=ModelAccess)

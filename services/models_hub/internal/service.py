@@ -104,6 +104,11 @@ class InternalService:
             user_daily_token_cap=model.user_daily_token_cap,
         )
 
+    async def open_ids(self, session: AsyncSession, ids: list[uuid.UUID]) -> list[uuid.UUID]:
+        """Those of `ids` whose models anyone may use: what `by_id` without a viewer answers
+        200 for."""
+        return await catalog_repository.open_model_ids(session, ids)
+
     async def usable(self, session: AsyncSession, viewer: Identity | None) -> list[UsableModel]:
         """Ready models the caller may use and should see listed (for GET /v1/models): public
         ones, their own, and private ones granted to them."""

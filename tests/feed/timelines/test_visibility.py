@@ -37,7 +37,15 @@ def hub_calls(platform, monkeypatch) -> list[tuple[uuid.UUID, Any]]:
         calls.append((model_id, caller))
         return await ask(model_id, caller)
 
+    ask_open = models.open_models
+
+    async def counted_open(model_ids: list[uuid.UUID]) -> set[uuid.UUID]:
+        # A question about several models at once: one entry each, without a viewer.
+        calls.extend((model_id, None) for model_id in model_ids)
+        return await ask_open(model_ids)
+
     monkeypatch.setattr(models, "access_by_id", counted)
+    monkeypatch.setattr(models, "open_models", counted_open)
     monkeypatch.setattr(visibility, "_known", {})
     return calls
 
@@ -102,3 +110,24 @@ async def test_an_answer_expired_longer_than_the_setting_ago_is_asked_anew_first
     visibility._known[model] = (False, time.monotonic() - ttl - 0.5)
     assert await visibility.visible_models(ctx, None, {model}) == {model}
     assert hub_calls == [(model, None)]
+
+
+async def test_a_listing_asks_about_all_its_models_in_one_question(
+    platform, owner, llama, tiny_llama_dir, hub_calls, monkeypatch
+):
+    ctx = platform.apps["feed"].state.feed
+    secret = await ready_model(platform, owner, tiny_llama_dir, slug="hushed", visibility="private")
+    public, private = uuid.UUID(llama["id"]), uuid.UUID(secret["id"])
+    questions: list[list[uuid.UUID]] = []
+    ask = ctx.models.open_models
+
+    async def recorded(model_ids: list[uuid.UUID]) -> set[uuid.UUID]:
+        questions.append(sorted(model_ids))
+        return await ask(model_ids)
+
+    monkeypatch.setattr(ctx.models, "open_models", recorded)
+    stranger = _viewer(1)
+    assert await visibility.visible_models(ctx, stranger, {public, private}) == {public}
+    assert questions == [sorted([public, private])]
+    # The private model is then asked about for the viewer alone.
+    assert [(m, c.user_id) for m, c in hub_calls if c is not None] == [(private, stranger.user_id)]

@@ -11,7 +11,7 @@ from shared.testing import serve_app
 from tests.conftest import INTERNAL_TOKEN, SERVICE_TOKENS
 from tests.factories import identity_of
 from tests.fakes.openai_provider import create_fake_provider
-from tests.models_hub.conftest import developer
+from tests.models_hub.conftest import create_model, developer
 
 
 def signed(service: ServiceName) -> dict[str, str]:
@@ -93,3 +93,25 @@ async def test_forwarded_user_identity_with_the_edge_token_is_still_refused(hub,
         f"/internal/models/{model_id}", headers=identity_headers(identity_of(dev), INTERNAL_TOKEN)
     )
     assert response.status_code == 404
+
+
+async def test_the_feed_learns_which_of_many_models_anyone_may_use_in_one_call(client, hub):
+    dev = await developer(client, "manymodels")
+    kinds = ("public", "unlisted", "private")
+    made = {kind: (await create_model(client, dev, name=f"M {kind}", visibility=kind))["id"]
+            for kind in kinds}  # fmt: skip
+    gone = "00000000-0000-4000-8000-000000000000"
+    asked = {"ids": [*made.values(), gone]}
+    response = await hub.post("/internal/models/open", json=asked, headers=signed(ServiceName.FEED))
+    assert response.status_code == 200, response.text
+    assert sorted(response.json()["open"]) == sorted([made["public"], made["unlisted"]])
+
+    too_many = {"ids": [gone] * 501}
+    refused = await hub.post(
+        "/internal/models/open", json=too_many, headers=signed(ServiceName.FEED)
+    )
+    assert refused.status_code == 422
+    for headers in ({}, signed(ServiceName.ACCOUNTS)):
+        assert (
+            await hub.post("/internal/models/open", json=asked, headers=headers)
+        ).status_code == 404
