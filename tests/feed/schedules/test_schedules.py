@@ -86,7 +86,11 @@ async def test_the_cron_posts_the_next_prompt_when_due(client, platform, worker_
 
 async def test_the_cron_waits_for_the_window(client, platform, worker_ctx, owner, llama):
     hour = utcnow().hour
-    window = {**SCHEDULE, "window_start_hour": (hour + 2) % 24, "window_end_hour": (hour + 3) % 24}
+    window = {
+        **SCHEDULE,
+        "window_start_hour": (hour + 2) % 24,
+        "window_end_hour": (hour + 2) % 24 + 1,
+    }
     path = f"/api/v1/feed/models/{llama['id']}/schedule"
     assert (await client.put(path, json=window, headers=owner.headers)).status_code == 200
     await _due_now(platform)
