@@ -327,22 +327,8 @@ class PaddedBackend(Backend):
         return {} if self._prefixes is None else self._prefixes.stats()
 
     def remember_row(self, row: int, tokens: Sequence[int]) -> None:
-        batch = self._batch
-        if self._prefixes is None or batch is None:
-            return
-        columns = batch.mask[row, : batch.length].nonzero().flatten()
-        if columns.numel() != len(tokens) or not tokens:
-            return  # never keep keys under tokens they do not belong to
-        first, last = int(columns[0]), int(columns[-1])
-
-        def row_of(buffer: torch.Tensor) -> torch.Tensor:
-            if last - first + 1 == len(tokens):
-                return buffer[row, :, first : last + 1]
-            return buffer[row].index_select(1, columns)  # a prefill left padding inside it
-
-        self._prefixes.store(
-            tokens, [row_of(k) for k in batch.keys], [row_of(v) for v in batch.values]
-        )
+        if self._batch is not None:
+            self._remember(tokens, self._batch, row)
 
     def _resumed(self, prompt: Sequence[int]) -> PartialPrefill | None:
         """A prefill of `prompt` that starts after its longest cached prefix, if any."""
@@ -353,26 +339,23 @@ class PaddedBackend(Backend):
         ids = torch.tensor([list(prompt)], dtype=torch.long, device=self._device)
         return PartialPrefill(ids, layers, done=hit.length)
 
-    def _remember(
-        self, prompt: Sequence[int], batch: PaddedBatch, row: int, cached: int = 0, width: int = 0
-    ) -> None:
-        """Cache the keys/values of `prompt`, prefilled into `row` of `batch`: its last
-        `len(prompt) - cached` tokens end the row, and its first `cached` came from the cache,
-        right-aligned to column `width`."""
-        if self._prefixes is None:
+    def _remember(self, tokens: Sequence[int], batch: PaddedBatch, row: int) -> None:
+        """Cache the keys/values of `tokens`, which `row` of `batch` holds: its real columns,
+        in order (a prefill from a cached prefix may leave padding between them)."""
+        if self._prefixes is None or not tokens:
             return
-        if cached >= len(prompt) // self._prefixes.block * self._prefixes.block:
-            return  # its whole blocks are cached already
-        start = batch.length - (len(prompt) - cached)
+        columns = batch.mask[row, : batch.length].nonzero().flatten()
+        if columns.numel() != len(tokens):
+            return  # never keep keys under tokens they do not belong to
+        first, last = int(columns[0]), int(columns[-1])
 
         def row_of(buffer: torch.Tensor) -> torch.Tensor:
-            rest = buffer[row, :, start : batch.length]
-            if not cached:
-                return rest
-            return torch.cat([buffer[row, :, width - cached : width], rest], dim=1)
+            if last - first + 1 == len(tokens):
+                return buffer[row, :, first : last + 1]  # a view: the cache copies what it keeps
+            return buffer[row].index_select(1, columns)
 
         self._prefixes.store(
-            prompt, [row_of(k) for k in batch.keys], [row_of(v) for v in batch.values]
+            tokens, [row_of(k) for k in batch.keys], [row_of(v) for v in batch.values]
         )
 
     def _room(self, length: int) -> int:
@@ -425,8 +408,8 @@ class PaddedBackend(Backend):
         full_mask = mask.new_zeros((rows, keys[0].shape[2]))
         full_mask[:, :length] = mask
         batch = PaddedBatch(keys, values, full_mask, mask.sum(-1), rows, length)
-        for row, (prompt, done) in enumerate(zip(prompts, cached, strict=True)):
-            self._remember(prompt, batch, row, done, width)
+        for row, prompt in enumerate(prompts):
+            self._remember(prompt, batch, row)
         return batch, logits
 
     def _lookup(self, prompt: Sequence[int]) -> CachedPrefix | None:
