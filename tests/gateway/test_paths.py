@@ -108,13 +108,20 @@ async def targets(client: httpx.AsyncClient, hub_limits) -> AsyncIterator[Target
         yield Targets(created.json()["model_ids"][0], await user_session(client))
 
 
+# Asked in the background (the gateway's replica health checks), never by a client's path.
+PROBES = {"/healthz", "/readyz"}
+
+
 def upstream_requests() -> float:
-    """Requests any service (not the gateway) has answered so far in this process."""
+    """Requests any service (not the gateway) has answered so far in this process, health
+    probes aside."""
     return sum(
         sample.value
         for metric in REQUESTS.collect()
         for sample in metric.samples
-        if sample.name.endswith("_total") and sample.labels["service"] != "gateway"
+        if sample.name.endswith("_total")
+        and sample.labels["service"] != "gateway"
+        and sample.labels["route"] not in PROBES
     )
 
 

@@ -18,11 +18,15 @@ import httpx
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.accounts.config import AccountsSettings
 from services.accounts.mail import Mailer
+from services.accounts.models import AccountToken
 from services.accounts.recovery.consumer import mail_consumer
 from services.accounts.recovery.service import MailContext
+from shared.auth.api_keys import hash_secret
 from shared.redis_client import create_redis
 from tests.conftest import Platform
 
@@ -42,6 +46,8 @@ class Mailbox:
 
     messages: list[EmailMessage] = field(default_factory=list)
     refuse: set[str] = field(default_factory=set)  # recipients answered 550
+    # Where the worker keeps the tokens it mails, when a test's mails carry links.
+    sessionmaker: async_sessionmaker[AsyncSession] | None = None
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: Any
@@ -59,9 +65,24 @@ class Mailbox:
         return "250 Message accepted for delivery"
 
     async def wait_for(self, count: int) -> list[EmailMessage]:
-        """The messages once `count` have arrived (the server's thread appends them)."""
+        """The messages once `count` have arrived (the server's thread appends them) and
+        their links work: the worker commits a token only after the relay took its mail, so
+        a link followed at once could otherwise beat the commit."""
         await eventually(lambda: len(self.messages) >= count)
+        await eventually(self._tokens_committed)
         return self.messages
+
+    async def _tokens_committed(self) -> bool:
+        hashes = {hash_secret(token) for token in map(_token_in, self.messages) if token}
+        if self.sessionmaker is None or not hashes:
+            return True
+        async with self.sessionmaker() as session:
+            found = await session.scalar(
+                select(func.count())
+                .select_from(AccountToken)
+                .where(AccountToken.token_hash.in_(hashes))
+            )
+        return found == len(hashes)
 
 
 async def eventually(condition: Callable[[], bool | Awaitable[bool]], seconds: float = 15) -> None:
@@ -74,12 +95,16 @@ async def eventually(condition: Callable[[], bool | Awaitable[bool]], seconds: f
     raise AssertionError(f"still not true after {seconds} s")
 
 
-def token_of(message: EmailMessage) -> str:
+def _token_in(message: EmailMessage) -> str | None:
     body = message.get_body(("plain",))
-    assert body is not None
-    found = _TOKEN.search(body.get_content())
-    assert found, body.get_content()
-    return found.group(1)
+    found = _TOKEN.search(body.get_content()) if body is not None else None
+    return found.group(1) if found else None
+
+
+def token_of(message: EmailMessage) -> str:
+    token = _token_in(message)
+    assert token, message.as_string()
+    return token
 
 
 @contextlib.contextmanager
@@ -98,8 +123,8 @@ def smtp_port() -> int:
 
 
 @pytest.fixture
-def mailbox(smtp_port: int) -> Iterator[Mailbox]:
-    box = Mailbox()
+def mailbox(smtp_port: int, platform: Platform) -> Iterator[Mailbox]:
+    box = Mailbox(sessionmaker=platform.sessionmaker)
     with smtp_server(box, smtp_port):
         yield box
 
