@@ -38,6 +38,12 @@ lock:
 run: install
 	$(BIN)/llmnet run
 
+# A worker per CPU (at most TEST_WORKERS_MAX), tests handed out one at a time so the long ones
+# spread; tests/conftest.py gives each worker its own database and Redis database.
+TEST_WORKERS ?= auto
+TEST_WORKERS_MAX ?= 4
+PYTEST_ARGS ?= --numprocesses $(TEST_WORKERS) --maxprocesses $(TEST_WORKERS_MAX) --dist worksteal
+
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 

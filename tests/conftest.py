@@ -28,6 +28,7 @@ from llmnet.launcher.ci_servers import (
     DEFAULT_TEST_DATABASE_URL,
     DEFAULT_TEST_REDIS_URL,
     ensure_test_servers,
+    worker_redis_url,
 )
 from llmnet.migrations import upgrade_head
 from services.accounts.app import create_app as create_accounts
@@ -52,16 +53,22 @@ pytest_plugins = ["tests.browser.fixtures"]
 # The machine's PostgreSQL and Redis when they answer at TEST_DATABASE_URL / TEST_REDIS_URL;
 # where one does not (a laptop with neither), an embedded one for this session, on a port and
 # in a data dir of its own (the LLMNET_TEST_* variables), stopped when the session ends.
+# Under pytest-xdist (`make test` runs a worker per CPU) every worker is a session of its own:
+# the controller, which loads this file first, starts any embedded servers and the workers
+# inherit its environment; each worker then takes its own database (one per session anyway)
+# and its own Redis database, so their flushes and keys never meet.
+WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+WORKER_INDEX = int(WORKER.removeprefix("gw")) if WORKER else 0
 TEST_SERVERS = ensure_test_servers(
-    Path(os.environ.get("LLMNET_TEST_DATA_DIR") or REPO_ROOT / ".data" / "test"),
+    Path(os.environ.get("LLMNET_TEST_DATA_DIR") or REPO_ROOT / ".data" / "test") / (WORKER or ""),
     os.environ.get("TEST_DATABASE_URL", DEFAULT_TEST_DATABASE_URL),
     os.environ.get("TEST_REDIS_URL", DEFAULT_TEST_REDIS_URL),
-    postgres_port=int(os.environ.get("LLMNET_TEST_POSTGRES_PORT") or 55434),
-    redis_port=int(os.environ.get("LLMNET_TEST_REDIS_PORT") or 56381),
+    postgres_port=int(os.environ.get("LLMNET_TEST_POSTGRES_PORT") or 55434) + WORKER_INDEX,
+    redis_port=int(os.environ.get("LLMNET_TEST_REDIS_PORT") or 56381) + WORKER_INDEX,
 )
 atexit.register(TEST_SERVERS.stop)
 ADMIN_DATABASE_URL = TEST_SERVERS.database_url
-REDIS_URL = TEST_SERVERS.redis_url
+REDIS_URL = worker_redis_url(TEST_SERVERS.redis_url, WORKER_INDEX)
 # Processes the tests start (the launcher, workers) reach the same servers.
 os.environ["TEST_DATABASE_URL"] = ADMIN_DATABASE_URL
 os.environ["TEST_REDIS_URL"] = REDIS_URL

@@ -34,6 +34,7 @@ __all__ = [
     "REDIS_PORT",
     "TestServers",
     "ensure_test_servers",
+    "worker_redis_url",
 ]
 
 DEFAULT_TEST_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -83,6 +84,14 @@ class TestServers:
             self.redis.stop()
         if self.postgres is not None:
             self.postgres.stop()
+
+
+def worker_redis_url(redis_url: str, worker: int) -> str:
+    """The Redis database of parallel test worker `worker`: counted down from the given one
+    (wrapping within Redis's 16), so worker 0 keeps it."""
+    parts = urlsplit(redis_url)
+    database = int(parts.path.strip("/") or 0)
+    return parts._replace(path=f"/{(database - worker) % 16}").geturl()
 
 
 def ensure_test_servers(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sys
 import uuid
 from collections.abc import AsyncIterator
@@ -141,6 +142,13 @@ def cli_env(platform: Any, tmp_path: Path) -> dict[str, str]:
         TERM="xterm-256color",
     )
     return env
+
+
+def live_ctrl_c() -> None:
+    """For a child the test sends Ctrl-C (SIGINT) to: a suite started in the background by a
+    shell runs with SIGINT ignored, which children inherit, and Python then installs no
+    handler for it; the child starts with the default again, as under a terminal."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 async def llmnet(

@@ -13,7 +13,14 @@ from typing import Any
 
 import pexpect
 
-from tests.client.conftest import LLMNET, client_for, llmnet, run_feed_jobs, servable_files
+from tests.client.conftest import (
+    LLMNET,
+    client_for,
+    live_ctrl_c,
+    llmnet,
+    run_feed_jobs,
+    servable_files,
+)
 from tests.factories import PASSWORD, UserSession
 
 
@@ -229,6 +236,7 @@ async def test_feed_follow_prints_live_posts(cli_env, api, worker_ctx, owner, ll
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         env=cli_env,
+        preexec_fn=live_ctrl_c,
     )
     try:
         assert process.stdout is not None

@@ -23,7 +23,7 @@ from llmnet_client.errors import APIConnectionError, PartCorrupted
 from transformers import LlamaForCausalLM
 
 from services.models_hub.versions.sessions.service import upload_session_service
-from tests.client.conftest import LLMNET, client_for
+from tests.client.conftest import LLMNET, client_for, live_ctrl_c
 from tests.client.test_cli import login
 from tests.models_hub.tiny_models import (
     _save_generation_config,
@@ -304,6 +304,7 @@ async def test_the_upload_command_shows_a_progress_bar_and_resumes_after_ctrl_c(
             encoding="utf-8",
             timeout=60,
             dimensions=(40, 160),
+            preexec_fn=live_ctrl_c,
         )
         try:
             child.expect(r"\d+(\.\d+)?/\d+(\.\d+)? MB")  # the bar, with bytes done/total

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from llmnet.launcher.ci_servers import answers, ensure_test_servers
+from llmnet.launcher.ci_servers import answers, ensure_test_servers, worker_redis_url
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -55,7 +55,8 @@ def test_the_suite_falls_back_to_embedded_servers_and_stops_them(data_dir: Path)
     closed_postgres, closed_redis, postgres_port, redis_port = free_ports(4)
     out = data_dir / "probe.json"
     env = {
-        **os.environ,
+        # Not a parallel worker's session (ports and Redis database of its own): a plain one.
+        **{k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")},
         "TEST_DATABASE_URL": f"postgresql://postgres@127.0.0.1:{closed_postgres}/postgres",
         "TEST_REDIS_URL": f"redis://127.0.0.1:{closed_redis}/15",
         "LLMNET_TEST_DATA_DIR": str(data_dir / "data"),
@@ -105,3 +106,12 @@ def test_servers_that_answer_are_used_as_they_are(tmp_path: Path) -> None:
     # stop() left them alone.
     assert answers(database_url, 5432)
     assert answers(redis_url, 6379)
+
+
+def test_parallel_workers_never_share_a_redis_database() -> None:
+    """`make test` runs a worker per CPU; each flushes its Redis database between tests."""
+    base = "redis://:secret@127.0.0.1:6379/15"
+    databases = [urlsplit(worker_redis_url(base, worker)).path for worker in range(4)]
+    assert databases == ["/15", "/14", "/13", "/12"]
+    assert worker_redis_url(base, 1).startswith("redis://:secret@127.0.0.1:6379/")
+    assert worker_redis_url("redis://127.0.0.1:6379/0", 1).endswith("/15")  # wraps within 16

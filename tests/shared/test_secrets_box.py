@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 
 from shared.secrets_box import SecretBox, SecretUndecryptable
@@ -75,13 +77,17 @@ def test_tampered_token_fails() -> None:
         box.decrypt(tampered)
 
 
+# A valid key, fixed: parallel test workers must collect the same test ids.
+FIXED_KEY = base64.urlsafe_b64encode(bytes(range(32))).decode()
+
+
 @pytest.mark.parametrize(
     ("setting", "message"),
     [
         ("", "has no keys"),
         (" , ", "has no keys"),
         ("not-a-fernet-key", "Key #1 of 1 in SECRET_KEYS is not a valid Fernet key"),
-        (f"{SecretBox.generate_key()},short", "Key #2 of 2 in SECRET_KEYS"),
+        (f"{FIXED_KEY},short", "Key #2 of 2 in SECRET_KEYS"),
         ("A" * 22 + "==", "not a valid Fernet key"),  # valid base64, but only 16 bytes
     ],
 )
