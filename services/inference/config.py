@@ -63,7 +63,8 @@ class InferenceSettings(CommonSettings):
         ge=0,
         description="A prompt longer than this, arriving while others decode, is prefilled in "
         "chunks of at most this many tokens between decoding steps, each sized by measurement "
-        "to add about one step, so running streams keep their pace (0: whole prompts).",
+        "so its pass takes 80% of a decoding step, so running streams keep within twice their "
+        "pace (0: whole prompts).",
     )
     prefix_cache_mb: int = Field(
         default=256,

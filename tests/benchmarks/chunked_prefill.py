@@ -26,6 +26,7 @@ from pathlib import Path
 import uvloop
 
 from services.inference.engine import Engine, SamplingParams
+from services.inference.engine.scheduler import CHUNK_SHARE_OF_STEP
 from tests.benchmarks.harness import (
     bench_database,
     database_answers,
@@ -108,19 +109,20 @@ async def run(streams: int = STREAMS, prompt_tokens: int = PROMPT_TOKENS) -> lis
         chunked, whole = await tuned_and_pinned(folder, prefill_chunk_tokens=0)
         try:
             unit = chunked.tokenizer(TEXT)["input_ids"]
-            prompt = (unit * (prompt_tokens // len(unit) + 1))[:prompt_tokens]
             trials: list[Trial] = []
-            for name, engine in [
-                ("whole", whole),
-                ("chunked", chunked),
-                ("chunked", chunked),
-                ("whole", whole),
-            ]:
+            for number, (name, engine) in enumerate(
+                [("whole", whole), ("chunked", chunked), ("chunked", chunked), ("whole", whole)]
+            ):
+                # Its own first tokens each time: the prefix cache would hand a repeated
+                # prompt back whole, and there would be nothing to prefill.
+                head = chunked.tokenizer(f"Log {number}: ")["input_ids"]
+                prompt = (head + unit * (prompt_tokens // len(unit) + 1))[:prompt_tokens]
                 trials.append(await _trial(engine, name, streams, prompt))
             configuration = (
                 f"engine configuration: dtype {chunked.dtype} (tuned), {chunked.cpu_threads} "
                 f"threads, linear layers {chunked.cpu_linear}; chunks of at most "
-                f"{chunked.options.prefill_chunk_tokens} tokens, sized to about one decoding step"
+                f"{chunked.options.prefill_chunk_tokens} tokens, each sized so its pass takes at most "
+                f"{CHUNK_SHARE_OF_STEP:.0%} of a decoding step"
             )
         finally:
             await chunked.close()

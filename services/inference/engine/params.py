@@ -113,7 +113,7 @@ class EngineOptions:
     tune_batch: the larger batch size whose decode step the tuning times (besides batch 1).
     prefill_chunk_tokens: a prompt longer than this that arrives while others decode is
         prefilled in chunks of at most this many tokens, one between decoding steps, each sized
-        to add about one decoding step's time (both measured as the loop runs), so the running
+        so its pass takes 80% of a decoding step (both measured as the loop runs), so the running
         streams keep their pace instead of stalling for the whole prompt (one such prompt at a
         time; 0: always whole prompts).
     prefix_cache_bytes: memory for the keys/values of recent prompts (padded batching only), so

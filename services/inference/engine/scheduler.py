@@ -49,8 +49,12 @@ logger = logging.getLogger("llmnet.inference.engine")
 
 __all__ = ["Request", "Scheduler", "Sink"]
 
+# A chunk of a long prompt is sized so that its forward pass takes about this share of a
+# decoding step: a running stream then waits for its own step plus the chunk's pass, within
+# twice its pace with room for jitter. Smaller chunks stretch the long prompt's own prefill.
+CHUNK_SHARE_OF_STEP = 0.8
 # The smallest chunk of a long prompt, however fast decoding steps are.
-_MIN_CHUNK_TOKENS = 64
+_MIN_CHUNK_TOKENS = 16
 
 #: What a request's queue receives: events, or an exception that ends the stream.
 Item = TokenEvent | BaseException
@@ -116,8 +120,9 @@ class Scheduler:
         # A long prompt prefilled a chunk per turn while the batch decodes (one at a time).
         self._chunking: Request | None = None
         self._partial: object | None = None
+        self._last_chunk: tuple[int, float] | None = None  # its tokens and its pass's seconds
         # Measured as the loop runs (moving averages): a decoding step, and a prompt token of a
-        # prefill; they size the chunks of a long prompt to about one step each.
+        # prefill; they size the chunks of a long prompt (see `_chunk_tokens`).
         self._step_s = 0.0
         self._prefill_token_s = 0.0
         self._closing = False
@@ -412,12 +417,21 @@ class Scheduler:
         return admitted
 
     def _chunk_tokens(self) -> int:
-        """Prompt tokens per chunk: as many as add about one decoding step's time to the forward
-        pass (measured), at most the setting, at least a floor (the fixed cost of a pass would
-        otherwise stretch a long prompt's prefill many times over)."""
-        if self._step_s <= 0 or self._prefill_token_s <= 0:
+        """Prompt tokens for the next chunk, so that its pass takes CHUNK_SHARE_OF_STEP of a
+        decoding step (measured), at most the setting, at least a floor. The first chunk is
+        sized from the measured cost of a prompt token; each later one from the last chunk's
+        pass, scaled (by at most 2x): a pass costs a fixed part plus a part per token, and later
+        chunks attend to more of the prompt, so following the last pass tracks both."""
+        target = CHUNK_SHARE_OF_STEP * self._step_s
+        if target <= 0:
             return self._options.prefill_chunk_tokens
-        return self._bounded_chunk(int(self._step_s / self._prefill_token_s))
+        if self._last_chunk is not None:
+            tokens, seconds = self._last_chunk
+            scaled = tokens * target / max(seconds, 1e-6)
+            return self._bounded_chunk(int(min(2 * tokens, max(tokens / 2, scaled))))
+        if self._prefill_token_s <= 0:
+            return self._options.prefill_chunk_tokens
+        return self._bounded_chunk(int(target / self._prefill_token_s))
 
     def _bounded_chunk(self, tokens: int) -> int:
         most = self._options.prefill_chunk_tokens
@@ -450,11 +464,14 @@ class Scheduler:
         """The next chunk of the long prompt; after the last, its first token, and it joins."""
         if self._partial is None:
             self._partial = self._backend.start_prefill(request.prompt_ids)
+            self._last_chunk = None
         # Sized anew each time: later chunks attend to more of the prompt, cost more per token.
         count = self._chunk_tokens()
         started = time.perf_counter()
         done = self._backend.prefill_chunk(self._partial, count)
-        self._measure_prefill(count, time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        self._measure_prefill(count, seconds)
+        self._last_chunk = (count, seconds)
         self.prefill_chunks += 1
         if done is None:
             return

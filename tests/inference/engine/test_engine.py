@@ -23,6 +23,7 @@ from services.inference.engine import (
     SamplingParams,
     TokenEvent,
 )
+from services.inference.engine.scheduler import CHUNK_SHARE_OF_STEP
 from shared.model_loading import load_causal_lm
 from tests.models_hub.tiny_models import build_tiny_gpt2, build_tiny_llama, build_tokenizer
 
@@ -362,6 +363,31 @@ async def test_a_long_prompt_is_prefilled_in_chunks_between_decoding_steps(
     assert len(beside.tokens) == 120
     expected = tiny_llama.reference(PROMPTS[1], 120)
     assert beside.tokens[: len(expected)] == expected
+
+
+async def test_chunks_are_sized_from_the_last_chunks_pass(
+    tiny_llama: Tiny, make_engine: Any
+) -> None:
+    """Each chunk of a long prompt is sized so its pass takes CHUNK_SHARE_OF_STEP of a decoding
+    step, from how long the last chunk's pass took: a running stream then waits for its own
+    step plus one chunk, within twice its pace."""
+    engine = make_engine(tiny_llama, prefill_chunk_tokens=512)
+    scheduler = engine._scheduler
+    scheduler._step_s = 0.100
+    share = CHUNK_SHARE_OF_STEP * scheduler._step_s
+    scheduler._prefill_token_s = 0.001
+    scheduler._last_chunk = None
+    assert scheduler._chunk_tokens() == round(share / 0.001)  # the first: from a token's cost
+    scheduler._last_chunk = (100, 1.5 * share)  # took too long: the next is smaller
+    assert scheduler._chunk_tokens() == 66
+    scheduler._last_chunk = (100, 0.75 * share)  # room to spare: larger, by at most 2x
+    assert scheduler._chunk_tokens() == 133
+    scheduler._last_chunk = (100, 0.1 * share)
+    assert scheduler._chunk_tokens() == 200
+    scheduler._last_chunk = (300, 0.1 * share)
+    assert scheduler._chunk_tokens() == 512  # never past the setting
+    scheduler._last_chunk = (20, 10 * share)
+    assert scheduler._chunk_tokens() == 16  # nor under the floor
 
 
 async def test_repetition_penalty_greedy_equals_generate(
