@@ -121,7 +121,7 @@ async def run(streams: int = STREAMS, prompt_tokens: int = PROMPT_TOKENS) -> lis
             configuration = (
                 f"engine configuration: dtype {chunked.dtype} (tuned), {chunked.cpu_threads} "
                 f"threads, linear layers {chunked.cpu_linear}; chunks of at most "
-                f"{chunked.options.prefill_chunk_tokens} tokens, each sized so its pass takes at most "
+                f"{chunked.options.prefill_chunk_tokens} tokens, each sized so its pass takes "
                 f"{CHUNK_SHARE_OF_STEP:.0%} of a decoding step"
             )
         finally:
