@@ -11,7 +11,11 @@ The prefix cache is off for both (the replayed prompts would otherwise come from
 The phases run A-B-B-A (conversations, raw, raw, conversations) and each reports both its runs.
 Per request: time to first token from the moment it was sent (first `delta` event / first
 content chunk), the completion tokens. Targets: conversation tokens/s >= 0.9x raw, and TTFT p50
-at most 50 ms above raw's.
+at most 50 ms above raw's. At 16 conversations the time to first token is mostly queueing for
+the prefill of 16 histories, and how the arrivals fall into prefill batches moves each run's
+p50 by a few hundred ms either way (each run's p50 is printed); so the same A-B-B-A also runs
+with one conversation, where nothing queues and the difference is the conversation path's own
+work per turn.
 
     python -m tests.benchmarks.conversations_stream [--conversations 16] [--turns 6]
 """
@@ -73,6 +77,13 @@ class Phase:
     name: str
     samples: list[Sample] = field(default_factory=list)
     elapsed: float = 0.0
+    run_p50s: list[float] = field(default_factory=list)  # TTFT p50 of each of its runs, ms
+
+    def add_run(self, samples: list[Sample], elapsed: float) -> None:
+        self.samples += samples
+        self.elapsed += elapsed
+        ttfts = [s.ttft for s in samples if s.error is None and s.ttft is not None]
+        self.run_p50s.append(percentile(ttfts, 50) * 1000 if ttfts else float("nan"))
 
     @property
     def ok(self) -> list[Sample]:
@@ -216,8 +227,9 @@ async def _measure(
             results = await asyncio.gather(
                 *(_conversation(session, model, turns, max_tokens) for _ in range(conversations))
             )
-            phase.elapsed += time.perf_counter() - started
-            phase.samples += [s for samples, _ in results for s in samples]
+            phase.add_run(
+                [s for samples, _ in results for s in samples], time.perf_counter() - started
+            )
             return [history for _, histories in results for history in histories]
 
         async def replay(phase: Phase, histories: list[list[dict[str, str]]]) -> None:
@@ -228,8 +240,9 @@ async def _measure(
             # One client per conversation, its turns one after the other, as the conversations ran.
             per_client = [histories[i * turns : (i + 1) * turns] for i in range(conversations)]
             replayed = await asyncio.gather(*(client(mine) for mine in per_client))
-            phase.elapsed += time.perf_counter() - started
-            phase.samples += [s for samples in replayed for s in samples]
+            phase.add_run(
+                [s for samples in replayed for s in samples], time.perf_counter() - started
+            )
 
         # A-B-B-A: each phase runs once early and once late, so neither gains from running on a
         # machine (allocator, oneDNN primitives for new shapes, caches) the other warmed up.
@@ -262,17 +275,25 @@ async def run(
             with services(database_url, Path(tmp), names) as bench:
                 model, _ = await _prepare_model(bench)
                 user = await bench_user(bench, "chatter")
+                gateway, headers = bench.urls["gateway"], user.gateway_headers
                 ours, raw = await _measure(
-                    bench.urls["gateway"],
-                    user.gateway_headers,
-                    model,
-                    conversations,
-                    turns,
-                    max_tokens,
+                    gateway, headers, model, conversations, turns, max_tokens
                 )
+                # The same with one conversation: nothing queues, so the difference in time to
+                # first token is the conversation path's own work per turn.
+                alone = await _measure(gateway, headers, model, 1, turns, max_tokens)
                 chosen = await chosen_configuration(bench)
     total = time.perf_counter() - started
-    return _report(ours, raw, conversations, turns, max_tokens, total, [machine_line(), chosen])
+    lines = _report(ours, raw, conversations, turns, max_tokens, total, [machine_line(), chosen])
+    return [*lines, _path_overhead(*alone)]
+
+
+def _path_overhead(ours: Phase, raw: Phase) -> str:
+    return (
+        f"one conversation alone (no queueing), TTFT p50: {ours.ttft_ms(50):.0f} ms vs raw "
+        f"{raw.ttft_ms(50):.0f} ms, the conversation path's own cost per turn "
+        f"{ours.ttft_ms(50) - raw.ttft_ms(50):+.0f} ms"
+    )
 
 
 def _report(
@@ -291,13 +312,14 @@ def _report(
         f"(whole run {total:.0f} s)",
         *machine,
         f"{'phase':<28}{'requests':>9}{'TTFT p50':>10}{'TTFT p95':>10}{'tok/s':>9}"
-        f"{'tokens':>8}{'errors':>8}",
+        f"{'tokens':>8}{'errors':>8}  TTFT p50 of each run",
     ]
     for phase in (ours, raw):
+        runs = " / ".join(f"{p50:.0f}" for p50 in phase.run_p50s)
         lines.append(
             f"{phase.name:<28}{len(phase.samples):>9}{phase.ttft_ms(50):>9.0f}ms"
             f"{phase.ttft_ms(95):>8.0f}ms{phase.tokens_per_s:>9.1f}{phase.tokens:>8}"
-            f"{phase.errors:>8}"
+            f"{phase.errors:>8}  {runs} ms"
         )
     ratio = ours.tokens_per_s / raw.tokens_per_s if raw.tokens_per_s else float("nan")
     overhead = ours.ttft_ms(50) - raw.ttft_ms(50)
