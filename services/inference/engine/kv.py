@@ -342,8 +342,8 @@ class PaddedBackend(Backend):
     def _remember(self, tokens: Sequence[int], batch: PaddedBatch, row: int) -> None:
         """Cache the keys/values of `tokens`, which `row` of `batch` holds: its real columns,
         in order (a prefill from a cached prefix may leave padding between them)."""
-        if self._prefixes is None or not tokens:
-            return
+        if self._prefixes is None or self._prefixes.holds(tokens):
+            return  # before gathering the row: a repeated prompt costs no copy
         columns = batch.mask[row, : batch.length].nonzero().flatten()
         if columns.numel() != len(tokens):
             return  # never keep keys under tokens they do not belong to

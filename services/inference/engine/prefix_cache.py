@@ -100,17 +100,23 @@ class PrefixCache:
         found = self._longest(prompt, len(prompt) - 1)
         return 0 if found is None else found[1]
 
+    def holds(self, prompt: Sequence[int]) -> bool:
+        """Whether storing `prompt` would keep nothing new: no cache, no whole block, or its
+        whole blocks are cached already (so callers need not gather its keys/values)."""
+        length = len(prompt) // self.block * self.block
+        if self.max_bytes <= 0 or length == 0:
+            return True
+        known = self._longest(prompt, length)
+        return known is not None and known[1] == length
+
     def store(
         self, prompt: Sequence[int], keys: Sequence[torch.Tensor], values: Sequence[torch.Tensor]
     ) -> None:
         """Keep the prompt's keys/values (per layer [H, len(prompt), D], views are fine: the
         whole blocks are copied) unless its whole blocks are cached already."""
+        if self.holds(prompt):
+            return
         length = len(prompt) // self.block * self.block
-        if self.max_bytes <= 0 or length == 0:
-            return
-        known = self._longest(prompt, length)
-        if known is not None and known[1] == length:
-            return
         kept_keys = [k[:, :length].clone() for k in keys]
         kept_values = [v[:, :length].clone() for v in values]
         nbytes = sum(t.numel() * t.element_size() for t in [*kept_keys, *kept_values])
