@@ -22,6 +22,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from llmnet.launcher.ci_servers import (
@@ -228,6 +229,25 @@ async def platform(
     await redis.aclose()
 
 
+_DEADLOCK = "40P01"
+
+
+async def _truncate_all(engine: AsyncEngine, attempts: int = 5) -> None:
+    """Empty every table. Work a previous test left running (a job, a relay, a browser's last
+    request) may still be writing: the lock order of its transaction and of TRUNCATE can then
+    deadlock, and PostgreSQL aborts one of them; if that is the TRUNCATE, it runs again."""
+    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    for attempt in range(attempts):
+        try:
+            async with engine.begin() as connection:
+                await connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+            return
+        except DBAPIError as exc:
+            if getattr(exc.orig, "pgcode", None) != _DEADLOCK or attempt == attempts - 1:
+                raise
+            await asyncio.sleep(0.1)
+
+
 @pytest.fixture(autouse=True)
 async def _clean_state(request: pytest.FixtureRequest) -> AsyncIterator[None]:
     """Empty tables, Redis and storage before each test that uses the platform or database."""
@@ -235,9 +255,7 @@ async def _clean_state(request: pytest.FixtureRequest) -> AsyncIterator[None]:
         yield
         return
     engine: AsyncEngine = request.getfixturevalue("engine")
-    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
-    async with engine.begin() as connection:
-        await connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    await _truncate_all(engine)
     redis = Redis.from_url(REDIS_URL)
     await redis.flushdb()
     await redis.aclose()
