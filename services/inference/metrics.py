@@ -52,6 +52,12 @@ TUNING_STEP_SECONDS = Gauge(
     "Decode step time measured at load for each candidate configuration, by batch size.",
     ["model", "dtype", "packing", "threads", "batch"],
 )
+STEP_THREADS = Gauge(
+    "llmnet_inference_step_threads",
+    "Threads a measured engine's decoding steps run with, per band of batch rows (chosen by "
+    "timing its own steps as it serves).",
+    ["model", "rows"],
+)
 TUNING_SECONDS = Gauge(
     "llmnet_inference_tuning_seconds", "Load time spent choosing the configuration.", ["model"]
 )
@@ -73,6 +79,7 @@ def export_engine_configs(models: Mapping[str, Mapping[str, Any]]) -> None:
     """Export the loaded engines' configurations and tuning timings (`ModelRegistry.stats()`'s
     "models"); models no longer loaded leave the gauges."""
     ENGINE_CONFIG.clear()
+    STEP_THREADS.clear()
     TUNING_STEP_SECONDS.clear()
     TUNING_SECONDS.clear()
     for key, stats in models.items():
@@ -88,6 +95,9 @@ def export_engine_configs(models: Mapping[str, Mapping[str, Any]]) -> None:
             threads_source=sources.get("threads", "default"),
             packing_source=sources.get("packing", "default"),
         ).set(1)
+        for rows, band in (stats.get("threads_by_rows") or {}).items():
+            if band.get("threads") is not None:
+                STEP_THREADS.labels(model=key, rows=rows).set(band["threads"])
         if not tuning:
             continue
         TUNING_SECONDS.labels(model=key).set(float(tuning.get("seconds", 0.0)))

@@ -394,14 +394,24 @@ async def engine_config(bench: BenchEnv) -> dict[str, str] | None:
         session.get(f"{bench.urls['inference']}/metrics") as response,
     ):
         text = await response.text()
+
+    def labels(line: str) -> dict[str, str]:
+        pairs = (
+            part.split("=", 1) for part in line[line.index("{") + 1 : line.rindex("}")].split(",")
+        )
+        return {key: value.strip('"') for key, value in pairs}
+
+    config: dict[str, str] | None = None
+    steps: list[str] = []
     for line in text.splitlines():
         if line.startswith("llmnet_inference_engine_config{"):
-            labels = dict(
-                part.split("=", 1)
-                for part in line[line.index("{") + 1 : line.rindex("}")].split(",")
-            )
-            return {key: value.strip('"') for key, value in labels.items()}
-    return None
+            config = labels(line)
+        elif line.startswith("llmnet_inference_step_threads{"):
+            threads = int(float(line.rsplit(" ", 1)[1]))
+            steps.append(f"{labels(line)['rows']} rows: {threads}")
+    if config is not None and steps:
+        config["step_threads"] = ", ".join(steps)
+    return config
 
 
 def describe_configuration(config: dict[str, str] | None) -> str:
@@ -412,6 +422,11 @@ def describe_configuration(config: dict[str, str] | None) -> str:
         f"{OURS} configuration: dtype {get('dtype')} ({get('dtype_source')}), "
         f"{get('threads')} threads ({get('threads_source')}), linear layers "
         f"{get('packing')} ({get('packing_source')})"
+        + (
+            f"; decoding steps' threads as served: {get('step_threads')}"
+            if get("step_threads")
+            else ""
+        )
     )
 
 

@@ -20,11 +20,12 @@ import contextlib
 import dataclasses
 import gc
 import logging
+import threading
 import time
-from collections.abc import AsyncIterator, Generator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Generator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import torch
 
@@ -67,6 +68,8 @@ __all__ = ["Engine", "GenerationStream", "model_parameter_bytes"]
 
 logger = logging.getLogger("llmnet.inference.engine")
 
+T = TypeVar("T")
+
 _DEFAULT_CONTEXT = 2048
 
 
@@ -81,6 +84,33 @@ def model_parameter_bytes(model: torch.nn.Module) -> int:
         seen.add(id(tensor))
         total += tensor.numel() * tensor.element_size()
     return total + int8_linear_bytes(model)
+
+
+def _on_own_thread(work: Callable[[], T]) -> T:
+    """`work()` on a new thread that ends when it returns; the caller waits for it.
+
+    OpenMP (torch's intra-op threads on CPU) gives every thread that runs a parallel region a
+    team of worker threads, kept for as long as that thread lives. While more such workers
+    exist than CPUs, libgomp stops spinning between regions and puts them to sleep, and each
+    of the hundreds of regions in a decoding step pays a wake-up: loading and tuning on a
+    long-lived pool thread (`asyncio.to_thread`) left a team behind that made the engine's
+    steps about 30% slower, and the tuner's timings (taken with no other team) no longer
+    matched what the engine then ran. A thread that ends takes its team with it."""
+    outcome: list[T] = []
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            outcome.append(work())
+        except BaseException as exc:  # re-raised on the caller's thread
+            failure.append(exc)
+
+    thread = threading.Thread(target=run, name="llmnet-engine-load", daemon=True)
+    thread.start()
+    thread.join()
+    if failure:
+        raise failure[0]
+    return outcome[0]
 
 
 def _context_length(model: PreTrainedModel, tokenizer: Any) -> int:
@@ -236,12 +266,19 @@ class Engine:
         self.cpu_threads: int | None = None
         if self._device.type == "cpu":
             self.cpu_threads = self.options.cpu_threads or max(1, usable_cpus() - 1)
+        # Measured threads are measured again as the engine serves, per step (threads.py): the
+        # tuned count and one less, which leaves a CPU to the event loop streaming the tokens.
+        tuned = tuning is not None and tuning.sources.get("threads") == "tuned"
+        choices: tuple[int, ...] = ()
+        if tuned and self.cpu_threads and self.cpu_threads > 1:
+            choices = (self.cpu_threads - 1, self.cpu_threads)
         self._scheduler = Scheduler(
             backend,
             options=self.options,
             name=name,
             prefill_mode=self.options.prefill,
             threads=self.cpu_threads,
+            thread_choices=choices,
         )
 
     @classmethod
@@ -255,24 +292,43 @@ class Engine:
         name: str | None = None,
     ) -> Engine:
         """Load a model folder with `shared.model_loading.load_causal_lm` (blocking: call it in a
-        thread) and start its engine."""
+        thread) and start its engine. The work runs on a thread of its own that ends with it
+        (see `_on_own_thread`)."""
+        return _on_own_thread(
+            lambda: cls._load(
+                Path(model_dir),
+                device=device,
+                dtype=dtype,
+                options=options or EngineOptions(),
+                name=name or Path(model_dir).name,
+            )
+        )
+
+    @classmethod
+    def _load(
+        cls,
+        model_dir: Path,
+        *,
+        device: str,
+        dtype: torch.dtype | None,
+        options: EngineOptions,
+        name: str,
+    ) -> Engine:
         from shared.model_loading import load_causal_lm
 
-        name = name or Path(model_dir).name
-        options = options or EngineOptions()
         if options.tune_seconds > 0:
             return cls._load_tuned(
-                Path(model_dir), device=device, dtype=dtype, options=options, name=name
+                model_dir, device=device, dtype=dtype, options=options, name=name
             )
-        model, tokenizer = load_causal_lm(Path(model_dir), device=device, dtype=dtype)
+        model, tokenizer = load_causal_lm(model_dir, device=device, dtype=dtype)
         try:
             return cls(model, tokenizer, options=options, name=name, owns_model=True)
         except PackingBroke as exc:
             logger.warning("model %s: oneDNN packing failed (%s); loading it again", name, exc)
         del model
         gc.collect()
-        options = dataclasses.replace(options or EngineOptions(), cpu_onednn="off")
-        model, tokenizer = load_causal_lm(Path(model_dir), device=device, dtype=dtype)
+        options = dataclasses.replace(options, cpu_onednn="off")
+        model, tokenizer = load_causal_lm(model_dir, device=device, dtype=dtype)
         return cls(model, tokenizer, options=options, name=name, owns_model=True)
 
     @classmethod

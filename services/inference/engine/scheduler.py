@@ -44,6 +44,7 @@ from services.inference.engine.params import (
     TokenEvent,
 )
 from services.inference.engine.sampling import sample
+from services.inference.engine.threads import ThreadChooser
 
 logger = logging.getLogger("llmnet.inference.engine")
 
@@ -104,12 +105,25 @@ class Scheduler:
         name: str,
         prefill_mode: Literal["batched", "separate", "auto"],
         threads: int | None = None,
+        thread_choices: Sequence[int] = (),
     ) -> None:
+        """`threads`: the intra-op threads of this engine's thread (None: left as it is);
+        `thread_choices`: counts each decoding step may run with instead, chosen by measuring
+        the steps (threads.py); prefill passes run with `threads`."""
         self._backend = backend
         self._options = options
         self._name = name
         self._prefill_mode = prefill_mode
         self._threads = threads
+        self._current_threads = threads
+        # The last decoding step's rows, thread count and start, until the next step ends its
+        # period (None after a prefill or an idle wait, which are not part of it).
+        self._period: tuple[int, int, float] | None = None
+        self._chooser = (
+            ThreadChooser(thread_choices, threads)
+            if threads is not None and thread_choices
+            else None
+        )
         self._cond = threading.Condition()
         self._waiting: deque[Request] = deque()
         self._live: dict[str, Request] = {}  # waiting or running, by id
@@ -245,6 +259,7 @@ class Scheduler:
             "requests_admitted": self.requests_admitted,
             "requests_finished": dict(self.finished),
             "kv_cache_bytes": self._backend.kv_bytes(),
+            "threads_by_rows": None if self._chooser is None else self._chooser.chosen(),
             **self._backend.cache_stats(),
             "last_error": self.last_error,
         }
@@ -304,6 +319,7 @@ class Scheduler:
                         or self._chunking
                         or self._scoring
                     ):
+                        self._period = None  # idle: the next step starts a new period
                         self._cond.wait()
                     if self._closing:
                         break
@@ -311,10 +327,14 @@ class Scheduler:
                     self._apply_aborts()
                     admitted = self._admit()
                     if admitted:
+                        self._period = None
+                        self._use_threads(self._threads)
                         self._prefill(admitted)
                         self._flush()
                         self._apply_aborts()
                     if self._chunking is not None:
+                        self._period = None
+                        self._use_threads(self._threads)
                         self._prefill_chunk(self._chunking)
                         self._flush()
                     if self._running:
@@ -590,9 +610,23 @@ class Scheduler:
             return True
         return False
 
+    def _use_threads(self, count: int | None) -> None:
+        if count is not None and count != self._current_threads:
+            torch.set_num_threads(count)
+            self._current_threads = count
+
     def _decode(self) -> None:
         running = self._running
+        rows = len(running)
         started = time.perf_counter()
+        if self._chooser is not None:
+            # The whole turn of the loop since the last step (delivery included, where the
+            # event loop competes for the CPUs and the GIL), when it was a decoding turn only.
+            if self._period is not None:
+                last_rows, last_threads, last_started = self._period
+                self._chooser.record(last_rows, last_threads, started - last_started)
+            self._use_threads(self._chooser.pick(rows))
+            self._period = (rows, self._current_threads or 1, started)
         logits = self._backend.decode([r.last_token for r in running])
         self._step_s = self._measured(self._step_s, time.perf_counter() - started)
         self.steps += 1

@@ -25,7 +25,8 @@ it may run past it by one of them; one warm-up step before it is not counted), e
 measurement of the reference always runs; what the budget did not reach is reported as
 skipped. The agreement probe runs the probe prompts as one batch, and the reference's tokens
 are computed only once a variant needs them. It runs where the model is loaded (`Engine.load`,
-in a worker thread of the registry: never on the event loop) and needs memory for the
+on a thread of its own that ends afterwards, so no OpenMP team outlives it and the engine's
+thread later runs as the tuner measured: see `engine._on_own_thread`) and needs memory for the
 reference plus one variant at a time. SmolLM2-135M on the shared 2-core test machine (AVX-512
 BF16, no AMX): ~3.5 s for fp32, bf16 and packed fp32 at 2 threads and packed fp32 at 1; it
 chose packed fp32 at 2 threads (18 ms/step alone, 25 ms at 8 rows, vs 39/62 ms dense fp32).

@@ -45,6 +45,7 @@ async def engine_info(admin: AdminUser, ctx: InferenceDep) -> EngineInfoRead:
                 device=stats["device"],
                 dtype=stats["dtype"],
                 threads=stats["cpu_threads"],
+                threads_by_rows=stats.get("threads_by_rows"),
                 cpu_linear=stats["cpu_linear"],
                 batching=stats["batching"],
                 tuning=None if not tuning else TuningRead(**tuning),

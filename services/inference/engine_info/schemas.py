@@ -35,11 +35,23 @@ class TuningRead(BaseModel):
     trials: list[TrialRead]
 
 
+class ThreadsByRowsRead(BaseModel):
+    threads: int | None
+    step_ms: dict[str, float] = Field(description="Average step time (ms) by thread count.")
+
+
 class LoadedModelRead(BaseModel):
     model_key: str = Field(description="The loaded model version's id.")
     device: str
     dtype: str
     threads: int | None = Field(description="Intra-op threads of its engine (null on GPU).")
+    threads_by_rows: dict[str, ThreadsByRowsRead] | None = Field(
+        default=None,
+        description="Measured threads, chosen again per decoding step as it serves: for each "
+        'band of batch rows seen so far ("1", "2-3", "4-7", ...), the count it runs '
+        "with (null while still trying each) and each count's average step time; null when "
+        "the thread count is pinned or on GPU.",
+    )
     cpu_linear: str = Field(description="onednn (packed linear layers), int8 or dense.")
     batching: str
     tuning: TuningRead | None = Field(description="The load-time measurement; null: none ran.")

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ from services.inference.engine import (
     TokenEvent,
 )
 from services.inference.engine.scheduler import CHUNK_SHARE_OF_STEP
+from shared.model_files import ModelFileError
 from shared.model_loading import load_causal_lm
 from tests.models_hub.tiny_models import build_tiny_gpt2, build_tiny_llama, build_tokenizer
 
@@ -314,6 +316,35 @@ async def test_a_model_broken_by_packing_is_loaded_again(
         assert result.tokens == tiny_llama.reference(PROMPTS[0])
     finally:
         await engine.close()
+
+
+async def test_loading_runs_on_a_thread_that_ends_with_it(
+    tiny_llama: Tiny, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # OpenMP keeps a team of worker threads for every thread that ran torch's parallel code;
+    # the loading thread ends, so only the engine's own team is left (Engine._on_own_thread).
+    import shared.model_loading
+
+    loaders: list[threading.Thread] = []
+    real = shared.model_loading.load_causal_lm
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        loaders.append(threading.current_thread())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(shared.model_loading, "load_causal_lm", recording)
+    engine = Engine.load(tiny_llama.directory, options=EngineOptions(tune_seconds=0.5))
+    try:
+        assert loaders
+        assert all(t is not threading.current_thread() for t in loaders)
+        assert not any(t.is_alive() for t in loaders)
+        result = await collect(engine.generate("x", tiny_llama.ids(PROMPTS[0]), GREEDY))
+        assert result.tokens == tiny_llama.reference(PROMPTS[0])
+    finally:
+        await engine.close()
+    # what goes wrong while loading reaches the caller as it was raised
+    with pytest.raises(ModelFileError):
+        Engine.load(tmp_path / "missing")
 
 
 async def test_prefill_modes_agree(tiny_llama: Tiny, make_engine: Any) -> None:

@@ -14,7 +14,9 @@ import torch
 
 from services.inference.engine import Engine, EngineOptions, SamplingParams
 from services.inference.engine.tuning import (
+    Candidate,
     CpuFeatures,
+    TuningReport,
     Variant,
     apply_variant,
     cpu_features,
@@ -115,6 +117,40 @@ async def test_the_tuned_engine_generates_like_the_reference(
     stream = engine.generate("t", prompt, SamplingParams(temperature=0, max_tokens=8))
     tokens = [event.token_id async for event in stream if event.token_id is not None]
     assert tokens == expected
+
+
+async def test_measured_threads_are_chosen_again_per_step_as_the_engine_serves(
+    llama_dir: Path, llama: tuple[Any, Any], loaded: list[Engine]
+) -> None:
+    model, tokenizer = llama
+    prompt = list(tokenizer("The quick brown fox")["input_ids"])
+    ids = torch.tensor([prompt])
+    with torch.inference_mode():
+        expected = model.generate(
+            ids, attention_mask=torch.ones_like(ids), do_sample=False, max_new_tokens=12
+        )[0, len(prompt) :].tolist()
+    served, _ = load_causal_lm(llama_dir)
+    chosen = Candidate(Variant("float32"), 2)
+    engine = Engine(
+        served,
+        tokenizer,
+        options=EngineOptions(cpu_threads=2, cpu_onednn="off"),
+        tuning=TuningReport(chosen=chosen, sources=TUNED, device="cpu", batch=8),
+    )
+    loaded.append(engine)
+    stream = engine.generate("t", prompt, SamplingParams(temperature=0, max_tokens=12))
+    tokens = [event.token_id async for event in stream if event.token_id is not None]
+    assert tokens == expected  # the same answer whichever count each step ran with
+    by_rows = engine.stats()["threads_by_rows"]
+    assert set(by_rows) == {"1"}
+    assert set(by_rows["1"]["step_ms"]) == {"1", "2"}  # both tried on the lone stream's steps
+    assert by_rows["1"]["threads"] in (1, 2)
+    # a pinned count is left alone
+    pinned = Engine(
+        copy.deepcopy(served), tokenizer, options=EngineOptions(cpu_threads=2, cpu_onednn="off")
+    )
+    loaded.append(pinned)
+    assert pinned.stats()["threads_by_rows"] is None
 
 
 def test_pinned_settings_skip_the_measurement(llama_dir: Path, loaded: list[Engine]) -> None:
