@@ -351,6 +351,7 @@ class Scheduler:
             if not self._scoring:
                 return
             ids, future = self._scoring.popleft()
+        self._period = None  # a scoring pass is not part of a decoding step's turn
         if not future.set_running_or_notify_cancel():
             return
         try:
