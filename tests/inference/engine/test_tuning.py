@@ -102,16 +102,22 @@ def test_the_fastest_variant_is_timed_at_every_thread_count(
     assert set(counts) in by_variant.values()
 
 
-async def test_the_tuned_engine_generates_like_the_reference(
-    llama_dir: Path, llama: tuple[Any, Any], loaded: list[Engine]
-) -> None:
+def _reference(llama: tuple[Any, Any], count: int) -> tuple[list[int], list[int]]:
+    """A prompt's ids and the reference model's first `count` greedy tokens after it."""
     model, tokenizer = llama
     prompt = list(tokenizer("The quick brown fox")["input_ids"])
     ids = torch.tensor([prompt])
     with torch.inference_mode():
-        expected = model.generate(
-            ids, attention_mask=torch.ones_like(ids), do_sample=False, max_new_tokens=8
-        )[0, len(prompt) :].tolist()
+        out = model.generate(
+            ids, attention_mask=torch.ones_like(ids), do_sample=False, max_new_tokens=count
+        )
+    return prompt, out[0, len(prompt) :].tolist()
+
+
+async def test_the_tuned_engine_generates_like_the_reference(
+    llama_dir: Path, llama: tuple[Any, Any], loaded: list[Engine]
+) -> None:
+    prompt, expected = _reference(llama, 8)
     engine = Engine.load(llama_dir, options=EngineOptions(tune_seconds=10))
     loaded.append(engine)
     stream = engine.generate("t", prompt, SamplingParams(temperature=0, max_tokens=8))
@@ -122,13 +128,8 @@ async def test_the_tuned_engine_generates_like_the_reference(
 async def test_measured_threads_are_chosen_again_per_step_as_the_engine_serves(
     llama_dir: Path, llama: tuple[Any, Any], loaded: list[Engine]
 ) -> None:
-    model, tokenizer = llama
-    prompt = list(tokenizer("The quick brown fox")["input_ids"])
-    ids = torch.tensor([prompt])
-    with torch.inference_mode():
-        expected = model.generate(
-            ids, attention_mask=torch.ones_like(ids), do_sample=False, max_new_tokens=12
-        )[0, len(prompt) :].tolist()
+    _, tokenizer = llama
+    prompt, expected = _reference(llama, 12)
     served, _ = load_causal_lm(llama_dir)
     chosen = Candidate(Variant("float32"), 2)
     engine = Engine(
