@@ -54,14 +54,13 @@ class ThreadChooser:
         self.counts = tuple(sorted({c for c in counts if c >= 1} | {preferred}))
         self.preferred = preferred
         self._mean: dict[tuple[int, int], float] = {}
-        self._tries: dict[tuple[int, int], list[float]] = {}
-        self._timed: dict[tuple[int, int], int] = {}
+        self._tries: dict[tuple[int, int], list[float]] = {}  # the first TRIES step times
         self._steps: dict[int, int] = {}
 
     def pick(self, rows: int) -> int:
         band = _band(rows)
-        fewest = min(self.counts, key=lambda c: self._timed.get((band, c), 0))
-        if self._timed.get((band, fewest), 0) < TRIES:
+        fewest = min(self.counts, key=lambda c: self._tried(self._tries, band, c))
+        if self._tried(self._tries, band, fewest) < TRIES:
             return fewest  # trying, in turns
         steps = self._steps.get(band, 0) + 1
         self._steps[band] = steps
@@ -74,14 +73,16 @@ class ThreadChooser:
 
     def record(self, rows: int, count: int, seconds: float) -> None:
         key = (_band(rows), count)
-        timed = self._timed.get(key, 0)
-        if timed < TRIES:
-            tries = self._tries.setdefault(key, [])
+        tries = self._tries.setdefault(key, [])
+        if len(tries) < TRIES:
             tries.append(seconds)
             self._mean[key] = statistics.median(tries)
         else:
             self._mean[key] += WEIGHT * (seconds - self._mean[key])
-        self._timed[key] = timed + 1
+
+    @staticmethod
+    def _tried(tries: dict[tuple[int, int], list[float]], band: int, count: int) -> int:
+        return len(tries.get((band, count), ()))
 
     def _best(self, band: int, mean: dict[tuple[int, int], float] | None = None) -> int:
         mean = self._mean if mean is None else mean
@@ -94,10 +95,10 @@ class ThreadChooser:
     def chosen(self) -> dict[str, dict[str, object]]:
         """Per band measured so far: the count it runs with and each count's mean step (ms)."""
         # Copies first: this is read from other threads while the engine's thread records.
-        timed, mean = dict(self._timed), dict(self._mean)
+        tries, mean = dict(self._tries), dict(self._mean)
         report: dict[str, dict[str, object]] = {}
-        for band in sorted({b for b, _ in timed}):
-            settled = all(timed.get((band, c), 0) >= TRIES for c in self.counts)
+        for band in sorted({b for b, _ in tries}):
+            settled = all(self._tried(tries, band, c) >= TRIES for c in self.counts)
             report[band_label(band)] = {
                 "threads": self._best(band, mean) if settled else None,
                 "step_ms": {
