@@ -3,8 +3,8 @@
 Each answer runs in an asyncio task of the process (`Generations.start`), not tied to any
 client: it consumes the token events (local engine or remote provider), appends them to the
 answer's Redis stream (`buffer`), saves the partial text every few seconds, and at the end
-writes the message's final state and metadata, the ledger row (`openai_service.record_usage_of`,
-which also frees the caller's slot) and the `done` event.
+writes the message's final state and metadata with its ledger row (one transaction), frees the
+caller's slot and writes the `done` event.
 
 A watcher beside it renews the lease and waits for a stop signal: a stop cancels the consumer
 (the message ends `cancelled` with its partial text); a lost lease (the process stalled past
@@ -20,7 +20,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -149,14 +149,19 @@ def _metadata(generation: Generation, status: MessageStatus) -> dict[str, Any]:
 
 
 async def _finish(
-    sessionmaker: async_sessionmaker[AsyncSession], message_id: uuid.UUID, values: dict[str, Any]
+    sessionmaker: async_sessionmaker[AsyncSession],
+    message_id: uuid.UUID,
+    values: dict[str, Any],
+    ledger: Callable[[Message], tuple[UsageRow, Usage]],
 ) -> MessageRead | None:
-    """Write the final state if the message is still streaming; the message as written."""
+    """Write the final state if the message is still streaming, and the answer's ledger row
+    in the same transaction (one row per answer: whoever finalises it writes it); the message
+    as written."""
     async with session_scope(sessionmaker) as session:
-        if not await repository.finish(session, message_id, values):
+        message = await repository.finish(session, message_id, values)
+        if message is None:
             return None
-        message = await session.get(Message, message_id, populate_existing=True)
-        assert message is not None
+        usage_service.add_row(session, *ledger(message))
         return MessageRead.model_validate(message)
 
 
@@ -257,6 +262,7 @@ class Generations:
         self, ctx: InferenceContext, job: Job, status: MessageStatus, error: str | None
     ) -> None:
         message: MessageRead | None = None
+        usage_status = _USAGE_STATUS[status]
         try:
             if not job.lease_lost:  # else the sweeper finalises the message from the stream
                 values = {
@@ -265,15 +271,19 @@ class Generations:
                     "error": error,
                     **_metadata(job.generation, status),
                 }
-                message = await _finish(ctx.sessionmaker, job.message_id, values)
+                message = await _finish(
+                    ctx.sessionmaker,
+                    job.message_id,
+                    values,
+                    lambda _: job.generation.ledger_entry(usage_status),
+                )
         except Exception:
             logger.exception("answer %s could not be finalised", job.message_id)
-        # One ledger row per answer, written by whoever finalises the message (the sweeper,
-        # once the lease is lost), before `done`, so whoever saw the answer end finds its row.
+        # The ledger row is written before `done`, so whoever saw the answer end finds it.
         if job.lease_lost:
             await openai_service.release_slot(ctx, job.generation)
         else:
-            await openai_service.record_usage_of(ctx, job.generation, _USAGE_STATUS[status])
+            await openai_service.settle(ctx, job.generation, usage_status)
         try:
             if message is not None:
                 ttl = ctx.settings.message_stream_ttl_seconds
@@ -283,31 +293,28 @@ class Generations:
             logger.exception("answer %s: the end could not be announced", job.message_id)
 
 
-async def _record_orphan_usage(
-    sessionmaker: async_sessionmaker[AsyncSession], message: MessageRead, status: UsageStatus
-) -> None:
+def _orphan_ledger(message: Message, status: UsageStatus) -> tuple[UsageRow, Usage]:
+    """The ledger row of an answer whose process died: its counts as the stream kept them."""
     # Answers always name their model.
     assert message.model_id is not None
     assert message.model_ref is not None
     latency = (utcnow() - message.created_at).total_seconds() * 1000
-    await usage_service.record_row(
-        sessionmaker,
-        UsageRow(
-            user_id=message.author_id,
-            api_key_id=None,  # not kept with the message
-            model_id=message.model_id,
-            model_ref=message.model_ref,
-            # Only models served here have versions; a provider's model has none.
-            source=UsageSource.LOCAL if message.model_version_id else UsageSource.REMOTE,
-            endpoint=UsageEndpoint.CHAT_COMPLETIONS,
-        ),
-        Usage(
-            prompt_tokens=message.prompt_tokens or 0,
-            completion_tokens=message.completion_tokens or 0,
-            latency_ms=latency,
-            status=status,
-        ),
+    row = UsageRow(
+        user_id=message.author_id,
+        api_key_id=None,  # not kept with the message
+        model_id=message.model_id,
+        model_ref=message.model_ref,
+        # Only models served here have versions; a provider's model has none.
+        source=UsageSource.LOCAL if message.model_version_id else UsageSource.REMOTE,
+        endpoint=UsageEndpoint.CHAT_COMPLETIONS,
     )
+    usage = Usage(
+        prompt_tokens=message.prompt_tokens or 0,
+        completion_tokens=message.completion_tokens or 0,
+        latency_ms=latency,
+        status=status,
+    )
+    return row, usage
 
 
 async def finalise_orphan(
@@ -333,10 +340,11 @@ async def finalise_orphan(
             # The stream holds every delta (the saved partial text may lag behind it).
             values["content"] = buffer.buffered_text(events)
             values["completion_tokens"] = buffer.buffered_completion_tokens(events)
-        message = await _finish(sessionmaker, message_id, values)
+        # Its owner died before writing the answer's ledger row: one row per answer.
+        message = await _finish(
+            sessionmaker, message_id, values, lambda m: _orphan_ledger(m, _USAGE_STATUS[status])
+        )
         if message is not None:
-            # Its owner died before writing the answer's ledger row: one row per answer.
-            await _record_orphan_usage(sessionmaker, message, _USAGE_STATUS[status])
             await lease.publish(
                 "done", message.model_dump_json(), settings.message_stream_ttl_seconds
             )

@@ -43,16 +43,19 @@ async def path_to(
     return list(rows)
 
 
-async def finish(session: AsyncSession, message_id: uuid.UUID, values: dict[str, Any]) -> bool:
-    """Finalise a streaming message; False when it was not streaming any more (someone else,
-    the owner or the sweeper, finalised it first)."""
-    result = await session.execute(
+async def finish(
+    session: AsyncSession, message_id: uuid.UUID, values: dict[str, Any]
+) -> Message | None:
+    """Finalise a streaming message, as written; None when it was not streaming any more
+    (someone else, the owner or the sweeper, finalised it first)."""
+    result = await session.scalars(
         update(Message)
         .where(Message.id == message_id, Message.status == MessageStatus.STREAMING)
         .values(**values, updated_at=func.now(), completed_at=func.now())
-        .returning(Message.id)
+        .returning(Message),
+        execution_options={"populate_existing": True},
     )
-    return result.scalar_one_or_none() is not None
+    return result.one_or_none()
 
 
 async def save_partial(session: AsyncSession, message_id: uuid.UUID, content: str) -> None:

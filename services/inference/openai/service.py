@@ -43,7 +43,13 @@ from services.inference.openai.schemas import (
     ModelList,
     TextCompletion,
 )
-from services.inference.usage.service import Usage, usage_service, usage_source
+from services.inference.usage.service import (
+    Usage,
+    UsageRow,
+    usage_row,
+    usage_service,
+    usage_source,
+)
 from shared.auth.identity import Identity
 from shared.errors import (
     BadRequest,
@@ -99,6 +105,16 @@ class Generation:
     @property
     def chat(self) -> bool:
         return self.endpoint is UsageEndpoint.CHAT_COMPLETIONS
+
+    def ledger_entry(self, status: UsageStatus) -> tuple[UsageRow, Usage]:
+        """Its ledger row, as it stands now."""
+        usage = Usage(
+            prompt_tokens=self.prompt_tokens,
+            completion_tokens=self.completion_tokens,
+            latency_ms=(time.perf_counter() - self.started) * 1000,
+            status=status,
+        )
+        return usage_row(self.caller, self.model, self.endpoint), usage
 
     def record_progress(self, event: TokenEvent) -> None:
         """Take one event's counts, and time its tokens (first token, inter-token latency)."""
@@ -408,22 +424,18 @@ class OpenAIService:
         """Ledger row, usage event, slot release: shielded, since it often runs while
         cancelled."""
         with anyio.CancelScope(shield=True):
-            metrics.REQUESTS.labels(generation.source, status).inc()
             try:
-                await usage_service.record(
-                    ctx.sessionmaker,
-                    generation.caller,
-                    generation.model,
-                    generation.endpoint,
-                    Usage(
-                        prompt_tokens=generation.prompt_tokens,
-                        completion_tokens=generation.completion_tokens,
-                        latency_ms=(time.perf_counter() - generation.started) * 1000,
-                        status=status,
-                    ),
-                )
+                await usage_service.record_row(ctx.sessionmaker, *generation.ledger_entry(status))
             finally:
-                await self.release_slot(ctx, generation)
+                await self.settle(ctx, generation, status)
+
+    async def settle(
+        self, ctx: InferenceContext, generation: Generation, status: UsageStatus
+    ) -> None:
+        """Count the ended request and free the caller's slot (its ledger row is written
+        apart: `record_usage_of`, or with a conversation's answer)."""
+        metrics.REQUESTS.labels(generation.source, status).inc()
+        await self.release_slot(ctx, generation)
 
     async def release_slot(self, ctx: InferenceContext, generation: Generation) -> None:
         with anyio.CancelScope(shield=True):

@@ -71,6 +71,17 @@ def usage_source(model: ModelAccess) -> UsageSource:
     return UsageSource.REMOTE if model.source == UsageSource.REMOTE else UsageSource.LOCAL
 
 
+def usage_row(caller: Identity, model: ModelAccess, endpoint: UsageEndpoint) -> UsageRow:
+    return UsageRow(
+        user_id=caller.user_id,
+        api_key_id=caller.api_key_id,
+        model_id=model.id,
+        model_ref=model.ref,
+        source=usage_source(model),
+        endpoint=endpoint,
+    )
+
+
 def _day_start() -> datetime:
     now = utcnow()
     return datetime.combine(now.date(), time.min, tzinfo=now.tzinfo)
@@ -136,56 +147,43 @@ class UsageService:
                     message = f"{model.ref} {rule.format(cap=cap, used=used)}"
                     raise _spent(message, ModelCapReached)
 
-    async def record(
-        self,
-        sessionmaker: async_sessionmaker[AsyncSession],
-        caller: Identity,
-        model: ModelAccess,
-        endpoint: UsageEndpoint,
-        usage: Usage,
-    ) -> None:
-        """The ledger row and the `model.usage` event of one completion, in one transaction."""
-        row = UsageRow(
-            user_id=caller.user_id,
-            api_key_id=caller.api_key_id,
-            model_id=model.id,
-            model_ref=model.ref,
-            source=usage_source(model),
-            endpoint=endpoint,
-        )
-        await self.record_row(sessionmaker, row, usage)
-
     async def record_row(
         self, sessionmaker: async_sessionmaker[AsyncSession], row: UsageRow, usage: Usage
     ) -> None:
+        """The ledger row and the `model.usage` event of one completion, in one transaction."""
         async with session_scope(sessionmaker) as session:
-            session.add(
-                UsageRecord(
-                    user_id=row.user_id,
-                    api_key_id=row.api_key_id,
-                    model_id=row.model_id,
-                    model_ref=row.model_ref,
-                    source=row.source,
-                    endpoint=row.endpoint,
-                    prompt_tokens=usage.prompt_tokens,
-                    completion_tokens=usage.completion_tokens,
-                    latency_ms=usage.latency_ms,
-                    status=usage.status,
-                )
+            self.add_row(session, row, usage)
+
+    def add_row(self, session: AsyncSession, row: UsageRow, usage: Usage) -> None:
+        """The ledger row and its `model.usage` event, written with the caller's transaction
+        (an answer's goes with the message's final state: both or neither)."""
+        session.add(
+            UsageRecord(
+                user_id=row.user_id,
+                api_key_id=row.api_key_id,
+                model_id=row.model_id,
+                model_ref=row.model_ref,
+                source=row.source,
+                endpoint=row.endpoint,
+                prompt_tokens=usage.prompt_tokens,
+                completion_tokens=usage.completion_tokens,
+                latency_ms=usage.latency_ms,
+                status=usage.status,
             )
-            record_event(
-                session,
-                "model.usage",
-                {
-                    "model_id": str(row.model_id),
-                    "user_id": str(row.user_id),
-                    "latency_ms": usage.latency_ms,
-                    "prompt_tokens": usage.prompt_tokens,
-                    "completion_tokens": usage.completion_tokens,
-                    "status": str(usage.status),
-                },
-                source="inference",
-            )
+        )
+        record_event(
+            session,
+            "model.usage",
+            {
+                "model_id": str(row.model_id),
+                "user_id": str(row.user_id),
+                "latency_ms": usage.latency_ms,
+                "prompt_tokens": usage.prompt_tokens,
+                "completion_tokens": usage.completion_tokens,
+                "status": str(usage.status),
+            },
+            source="inference",
+        )
 
     async def ledger_page(
         self,
