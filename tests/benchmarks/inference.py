@@ -1,8 +1,10 @@
-"""Inference: the demo model streaming through the gateway, against four references.
+"""Inference: the demo model streaming through the gateway, against five references.
 
 The demo model (SmolLM2-135M-Instruct, seeded and converted to safetensors by the model hub's
 real validation worker) answers streaming greedy completions of 64 new tokens at 1, 4, 16 and
-32 concurrent clients, each sending one request at the same moment. The same prompts go to:
+32 concurrent clients, each sending one request at the same moment (a lone client sends
+`SINGLE_STREAM_REQUESTS`, one after the other, so that one slow first token does not decide the
+level). The same prompts go to:
 
 - naive: the seed design, a server holding the model in memory that serves one request at a
   time with `model.generate` and a token streamer (this module run with `--naive-server`);
@@ -14,7 +16,10 @@ real validation worker) answers streaming greedy completions of 64 new tokens at
 - llama.cpp: `llama-cpp-python`'s server on the demo model's own GGUF (Q4_1), one stream only:
   the local CPU anchor people reach for. It sends no usage chunk: its tokens are its text
   chunks, one token each. It needs the `bench` extra (`pip install -e '.[bench]'`); without
-  it the report says so and the rest runs.
+  it the report says so and the rest runs;
+- engine alone: llmnet's own engine without HTTP (`Engine.generate` in a process of its own,
+  this module run with `--engine-alone`), at 1 and 16 clients, with the options the benchmark
+  gives the service and the dtype and linear layers it chose: what the service costs on top.
 
 All run on CPU on the same weights (the safetensors are the GGUF's, dequantized) and are
 measured one after the other, each with nothing else busy: naive and transformers serve in
@@ -25,8 +30,9 @@ choice. Per request: time to first token from the moment it was sent (time spent
 counts), the gaps between content chunks, the completion tokens (the usage chunk). Targets,
 each PASS or FAIL: one stream >= 1.2x naive's tokens/s; at 16 streams >= 10x naive's
 tokens/s, >= 1.0x the static batch's, and a TTFT p95 <= 0.6x transformers serve's; at 32
-streams >= 15x naive's tokens/s and >= 1.5x transformers serve's. llmnet's single stream
-against llama.cpp's is printed as a ratio, for information.
+streams >= 15x naive's tokens/s and >= 1.5x transformers serve's; at 16 streams >= 0.85x
+the engine alone's tokens/s. llmnet's single stream against llama.cpp's is printed as a
+ratio, for information.
 
 `python -m tests.benchmarks.inference` runs this benchmark alone; `--levels 1,4` a quick one.
 """
@@ -71,6 +77,10 @@ MAX_TOKENS = 64
 LEVELS = (1, 4, 16, 32)
 STATIC_LEVELS = (4, 16, 32)  # a batch of one is naive's single stream
 LLAMA_CPP_LEVELS = (1,)
+ENGINE_ALONE_LEVELS = (1, 16)  # what HTTP costs a lone stream, and at the target's 16
+# A lone client sends this many requests one after the other (every system alike): with one
+# request, one slow first token (426 ms against 66-97 ms in other runs) decided the level.
+SINGLE_STREAM_REQUESTS = 3
 WARMUP_CLIENTS = (1, 4)  # one alone, then a small batch
 SERVICE_ENV = {
     "INFERENCE_MAX_BATCH_SIZE": "32",
@@ -81,7 +91,7 @@ SERVICE_ENV = {
 READY_TIMEOUT = 300.0
 
 OURS, NAIVE, PEER = "llmnet", "naive", "transformers serve"
-STATIC, LLAMA_CPP = "static batch", "llama.cpp"
+STATIC, LLAMA_CPP, ENGINE_ALONE = "static batch", "llama.cpp", "engine alone"
 BENCH_EXTRA = "pip install -e '.[bench]'"
 
 
@@ -201,16 +211,20 @@ async def _level(
 ) -> Level:
     start = asyncio.Event()
 
-    async def client() -> Sample:
+    async def client() -> list[Sample]:
         await start.wait()
-        return await _one(session, target)
+        return [await _one(session, target) for _ in range(_requests_per_client(clients))]
 
     tasks = [asyncio.ensure_future(client()) for _ in range(clients)]
     await asyncio.sleep(0)  # every client is waiting on the event: they start together
     started = time.perf_counter()
     start.set()
-    samples = await asyncio.gather(*tasks)
-    return Level(system, clients, list(samples), time.perf_counter() - started)
+    samples = [sample for mine in await asyncio.gather(*tasks) for sample in mine]
+    return Level(system, clients, samples, time.perf_counter() - started)
+
+
+def _requests_per_client(clients: int) -> int:
+    return SINGLE_STREAM_REQUESTS if clients == 1 else 1
 
 
 async def _measure(
@@ -471,10 +485,26 @@ async def _measure_static(
 ) -> list[Level]:
     """One batched `model.generate` per level, in its own process (its threads have the CPUs to
     themselves): `--static-batch` prints each level as a JSON line."""
-    argv = [sys.executable, "-m", "tests.benchmarks.inference", "--static-batch", str(folder)]
-    argv += ["--dtype", dtype, "--threads", str(threads), "--levels", ",".join(map(str, levels))]
+    argv = ["--static-batch", str(folder), "--dtype", dtype, "--threads", str(threads)]
+    return await _levels_of(argv, levels, work / "static-batch.log", _static_level)
+
+
+async def _measure_engine_alone(
+    folder: Path, work: Path, levels: tuple[int, ...], dtype: str, packing: str
+) -> list[Level]:
+    """llmnet's engine without HTTP, in its own process: `--engine-alone` prints each level as
+    a JSON line."""
+    argv = ["--engine-alone", str(folder), "--dtype", dtype, "--packing", packing]
+    return await _levels_of(argv, levels, work / "engine-alone.log", _engine_level)
+
+
+async def _levels_of(
+    argv: list[str], levels: tuple[int, ...], log: Path, level: Callable[[dict[str, Any]], Level]
+) -> list[Level]:
+    """Run this module with `argv` and the levels; each JSON line it prints is one level."""
+    argv = [sys.executable, "-m", "tests.benchmarks.inference", *argv]
+    argv += ["--levels", ",".join(map(str, levels))]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    log = work / "static-batch.log"
     results = []
     with log.open("wb") as errors:
         process = await asyncio.create_subprocess_exec(
@@ -483,7 +513,7 @@ async def _measure_static(
         assert process.stdout is not None
         try:
             async for line in process.stdout:
-                results.append(_static_level(json.loads(line)))
+                results.append(level(json.loads(line)))
                 print(f"  {_row(results[-1])}", file=sys.stderr, flush=True)
         except BaseException:
             process.kill()
@@ -492,6 +522,11 @@ async def _measure_static(
         if await process.wait() != 0:
             raise RuntimeError(f"exited with status {process.returncode}:\n{_tail(log)}")
     return results
+
+
+def _engine_level(measured: dict[str, Any]) -> Level:
+    samples = [Sample(**sample) for sample in measured["samples"]]
+    return Level(ENGINE_ALONE, int(measured["clients"]), samples, float(measured["elapsed"]))
 
 
 def _static_level(measured: dict[str, Any]) -> Level:
@@ -588,6 +623,17 @@ async def run(levels: tuple[int, ...] = LEVELS) -> list[str]:
             references.append(
                 (STATIC, lambda: _measure_static(folder, work, static_levels, dtype, threads))
             )
+        alone_levels = tuple(n for n in levels if n in ENGINE_ALONE_LEVELS)
+        if alone_levels and config is None:
+            failures[ENGINE_ALONE] = f"{OURS} reported no configuration to run it in"
+        elif alone_levels:
+            packing = config.get("packing") or "dense"
+            references.append(
+                (
+                    ENGINE_ALONE,
+                    lambda: _measure_engine_alone(folder, work, alone_levels, dtype, packing),
+                )
+            )
         llama_levels = tuple(n for n in levels if n in LLAMA_CPP_LEVELS)
         skipped = llama_cpp_missing() if llama_levels else "no single stream in --levels"
         if skipped is None:
@@ -606,6 +652,8 @@ async def run(levels: tuple[int, ...] = LEVELS) -> list[str]:
         f"{STATIC}: one model.generate of all the level's prompts, {dtype}, "
         f"{threads or 'default'} threads ({like})",
         f"{LLAMA_CPP}: " + (skipped or f"Q4_1 GGUF, {_llama_cpp_threads()} threads"),
+        f"{ENGINE_ALONE}: llmnet's engine in a process of its own, no HTTP, {dtype} and linear "
+        f"layers {(config or {}).get('packing') or 'n/a'} pinned ({like}), threads tuned",
     ]
     return _report(results, failures, prepared, total, [machine_line(), chosen, *notes], levels)
 
@@ -649,7 +697,7 @@ def _first_token(factor: float) -> Check:
     return check
 
 
-REFERENCES = (NAIVE, PEER, STATIC, LLAMA_CPP)
+REFERENCES = (NAIVE, PEER, STATIC, LLAMA_CPP, ENGINE_ALONE)
 
 
 def _compared_at(system: str, clients: int) -> bool:
@@ -658,6 +706,8 @@ def _compared_at(system: str, clients: int) -> bool:
         return clients in STATIC_LEVELS
     if system == LLAMA_CPP:
         return clients in LLAMA_CPP_LEVELS
+    if system == ENGINE_ALONE:
+        return clients in ENGINE_ALONE_LEVELS
     return True
 
 
@@ -671,7 +721,8 @@ def _report(
 ) -> list[str]:
     lines = [
         f"Inference benchmark: demo model (SmolLM2-135M-Instruct, CPU), streaming greedy "
-        f"completions, {MAX_TOKENS} new tokens each, one request per client",
+        f"completions, {MAX_TOKENS} new tokens each, one request per client (a lone client: "
+        f"{SINGLE_STREAM_REQUESTS}, one after the other)",
         *machine,
         f"(model seeded and converted in {prepared:.0f} s; whole run {total:.0f} s)",
         f"{'system':<19}{'clients':>8}{'TTFT p50':>11}{'TTFT p95':>11}{'ITL p50':>10}"
@@ -739,6 +790,7 @@ def _report(
     target("  16 streams, TTFT p95 <= 0.6x transformers serve's", 16, PEER, _first_token(0.6))
     target("  32 streams, tokens/s >= 15x naive", 32, NAIVE, _throughput(15))
     target("  32 streams, tokens/s >= 1.5x transformers serve", 32, PEER, _throughput(1.5))
+    target("  16 streams, tokens/s >= 0.85x the engine alone", 16, ENGINE_ALONE, _throughput(0.85))
     info = "  1 stream, tokens/s vs llama.cpp (for information)"
     if (compared := compare(info, 1, LLAMA_CPP, _throughput(0), without_ours="n/a")) is not None:
         lines.append(f"{info}: {compared[0]}")
@@ -939,6 +991,72 @@ def _static_batch(
         yield generate(clients)
 
 
+# ---- the engine alone: `python -m tests.benchmarks.inference --engine-alone FOLDER` -----------
+
+
+async def _engine_alone(
+    folder: Path, dtype: str, packing: str, levels: tuple[int, ...]
+) -> list[dict[str, Any]]:
+    """llmnet's engine in this process, with the options the benchmark gives the service, the
+    dtype and linear layers the service chose pinned (its threads tuned at load and per step,
+    as there): the clients of each level call `Engine.generate` at once, after a warm-up."""
+    # The service's package sets the engine's OpenMP defaults as it loads (torch after it).
+    from services.inference.config import InferenceSettings
+    from services.inference.engine import Engine, EngineOptions, SamplingParams
+    from services.inference.engine.registry import parse_dtype
+
+    def default(name: str) -> Any:
+        return InferenceSettings.model_fields[name].default
+
+    options = EngineOptions(
+        max_batch_size=int(SERVICE_ENV["INFERENCE_MAX_BATCH_SIZE"]),
+        max_waiting=int(SERVICE_ENV["INFERENCE_MAX_WAITING"]),
+        prefill_chunk_tokens=default("prefill_chunk_tokens"),
+        prefix_cache_bytes=default("prefix_cache_mb") * 1024 * 1024,
+        cpu_onednn="on" if packing == "onednn" else "off",
+        cpu_quantization="on" if packing == "int8" else "off",
+        tune_seconds=default("tune_seconds"),
+    )
+    engine = await asyncio.to_thread(
+        Engine.load, folder, dtype=parse_dtype(dtype, "cpu"), options=options
+    )
+    ids = engine.text_prompt(PROMPT)  # as /v1/completions encodes it
+    params = SamplingParams(temperature=0, max_tokens=MAX_TOKENS)
+    numbers = itertools.count()
+
+    async def one() -> dict[str, Any]:
+        sample: dict[str, Any] = {"ttft": None, "gaps": [], "tokens": 0}
+        started = last = time.perf_counter()
+        async with engine.generate(f"alone-{next(numbers)}", ids, params) as stream:
+            async for event in stream:
+                if event.text:  # what a client sees as a content chunk
+                    now = time.perf_counter()
+                    if sample["ttft"] is None:
+                        sample["ttft"] = now - started
+                    else:
+                        sample["gaps"].append(now - last)
+                    last = now
+                sample["tokens"] = event.completion_tokens
+        return sample
+
+    async def level(clients: int) -> dict[str, Any]:
+        async def client() -> list[dict[str, Any]]:
+            return [await one() for _ in range(_requests_per_client(clients))]
+
+        started = time.perf_counter()
+        samples = await asyncio.gather(*(client() for _ in range(clients)))
+        elapsed = time.perf_counter() - started
+        mine = [sample for client_samples in samples for sample in client_samples]
+        return {"clients": clients, "elapsed": elapsed, "samples": mine}
+
+    try:
+        for clients in WARMUP_CLIENTS:
+            await level(clients)
+        return [await level(clients) for clients in levels]
+    finally:
+        await engine.close()
+
+
 def _levels(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in text.split(","))
 
@@ -949,9 +1067,11 @@ def main() -> None:
     serve = parser.add_mutually_exclusive_group()
     serve.add_argument("--naive-server", type=Path, metavar="FOLDER")
     serve.add_argument("--static-batch", type=Path, metavar="FOLDER")
+    serve.add_argument("--engine-alone", type=Path, metavar="FOLDER")
     parser.add_argument("--port", type=int, help="the naive server's")
-    parser.add_argument("--dtype", default="float32", help="the static batch's")
+    parser.add_argument("--dtype", default="float32", help="the static batch's, the engine's")
     parser.add_argument("--threads", type=int, default=0, help="the static batch's")
+    parser.add_argument("--packing", default="dense", help="the engine's linear layers")
     args = parser.parse_args()
     if args.naive_server is not None:
         from aiohttp import web
@@ -960,6 +1080,12 @@ def main() -> None:
         web.run_app(app, host="127.0.0.1", port=args.port, print=None, access_log=None)
     elif args.static_batch is not None:
         for level in _static_batch(args.static_batch, args.dtype, args.threads, args.levels):
+            print(json.dumps(level), flush=True)
+    elif args.engine_alone is not None:
+        import uvloop
+
+        alone = _engine_alone(args.engine_alone, args.dtype, args.packing, args.levels)
+        for level in uvloop.run(alone):
             print(json.dumps(level), flush=True)
     else:
         import uvloop
