@@ -9,8 +9,10 @@ import uuid
 
 from arq import ArqRedis
 
-from services.inference.messages import buffer
+from services.inference.messages import buffer, repository
 from services.inference.messages.tasks import sweep_messages
+from services.inference.models import MessageStatus
+from shared.db import session_scope
 from shared.jobs import create_job_pool
 from tests.inference.messages.conftest import (
     inference,
@@ -160,6 +162,29 @@ async def test_a_dead_owners_answer_fails_with_its_text_after_the_sweep(
     assert len(rows) == 1
     assert 3 <= rows[0]["completion_tokens"] == stored["completion_tokens"]
     assert rows[0]["prompt_tokens"] == stored["prompt_tokens"] > 0
+
+
+async def test_an_answer_someone_else_finalised_first_is_not_billed_again(
+    client, platform, owner, llama
+):
+    """The final state and the ledger row are written together: the owner, finding the answer
+    finalised already (by the sweeper, say), writes neither, nor announces an end of its own."""
+    ctx = inference(platform)
+    conversation = await new_conversation(client, owner, llama, parameters=LONG)
+    seen = await _started(client, owner, conversation["id"], deltas=3)
+    message_id = uuid.UUID(seen[0].data["message"]["id"])
+    async with session_scope(platform.sessionmaker) as session:
+        values = {"status": MessageStatus.FAILED, "content": "ended elsewhere"}
+        assert await repository.finish(session, message_id, values) is not None
+    task = ctx.generations.running(message_id)
+    assert task is not None
+    await asyncio.wait_for(task, timeout=60)  # the owner's answer runs to its end
+    stored = await _message(client, owner, conversation["id"], str(message_id))
+    assert (stored["status"], stored["content"]) == ("failed", "ended elsewhere")
+    ledger = await client.get("/api/v1/usage", headers=owner.headers)
+    assert ledger.json()["items"] == []
+    events = await buffer.buffered(ctx.redis, message_id)
+    assert "done" not in {e.event for e in events}
 
 
 async def test_an_expired_stream_answers_with_the_stored_message(client, platform, owner, llama):
