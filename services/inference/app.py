@@ -14,7 +14,7 @@ from services.inference import metrics
 from services.inference.api import router
 from services.inference.config import InferenceSettings
 from services.inference.deps import InferenceContext
-from services.inference.engine import EngineOptions, ModelRegistry
+from services.inference.engine import ModelRegistry
 from services.inference.messages.generation import Generations
 from services.inference.messages.schemas import MessageDelta, MessageStart
 from services.inference.openai.schemas import ChatCompletionChunk, TextCompletion
@@ -53,16 +53,7 @@ def create_app(settings: InferenceSettings | None = None) -> FastAPI:
             device=settings.device,
             dtype=settings.dtype,
             memory_budget_bytes=settings.memory_budget_bytes,
-            engine_options=EngineOptions(
-                max_batch_size=settings.max_batch_size,
-                max_waiting=settings.max_waiting,
-                prefill_chunk_tokens=settings.prefill_chunk_tokens,
-                prefix_cache_bytes=settings.prefix_cache_mb * 1024 * 1024,
-                cpu_threads=settings.cpu_threads,
-                cpu_onednn=settings.cpu_packing,
-                cpu_quantization=settings.cpu_quantization,
-                tune_seconds=settings.tune_seconds,
-            ),
+            engine_options=settings.engine_options(),
         )
         context = InferenceContext(
             settings=settings,

@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from services.inference.engine.params import EngineOptions
 from shared.settings import CommonSettings
 
 GIB = 1024**3
@@ -174,3 +175,16 @@ class InferenceSettings(CommonSettings):
     prompt_lab_max_models: int = Field(
         default=3, ge=1, description="Most models one A/B run compares on."
     )
+
+    def engine_options(self) -> EngineOptions:
+        """What every engine this service loads runs with."""
+        return EngineOptions(
+            max_batch_size=self.max_batch_size,
+            max_waiting=self.max_waiting,
+            prefill_chunk_tokens=self.prefill_chunk_tokens,
+            prefix_cache_bytes=self.prefix_cache_mb * 1024 * 1024,
+            cpu_threads=self.cpu_threads,
+            cpu_onednn=self.cpu_packing,
+            cpu_quantization=self.cpu_quantization,
+            tune_seconds=self.tune_seconds,
+        )

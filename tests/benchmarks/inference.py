@@ -42,6 +42,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import importlib.util
 import itertools
 import json
@@ -490,21 +491,32 @@ async def _measure_static(
 
 
 async def _measure_engine_alone(
-    folder: Path, work: Path, levels: tuple[int, ...], dtype: str, packing: str
+    folder: Path,
+    work: Path,
+    levels: tuple[int, ...],
+    dtype: str,
+    packing: str,
+    service_env: dict[str, str],
 ) -> list[Level]:
-    """llmnet's engine without HTTP, in its own process: `--engine-alone` prints each level as
-    a JSON line."""
+    """llmnet's engine without HTTP, in its own process with the inference service's
+    environment: `--engine-alone` prints each level as a JSON line."""
     argv = ["--engine-alone", str(folder), "--dtype", dtype, "--packing", packing]
-    return await _levels_of(argv, levels, work / "engine-alone.log", _engine_level)
+    return await _levels_of(argv, levels, work / "engine-alone.log", _engine_level, service_env)
 
 
 async def _levels_of(
-    argv: list[str], levels: tuple[int, ...], log: Path, level: Callable[[dict[str, Any]], Level]
+    argv: list[str],
+    levels: tuple[int, ...],
+    log: Path,
+    level: Callable[[dict[str, Any]], Level],
+    base_env: dict[str, str] | None = None,
 ) -> list[Level]:
-    """Run this module with `argv` and the levels; each JSON line it prints is one level."""
+    """Run this module with `argv` and the levels (in `base_env`, else this process's
+    environment); each JSON line it prints is one level."""
     argv = [sys.executable, "-m", "tests.benchmarks.inference", *argv]
     argv += ["--levels", ",".join(map(str, levels))]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    base = os.environ if base_env is None else base_env
+    env = {**base, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     results = []
     with log.open("wb") as errors:
         process = await asyncio.create_subprocess_exec(
@@ -595,10 +607,12 @@ async def run(levels: tuple[int, ...] = LEVELS) -> list[str]:
         started = time.perf_counter()
         config: dict[str, str] | None = None
         chosen = f"{OURS} configuration: not reported ({OURS} did not run)"
+        service_env: dict[str, str] = {}
         with _scoped_environ(SERVICE_ENV):
             async with bench_database() as database_url:
                 names = ["accounts", "models_hub", "inference", "gateway"]
                 with services(database_url, work, names) as bench:
+                    service_env = bench.env
                     model, folder = await _prepare_model(bench)
                     prepared = time.perf_counter() - started
                     print(f"{OURS} (through the gateway):", file=sys.stderr, flush=True)
@@ -631,7 +645,9 @@ async def run(levels: tuple[int, ...] = LEVELS) -> list[str]:
             references.append(
                 (
                     ENGINE_ALONE,
-                    lambda: _measure_engine_alone(folder, work, alone_levels, dtype, packing),
+                    lambda: _measure_engine_alone(
+                        folder, work, alone_levels, dtype, packing, service_env
+                    ),
                 )
             )
         llama_levels = tuple(n for n in levels if n in LLAMA_CPP_LEVELS)
@@ -997,25 +1013,19 @@ def _static_batch(
 async def _engine_alone(
     folder: Path, dtype: str, packing: str, levels: tuple[int, ...]
 ) -> list[dict[str, Any]]:
-    """llmnet's engine in this process, with the options the benchmark gives the service, the
-    dtype and linear layers the service chose pinned (its threads tuned at load and per step,
-    as there): the clients of each level call `Engine.generate` at once, after a warm-up."""
+    """llmnet's engine in this process, with the service's engine options (this process has its
+    environment), the dtype and linear layers the service chose pinned (its threads tuned at
+    load and per step, as there): the clients of each level call `Engine.generate` at once,
+    after a warm-up."""
     # The service's package sets the engine's OpenMP defaults as it loads (torch after it).
     from services.inference.config import InferenceSettings
-    from services.inference.engine import Engine, EngineOptions, SamplingParams
+    from services.inference.engine import Engine, SamplingParams
     from services.inference.engine.registry import parse_dtype
 
-    def default(name: str) -> Any:
-        return InferenceSettings.model_fields[name].default
-
-    options = EngineOptions(
-        max_batch_size=int(SERVICE_ENV["INFERENCE_MAX_BATCH_SIZE"]),
-        max_waiting=int(SERVICE_ENV["INFERENCE_MAX_WAITING"]),
-        prefill_chunk_tokens=default("prefill_chunk_tokens"),
-        prefix_cache_bytes=default("prefix_cache_mb") * 1024 * 1024,
+    options = dataclasses.replace(
+        InferenceSettings().engine_options(),  # from the service's environment
         cpu_onednn="on" if packing == "onednn" else "off",
         cpu_quantization="on" if packing == "int8" else "off",
-        tune_seconds=default("tune_seconds"),
     )
     engine = await asyncio.to_thread(
         Engine.load, folder, dtype=parse_dtype(dtype, "cpu"), options=options

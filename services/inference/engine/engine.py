@@ -20,9 +20,9 @@ import contextlib
 import dataclasses
 import gc
 import logging
-import threading
 import time
 from collections.abc import AsyncIterator, Callable, Generator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -95,22 +95,10 @@ def _on_own_thread(work: Callable[[], T]) -> T:
     of the hundreds of regions in a decoding step pays a wake-up: loading and tuning on a
     long-lived pool thread (`asyncio.to_thread`) left a team behind that made the engine's
     steps about 30% slower, and the tuner's timings (taken with no other team) no longer
-    matched what the engine then ran. A thread that ends takes its team with it."""
-    outcome: list[T] = []
-    failure: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            outcome.append(work())
-        except BaseException as exc:  # re-raised on the caller's thread
-            failure.append(exc)
-
-    thread = threading.Thread(target=run, name="llmnet-engine-load", daemon=True)
-    thread.start()
-    thread.join()
-    if failure:
-        raise failure[0]
-    return outcome[0]
+    matched what the engine then ran. A thread that ends takes its team with it: the executor's
+    one worker is joined when the `with` block shuts it down."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="llmnet-engine-load") as pool:
+        return pool.submit(work).result()
 
 
 def _context_length(model: PreTrainedModel, tokenizer: Any) -> int:
