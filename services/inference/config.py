@@ -67,6 +67,14 @@ class InferenceSettings(CommonSettings):
         "so its pass takes 80% of a decoding step, so running streams keep within twice their "
         "pace (0: whole prompts).",
     )
+    admission_hold_ms: int = Field(
+        default=300,
+        ge=0,
+        le=10_000,
+        description="While more requests are on their way to the engine (being checked and "
+        "prepared), a waiting one is held up to this long (and never longer than its prefill "
+        "pass is measured to take) so they are prefilled together (0: never held).",
+    )
     prefix_cache_mb: int = Field(
         default=256,
         ge=0,
@@ -183,6 +191,7 @@ class InferenceSettings(CommonSettings):
             max_waiting=self.max_waiting,
             prefill_chunk_tokens=self.prefill_chunk_tokens,
             prefix_cache_bytes=self.prefix_cache_mb * 1024 * 1024,
+            admission_hold_s=self.admission_hold_ms / 1000,
             cpu_threads=self.cpu_threads,
             cpu_onednn=self.cpu_packing,
             cpu_quantization=self.cpu_quantization,

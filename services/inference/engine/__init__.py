@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from services.inference.engine.arrivals import Arrival, Arrivals
 from services.inference.engine.errors import (
     DuplicateRequest,
     EngineClosed,
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
     from services.inference.engine.registry import ModelFile, ModelRegistry
 
 __all__ = [
+    "Arrival",
+    "Arrivals",
     "DuplicateRequest",
     "Engine",
     "EngineClosed",

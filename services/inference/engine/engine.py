@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import torch
 
+from services.inference.engine.arrivals import Arrival, Arrivals
 from services.inference.engine.cpu import MIN_PACKED_ELEMENTS, PackingBroke, pack_linear_layers
 from services.inference.engine.detokenizer import OutputText, make_decoder
 from services.inference.engine.errors import EngineClosed, PromptTooLong
@@ -435,11 +436,20 @@ class Engine:
     def closed(self) -> bool:
         return self._scheduler.closed
 
+    def follow(self, arrivals: Arrivals) -> None:
+        """Let the scheduler hold its queue while `arrivals` has requests on their way."""
+        self._scheduler.follow(arrivals)
+
     def generate(
-        self, request_id: str, prompt_ids: Sequence[int], params: SamplingParams
+        self,
+        request_id: str,
+        prompt_ids: Sequence[int],
+        params: SamplingParams,
+        arrival: Arrival | None = None,
     ) -> GenerationStream:
         """Queue a request and return its event stream. Raises PromptTooLong (an empty prompt, or
         prompt + max_tokens beyond the context), QueueFull, DuplicateRequest or EngineClosed.
+        `arrival`: the request's mark among the arrivals, done once it is queued.
         Must be called on the event loop that will consume the stream."""
         ids = [int(i) for i in prompt_ids]
         if not ids:
@@ -469,6 +479,8 @@ class Engine:
             sink=Sink(loop=loop, put=queue.put_nowait),
         )
         self._scheduler.submit(request)
+        if arrival is not None:
+            arrival.done()
         return GenerationStream(self, request, queue)
 
     async def score(self, ids: Sequence[int], window: int) -> tuple[float, int, int]:

@@ -119,6 +119,9 @@ class EngineOptions:
     prefix_cache_bytes: memory for the keys/values of recent prompts (padded batching only), so
         a prompt that starts like one of them (a conversation's next turn) prefills only the
         rest (see prefix_cache.py); 0: none.
+    admission_hold_s: the longest the queue is held, while more requests are on their way to
+        the engine (see arrivals.py), so they share one prefill pass; each hold lasts at most
+        as long as that pass is measured to take. 0: never held.
     """
 
     max_batch_size: int = 32
@@ -135,6 +138,7 @@ class EngineOptions:
     tune_batch: int = 8
     prefill_chunk_tokens: int = 512
     prefix_cache_bytes: int = 256 * 1024 * 1024
+    admission_hold_s: float = 0.3
 
     def __post_init__(self) -> None:
         if self.max_batch_size < 1:
@@ -157,5 +161,7 @@ class EngineOptions:
             raise ValueError("tune_batch must be >= 1")
         if self.kv_headroom < 1:
             raise ValueError("kv_headroom must be >= 1")
+        if self.admission_hold_s < 0:
+            raise ValueError("admission_hold_s must be >= 0")
         if self.prefix_cache_bytes < 0:
             raise ValueError("prefix_cache_bytes must be >= 0")

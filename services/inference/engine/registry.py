@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from services.inference.engine.arrivals import Arrivals
 from services.inference.engine.errors import ModelFileCorrupt, ModelTooLarge
 from services.inference.engine.params import EngineOptions
 from shared.model_files import estimate_parameter_bytes
@@ -136,6 +137,8 @@ class ModelRegistry:
         self._engines: OrderedDict[str, _Loaded] = OrderedDict()
         self._loading: dict[str, asyncio.Task[Engine]] = {}
         self._load_lock = asyncio.Lock()
+        # Requests this process is preparing; every engine holds its queue for them briefly.
+        self.arrivals = Arrivals()
         self.loads = 0
         self.evictions = 0
         self.downloaded_bytes = 0
@@ -212,6 +215,7 @@ class ModelRegistry:
                 options=self._options,
                 name=model_key,
             )
+            engine.follow(self.arrivals)
             self.loads += 1
             self._engines[model_key] = _Loaded(engine, engine.parameter_bytes, directory)
             self._engines.move_to_end(model_key)

@@ -29,6 +29,7 @@ from typing import Any, Literal
 
 import torch
 
+from services.inference.engine.arrivals import Arrivals
 from services.inference.engine.detokenizer import OutputText
 from services.inference.engine.errors import (
     DuplicateRequest,
@@ -140,6 +141,7 @@ class Scheduler:
         self._step_s = 0.0
         self._prefill_token_s = 0.0
         self._closing = False
+        self._arrivals: Arrivals | None = None  # see `follow`
         self._outbox: list[tuple[Sink, Item]] = []
         self._scoring: deque[tuple[list[int], Future[float]]] = deque()
         # counters (read without the lock: plain ints are fine for metrics)
@@ -185,6 +187,15 @@ class Scheduler:
             self._scoring.append(([int(i) for i in ids], future))
             self._cond.notify()
         return future
+
+    def follow(self, arrivals: Arrivals) -> None:
+        """Hold the queue briefly while `arrivals` has requests on their way (see `_hold_s`)."""
+        self._arrivals = arrivals
+        arrivals.listen(self._wake)
+
+    def _wake(self) -> None:
+        with self._cond:
+            self._cond.notify()
 
     def _occupied(self) -> int:
         """Batch rows taken: the running requests and the one being prefilled in chunks."""
@@ -312,15 +323,12 @@ class Scheduler:
         with torch.inference_mode():
             while True:
                 with self._cond:
-                    while not (
-                        self._closing
-                        or self._waiting
-                        or self._running
-                        or self._chunking
-                        or self._scoring
-                    ):
+                    while not (self._closing or self._running or self._chunking or self._scoring):
+                        hold = self._hold_s()
+                        if self._waiting and not hold:
+                            break
                         self._period = None  # idle: the next step starts a new period
-                        self._cond.wait()
+                        self._cond.wait(hold or None)
                     if self._closing:
                         break
                 try:
@@ -360,6 +368,8 @@ class Scheduler:
             future.set_exception(exc)
 
     def _shutdown(self) -> None:
+        if self._arrivals is not None:
+            self._arrivals.unlisten(self._wake)
         with self._cond:
             waiting = list(self._waiting)
             self._waiting.clear()
@@ -417,8 +427,25 @@ class Scheduler:
         if dropped:
             self._drop(dropped)
 
+    def _hold_s(self) -> float:
+        """Seconds the waiting requests are still held for requests on their way (0: admit
+        them now). A pass for the waiting ones now would make every request that arrives during
+        it wait for its end; holding them at most as long as that pass would take (measured)
+        costs them at most that, and lets the latecomers share the pass. Called with the lock."""
+        limit = self._options.admission_hold_s
+        arrivals = self._arrivals
+        if not (limit and arrivals and arrivals.pending and self._waiting):
+            return 0.0
+        if len(self._waiting) >= self._options.max_batch_size - self._occupied():
+            return 0.0  # nobody else fits the batch
+        fresh = sum(self._fresh_tokens(r) for r in self._waiting)
+        pass_s = min(limit, self._step_s + fresh * self._prefill_token_s)
+        return max(0.0, self._waiting[0].submitted_at + pass_s - time.monotonic())
+
     def _admit(self) -> list[Request]:
         with self._cond:
+            if self._hold_s():
+                return []  # the batch decodes meanwhile
             free = self._options.max_batch_size - self._occupied()
             budget = self._options.max_prefill_tokens
             admitted: list[Request] = []

@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Coroutine
+from collections import OrderedDict
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine
 from typing import Any, TypeVar
 
 from fastapi import Request, Response
@@ -23,7 +24,7 @@ from services.inference.attachments.service import AttachmentContext, attachment
 from services.inference.conversations.schemas import MessageRead, SamplingParameters
 from services.inference.conversations.service import conversation_service
 from services.inference.deps import InferenceContext
-from services.inference.engine import SamplingParams, TokenEvent
+from services.inference.engine import Arrival, SamplingParams, TokenEvent
 from services.inference.messages import buffer, repository
 from services.inference.messages.context import (
     Context,
@@ -67,6 +68,7 @@ from shared.sse import ServerSentEvent, event_stream
 
 _PARAMETERS = ("temperature", "top_k", "top_p", "max_tokens", "stop", "seed")
 _STOP_WAIT_SECONDS = 10.0
+_MODEL_HINTS = 10_000  # conversations whose model is remembered (see `_early_checks`)
 
 T = TypeVar("T")
 
@@ -141,6 +143,10 @@ def _max_tokens_too_large(window: int) -> UnprocessableEntity:
 
 
 class MessageService:
+    def __init__(self) -> None:
+        # conversation id -> the model its last turn here used (see `_early_checks`)
+        self._model_hints: OrderedDict[uuid.UUID, str] = OrderedDict()
+
     # ---- sending -------------------------------------------------------------------------------
 
     async def send(
@@ -153,56 +159,61 @@ class MessageService:
     ) -> Response | MessageExchange:
         """A user turn and the assistant's answer (streamed, or the whole exchange)."""
         job: Job | None = None
-        try:
-            async with session_scope(ctx.sessionmaker) as session:
-                conversation = await conversation_service.accessible(
-                    session, caller, conversation_id, write=True, for_update=True
-                )
-                parent_id = (
-                    body.parent_id
-                    if "parent_id" in body.model_fields_set
-                    else conversation.current_message_id
-                )
-                async with _meanwhile(self._turn_model(ctx, caller, conversation.model_ref)) as m:
-                    path = await self._path_after(session, conversation, parent_id)
-                    content = await self._content(session, caller, conversation, body)
-                    attachments = await attachment_service.context_for(session, conversation.id)
-                    model = await m
-                user = Message(
-                    id=uuid.uuid4(),
-                    conversation_id=conversation.id,
-                    parent_id=parent_id,
-                    role=MessageRole.USER,
-                    author_id=caller.user_id,
-                    content=content,
-                    status=MessageStatus.COMPLETE,
-                    parameters={},
-                )
-                session.add(user)  # written with the answer, after the engine has the prompt
-                conversation_service.derive_title(conversation, content)
-                job, answer = await self._prepare(
-                    ctx,
-                    session,
-                    caller,
-                    conversation,
-                    model,
-                    [*path, user],
-                    attachments,
-                    body.parameters,
-                )
-                await activity_service.record(
-                    session,
-                    caller.user_id,
-                    ActivityAction.MESSAGE_SENT,
-                    model_id=model.id,
-                    conversation_id=conversation.id,
-                    details={"message_id": str(user.id), "answer_id": str(answer.id)},
-                )
-                user_read = MessageRead.model_validate(user)
-        except BaseException:
-            if job is not None:
-                await self._abandon(ctx, job)
-            raise
+        with ctx.registry.arrivals.expecting() as arrival:
+            try:
+                async with (
+                    self._early_checks(ctx, caller, conversation_id) as checks,
+                    session_scope(ctx.sessionmaker) as session,
+                ):
+                    conversation = await conversation_service.accessible(
+                        session, caller, conversation_id, write=True, for_update=True
+                    )
+                    parent_id = (
+                        body.parent_id
+                        if "parent_id" in body.model_fields_set
+                        else conversation.current_message_id
+                    )
+                    async with _meanwhile(checks(conversation.model_ref)) as m:
+                        path = await self._path_after(session, conversation, parent_id)
+                        content = await self._content(session, caller, conversation, body)
+                        attachments = await attachment_service.context_for(session, conversation.id)
+                        model = await m
+                    user = Message(
+                        id=uuid.uuid4(),
+                        conversation_id=conversation.id,
+                        parent_id=parent_id,
+                        role=MessageRole.USER,
+                        author_id=caller.user_id,
+                        content=content,
+                        status=MessageStatus.COMPLETE,
+                        parameters={},
+                    )
+                    session.add(user)  # written with the answer, after the engine has the prompt
+                    conversation_service.derive_title(conversation, content)
+                    job, answer = await self._prepare(
+                        ctx,
+                        session,
+                        caller,
+                        conversation,
+                        model,
+                        [*path, user],
+                        attachments,
+                        body.parameters,
+                        arrival,
+                    )
+                    await activity_service.record(
+                        session,
+                        caller.user_id,
+                        ActivityAction.MESSAGE_SENT,
+                        model_id=model.id,
+                        conversation_id=conversation.id,
+                        details={"message_id": str(user.id), "answer_id": str(answer.id)},
+                    )
+                    user_read = MessageRead.model_validate(user)
+            except BaseException:
+                if job is not None:
+                    await self._abandon(ctx, job)
+                raise
         return await self._respond(ctx, request, job, answer, user_read, body.stream)
 
     async def regenerate(
@@ -216,36 +227,73 @@ class MessageService:
     ) -> Response | MessageExchange:
         """Another answer to the same user turn, a sibling of `message_id`."""
         job: Job | None = None
-        try:
-            async with session_scope(ctx.sessionmaker) as session:
-                conversation = await conversation_service.accessible(
-                    session, caller, conversation_id, write=True, for_update=True
-                )
-                old = await self._answer(session, conversation.id, message_id)
-                if old.status == MessageStatus.STREAMING:
-                    raise AnswerInProgress("This answer is still being written; stop it first.")
-                assert old.parent_id is not None
-                ref = body.model or conversation.model_ref
-                async with _meanwhile(self._turn_model(ctx, caller, ref)) as m:
-                    path = await repository.path_to(session, conversation.id, old.parent_id)
-                    attachments = await attachment_service.context_for(session, conversation.id)
-                    model = await m
-                job, answer = await self._prepare(
-                    ctx, session, caller, conversation, model, path, attachments, body.parameters
-                )
-                await activity_service.record(
-                    session,
-                    caller.user_id,
-                    ActivityAction.MESSAGE_REGENERATED,
-                    model_id=model.id,
-                    conversation_id=conversation.id,
-                    details={"message_id": str(old.id), "answer_id": str(answer.id)},
-                )
-        except BaseException:
-            if job is not None:
-                await self._abandon(ctx, job)
-            raise
+        with ctx.registry.arrivals.expecting() as arrival:
+            try:
+                async with session_scope(ctx.sessionmaker) as session:
+                    conversation = await conversation_service.accessible(
+                        session, caller, conversation_id, write=True, for_update=True
+                    )
+                    old = await self._answer(session, conversation.id, message_id)
+                    if old.status == MessageStatus.STREAMING:
+                        raise AnswerInProgress("This answer is still being written; stop it first.")
+                    assert old.parent_id is not None
+                    ref = body.model or conversation.model_ref
+                    async with _meanwhile(self._turn_model(ctx, caller, ref)) as m:
+                        path = await repository.path_to(session, conversation.id, old.parent_id)
+                        attachments = await attachment_service.context_for(session, conversation.id)
+                        model = await m
+                    job, answer = await self._prepare(
+                        ctx,
+                        session,
+                        caller,
+                        conversation,
+                        model,
+                        path,
+                        attachments,
+                        body.parameters,
+                        arrival,
+                    )
+                    await activity_service.record(
+                        session,
+                        caller.user_id,
+                        ActivityAction.MESSAGE_REGENERATED,
+                        model_id=model.id,
+                        conversation_id=conversation.id,
+                        details={"message_id": str(old.id), "answer_id": str(answer.id)},
+                    )
+            except BaseException:
+                if job is not None:
+                    await self._abandon(ctx, job)
+                raise
         return await self._respond(ctx, request, job, answer, None, body.stream)
+
+    @contextlib.asynccontextmanager
+    async def _early_checks(
+        self, ctx: InferenceContext, caller: Identity, conversation_id: uuid.UUID
+    ) -> AsyncIterator[Callable[[str], Coroutine[Any, Any, ModelAccess]]]:
+        """A turn's model checks (`_turn_model`: an HTTP call to the model hub, a quota query),
+        started before the conversation is read, on the model it used last time in this process
+        (a hint), so they overlap the reads. Yields `checks(ref)`: their result for the model
+        the conversation names, the early ones if the hint was right, else run now. Whatever they
+        find is only seen once the caller may see the conversation."""
+        hint = self._model_hints.get(conversation_id)
+        early = asyncio.create_task(self._turn_model(ctx, caller, hint)) if hint else None
+
+        async def checks(ref: str) -> ModelAccess:
+            self._model_hints[conversation_id] = ref
+            self._model_hints.move_to_end(conversation_id)
+            if len(self._model_hints) > _MODEL_HINTS:
+                self._model_hints.popitem(last=False)
+            if early is not None and ref == hint:
+                return await early
+            return await self._turn_model(ctx, caller, ref)
+
+        try:
+            yield checks
+        finally:
+            if early is not None:
+                early.cancel()
+                await asyncio.gather(early, return_exceptions=True)
 
     async def _turn_model(self, ctx: InferenceContext, caller: Identity, ref: str) -> ModelAccess:
         """The model a turn uses, once the caller may use it and has tokens left today."""
@@ -321,6 +369,7 @@ class MessageService:
         path: list[Message],
         attachments: list[AttachmentContext],
         overrides: SamplingParameters,
+        arrival: Arrival,
     ) -> tuple[Job, Message]:
         """Everything before the answer runs: the caller's slot, the context, the engine request
         (queued first, so the model starts while the rows are written), the assistant message
@@ -336,7 +385,9 @@ class MessageService:
         lease = buffer.Lease(ctx.redis, answer_id, ctx.settings.message_heartbeat_seconds, "answer")
         try:
             system = system_text(conversation.system_prompt or model.system_prompt, attachments)
-            context, tokens = await self._tokens(ctx, model, system, path, parameters, answer_id)
+            context, tokens = await self._tokens(
+                ctx, model, system, path, parameters, answer_id, arrival
+            )
             answer = Message(
                 id=answer_id,
                 conversation_id=conversation.id,
@@ -374,6 +425,7 @@ class MessageService:
         path: list[Message],
         parameters: dict[str, Any],
         answer_id: uuid.UUID,
+        arrival: Arrival,
     ) -> tuple[Context, AsyncGenerator[TokenEvent]]:
         settings = ctx.settings
         explicit = parameters.get("max_tokens")
@@ -397,6 +449,7 @@ class MessageService:
                 stop=parameters.get("stop"),
                 seed=parameters.get("seed"),
             )
+            arrival.done()  # no engine of ours waits for it
             return context, provider_tokens(ctx, model.remote, request)
         engine = await openai_service.engine_for(ctx, model)
         if not engine.has_chat_template:
@@ -413,7 +466,7 @@ class MessageService:
         room = window - len(context.prompt_ids)
         max_tokens = explicit or max(1, min(settings.default_max_tokens, room))
         stream = engine.generate(
-            str(answer_id), context.prompt_ids, _sampling(parameters, max_tokens)
+            str(answer_id), context.prompt_ids, _sampling(parameters, max_tokens), arrival
         )
         return context, engine_tokens(stream)
 

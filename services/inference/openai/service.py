@@ -25,7 +25,7 @@ from fastapi import Request, Response
 
 from services.inference import metrics
 from services.inference.deps import InferenceContext
-from services.inference.engine import Engine, SamplingParams, TokenEvent
+from services.inference.engine import Arrival, Engine, SamplingParams, TokenEvent
 from services.inference.models import UsageEndpoint, UsageSource, UsageStatus
 from services.inference.openai.remote import provider_tokens
 from services.inference.openai.schemas import (
@@ -250,16 +250,17 @@ class OpenAIService:
             if isinstance(body, ChatCompletionRequest)
             else UsageEndpoint.COMPLETIONS
         )
-        generation = await self.admit(ctx, caller, body, endpoint)
-        events = self._tokens(ctx, generation, body)
-        try:
-            first = await anext(events)
-        except StopAsyncIteration:
-            first = None
-        except BaseException:
-            await events.aclose()
-            await self.record_usage_of(ctx, generation, UsageStatus.FAILED)
-            raise
+        with ctx.registry.arrivals.expecting() as arrival:
+            generation = await self.admit(ctx, caller, body, endpoint)
+            events = self._tokens(ctx, generation, body, arrival)
+            try:
+                first = await anext(events)
+            except StopAsyncIteration:
+                first = None
+            except BaseException:
+                await events.aclose()
+                await self.record_usage_of(ctx, generation, UsageStatus.FAILED)
+                raise
         if body.stream:
             include_usage = bool(body.stream_options and body.stream_options.include_usage)
             return event_stream(
@@ -308,12 +309,17 @@ class OpenAIService:
         return key
 
     def _tokens(
-        self, ctx: InferenceContext, generation: Generation, body: GenerationRequest
+        self,
+        ctx: InferenceContext,
+        generation: Generation,
+        body: GenerationRequest,
+        arrival: Arrival,
     ) -> AsyncGenerator[TokenEvent]:
         remote = generation.model.remote
         if generation.source is UsageSource.REMOTE and remote is not None:
+            arrival.done()  # no engine of ours waits for it
             return provider_tokens(ctx, remote, body)
-        return self.local_tokens(ctx, generation, body)
+        return self.local_tokens(ctx, generation, body, arrival)
 
     async def engine_for(self, ctx: InferenceContext, model: ModelAccess) -> Engine:
         """The engine of the model's active version, loaded if it was not."""
@@ -322,9 +328,14 @@ class OpenAIService:
         return await ctx.registry.get(str(version.id), version.storage_prefix, version.files)
 
     async def local_tokens(
-        self, ctx: InferenceContext, generation: Generation, body: GenerationRequest
+        self,
+        ctx: InferenceContext,
+        generation: Generation,
+        body: GenerationRequest,
+        arrival: Arrival | None = None,
     ) -> AsyncGenerator[TokenEvent]:
-        """The engine's token events for this generation (the model loaded if it was not)."""
+        """The engine's token events for this generation (the model loaded if it was not);
+        `arrival`: the request's mark among those on their way to an engine."""
         model = generation.model
         engine = await self.engine_for(ctx, model)
         params = _sampling_params(body, model.default_params, ctx)
@@ -334,7 +345,7 @@ class OpenAIService:
             room = engine.context_length - len(ids)
             params = dataclasses.replace(params, max_tokens=max(1, min(params.max_tokens, room)))
         # Leaving the block (finished, cancelled, closed) aborts an unfinished request.
-        async with engine.generate(generation.id, ids, params) as stream:
+        async with engine.generate(generation.id, ids, params, arrival) as stream:
             async for event in stream:
                 yield event
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 import torch
 
 from services.inference.engine import (
+    Arrivals,
     DuplicateRequest,
     Engine,
     EngineClosed,
@@ -844,3 +846,106 @@ async def test_no_prefix_cache_when_it_is_given_no_memory(
         assert result.tokens == tiny_llama.reference(" ".join(PROMPTS[:3]))
     assert engine.stats()["prefix_cache_hits"] == 0
     assert engine.stats()["prefix_cache_entries"] == 0
+
+
+# ---- requests on their way: the queue held so they share one prefill pass ---------------------
+
+ARRIVING = SamplingParams(temperature=0, max_tokens=6)
+
+
+def _slow_prefill_measured(engine: Any, seconds_per_token: float) -> None:
+    """As if a prefill pass had been measured this slow, so a hold is long enough to observe."""
+    engine._scheduler._prefill_token_s = seconds_per_token
+
+
+async def test_requests_on_their_way_are_prefilled_with_one_already_waiting(
+    tiny_llama: Tiny, make_engine: Any
+) -> None:
+    engine = make_engine(tiny_llama, admission_hold_s=30.0, prefill="batched")
+    arrivals = Arrivals()
+    engine.follow(arrivals)
+    _slow_prefill_measured(engine, 1.0)  # a pass would take seconds: worth waiting for
+    before = engine.stats()["prefills"]
+    with (
+        arrivals.expecting() as first,
+        arrivals.expecting() as second,
+        arrivals.expecting() as third,
+    ):
+        leader = engine.generate("leader", tiny_llama.ids(PROMPTS[0]), ARRIVING, first)
+        # The leader reached an idle engine; the others are still on their way.
+        await asyncio.sleep(0.3)
+        assert engine.stats()["prefills"] == before
+        streams = [
+            leader,
+            engine.generate("second", tiny_llama.ids(PROMPTS[2]), ARRIVING, second),
+            engine.generate("third", tiny_llama.ids(PROMPTS[4]), ARRIVING, third),
+        ]
+        results = await asyncio.wait_for(asyncio.gather(*(collect(s) for s in streams)), timeout=30)
+    assert engine.stats()["prefills"] == before + 1  # one pass for all three
+    for prompt, result in zip((PROMPTS[0], PROMPTS[2], PROMPTS[4]), results, strict=True):
+        assert result.tokens == tiny_llama.reference(prompt, 6)
+
+
+async def test_the_hold_lasts_no_longer_than_the_pass_it_waits_to_share(
+    tiny_llama: Tiny, make_engine: Any
+) -> None:
+    engine = make_engine(tiny_llama, admission_hold_s=30.0)
+    arrivals = Arrivals()
+    engine.follow(arrivals)
+    ids = tiny_llama.ids(PROMPTS[0])
+    _slow_prefill_measured(engine, 0.4 / len(ids))  # a pass of about 0.4 s
+    with arrivals.expecting() as arrival, arrivals.expecting():  # the second never comes
+        started = time.monotonic()
+        result = await asyncio.wait_for(
+            collect(engine.generate("alone", ids, ARRIVING, arrival)), timeout=30
+        )
+        waited = time.monotonic() - started
+        assert arrivals.pending == 1
+    assert result.tokens == tiny_llama.reference(PROMPTS[0], 6)
+    assert waited >= 0.4
+
+
+async def test_the_setting_caps_the_hold(tiny_llama: Tiny, make_engine: Any) -> None:
+    engine = make_engine(tiny_llama, admission_hold_s=0.2)
+    arrivals = Arrivals()
+    engine.follow(arrivals)
+    _slow_prefill_measured(engine, 100.0)  # measured far longer than the setting allows
+    ids = tiny_llama.ids(PROMPTS[0])
+    with arrivals.expecting() as arrival, arrivals.expecting():  # the second never comes
+        started = time.monotonic()
+        # Held for the setting's 0.2 s, not the hundreds of seconds measured.
+        result = await asyncio.wait_for(
+            collect(engine.generate("capped", ids, ARRIVING, arrival)), timeout=30
+        )
+        assert time.monotonic() - started >= 0.2
+    assert result.tokens == tiny_llama.reference(PROMPTS[0], 6)
+
+
+async def test_a_zero_setting_never_holds(tiny_llama: Tiny, make_engine: Any) -> None:
+    engine = make_engine(tiny_llama, admission_hold_s=0)
+    arrivals = Arrivals()
+    engine.follow(arrivals)
+    _slow_prefill_measured(engine, 100.0)
+    scheduler = engine._scheduler
+    with arrivals.expecting(), arrivals.expecting() as arrival, scheduler._cond:
+        stream = engine.generate("unheld", tiny_llama.ids(PROMPTS[0]), ARRIVING, arrival)
+        assert arrivals.pending == 1
+        assert scheduler._hold_s() == 0
+    result = await asyncio.wait_for(collect(stream), timeout=30)
+    assert result.tokens == tiny_llama.reference(PROMPTS[0], 6)
+
+
+async def test_nothing_is_held_when_nothing_is_on_its_way(
+    tiny_llama: Tiny, make_engine: Any
+) -> None:
+    engine = make_engine(tiny_llama, admission_hold_s=30.0)
+    arrivals = Arrivals()
+    engine.follow(arrivals)
+    _slow_prefill_measured(engine, 100.0)
+    scheduler = engine._scheduler
+    with arrivals.expecting() as arrival, scheduler._cond:
+        stream = engine.generate("only", tiny_llama.ids(PROMPTS[0]), ARRIVING, arrival)
+        assert arrivals.pending == 0
+        assert scheduler._hold_s() == 0
+    result = await asyncio.wait_for(collect(stream), timeout=30)
+    assert result.tokens == tiny_llama.reference(PROMPTS[0], 6)

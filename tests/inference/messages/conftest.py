@@ -81,9 +81,9 @@ def prompts(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[int]]:
     seen: dict[str, list[int]] = {}
     original = Engine.generate
 
-    def observed(self: Engine, request_id: str, prompt_ids: Any, params: Any) -> Any:
+    def observed(self: Engine, request_id: str, prompt_ids: Any, *args: Any) -> Any:
         seen[request_id] = [int(i) for i in prompt_ids]
-        return original(self, request_id, prompt_ids, params)
+        return original(self, request_id, prompt_ids, *args)
 
     monkeypatch.setattr(Engine, "generate", observed)
     return seen
