@@ -2,21 +2,23 @@
 same prompts sent to the raw `/v1/chat/completions` in the same run.
 
 The demo model (SmolLM2-135M-Instruct, seeded and validated as `tests.benchmarks.inference`
-does) answers greedily, `max_tokens` 32 per turn. Each conversation client sends its 6 turns one
-after the other (`POST .../messages`, SSE), all 16 clients at once: the platform builds each
+does) answers greedily, `max_tokens` 32 per turn. The 16 conversations go turn by turn: each
+turn is a wave of 16 messages sent at once (`POST .../messages`, SSE; the platform builds each
 turn's context from the stored history, streams through the answer's Redis stream, and stores
-every message. The raw phase replays exactly the same chat histories (the conversation's own
-earlier answers included) to `/v1/chat/completions` with 16 concurrent clients, 6 requests each.
-The prefix cache is off for both (the replayed prompts would otherwise come from it whole).
-After an untimed conversation run (the warm-up), the phases run A-B-B-A (conversations, raw,
-raw, conversations) and each reports both its runs.
+every message), and beside it a wave of exactly the same chat histories (the conversations'
+own earlier answers included) sent at once to `/v1/chat/completions`. Which wave of a turn goes
+first alternates from turn to turn. The prefix cache is off for both (the replayed prompts would
+otherwise come from it whole).
+
+Paired waves seconds apart, rather than each phase's whole run minutes apart: at 16 the time to
+first token is mostly the prefill of 16 histories (seconds on 2 CPUs), so the machine's own
+drift between two phase runs (up to ±7%, some hundreds of ms) hid a difference of tens. After an
+untimed round (the warm-up), two rounds of 16 new conversations are measured; each phase reports
+its TTFT p50 per round.
 Per request: time to first token from the moment it was sent (first `delta` event / first
 content chunk), the completion tokens. Targets: conversation tokens/s >= 0.9x raw, and TTFT p50
-at most 50 ms above raw's. At 16 conversations the time to first token is mostly queueing for
-the prefill of 16 histories, and how the arrivals fall into prefill batches moves each run's
-p50 by a few hundred ms either way (each run's p50 is printed); so the same A-B-B-A also runs
-with one conversation, where nothing queues and the difference is the conversation path's own
-work per turn.
+at most 50 ms above raw's. The same also runs with one conversation, where nothing queues and
+the difference is the conversation path's own work per turn.
 
     python -m tests.benchmarks.conversations_stream [--conversations 16] [--turns 6]
 """
@@ -54,6 +56,7 @@ from tests.benchmarks.inference import (
 CONVERSATIONS = 16
 TURNS = 6
 MAX_TOKENS = 32
+ROUNDS = 2
 TARGET_THROUGHPUT_RATIO = 0.9
 TARGET_TTFT_OVERHEAD_MS = 50.0
 QUESTIONS = [
@@ -73,18 +76,28 @@ class Sample:
     error: str | None = None
 
 
+def _p50_ms(samples: list[Sample]) -> float:
+    ttfts = [s.ttft for s in samples if s.error is None and s.ttft is not None]
+    return percentile(ttfts, 50) * 1000 if ttfts else float("nan")
+
+
 @dataclass
 class Phase:
     name: str
     samples: list[Sample] = field(default_factory=list)
     elapsed: float = 0.0
-    run_p50s: list[float] = field(default_factory=list)  # TTFT p50 of each of its runs, ms
+    run_p50s: list[float] = field(default_factory=list)  # TTFT p50 of each round, ms
+    turn_p50s: dict[int, list[float]] = field(default_factory=dict)  # of each wave, ms
+    _round_start: int = 0
 
-    def add_run(self, samples: list[Sample], elapsed: float) -> None:
+    def add_wave(self, turn: int, samples: list[Sample], elapsed: float) -> None:
         self.samples += samples
         self.elapsed += elapsed
-        ttfts = [s.ttft for s in samples if s.error is None and s.ttft is not None]
-        self.run_p50s.append(percentile(ttfts, 50) * 1000 if ttfts else float("nan"))
+        self.turn_p50s.setdefault(turn, []).append(_p50_ms(samples))
+
+    def end_round(self) -> None:
+        self.run_p50s.append(_p50_ms(self.samples[self._round_start :]))
+        self._round_start = len(self.samples)
 
     @property
     def ok(self) -> list[Sample]:
@@ -154,24 +167,14 @@ async def _turn(
     return sample, text
 
 
-async def _conversation(
-    session: aiohttp.ClientSession, model: str, turns: int, max_tokens: int
-) -> tuple[list[Sample], list[list[dict[str, str]]]]:
-    """One conversation of `turns` turns; its samples and each turn's chat history."""
+async def _new_conversation(session: aiohttp.ClientSession, model: str, max_tokens: int) -> str:
     async with session.post(
         "/api/v1/conversations",
         json={"model": model, "parameters": {"temperature": 0, "max_tokens": max_tokens}},
     ) as response:
         response.raise_for_status()
-        conversation_id = (await response.json())["id"]
-    samples, histories, history = [], [], []
-    for question in QUESTIONS[:turns]:
-        history.append({"role": "user", "content": question})
-        histories.append(list(history))
-        sample, answer = await _turn(session, conversation_id, question)
-        samples.append(sample)
-        history.append({"role": "assistant", "content": answer})
-    return samples, histories
+        conversation_id: str = (await response.json())["id"]
+    return conversation_id
 
 
 async def _raw(
@@ -207,6 +210,64 @@ async def _raw(
     return sample
 
 
+async def _conversation_wave(
+    session: aiohttp.ClientSession, ids: list[str], turn: int, phase: Phase
+) -> list[str]:
+    """The next turn of every conversation, sent at once; their answers."""
+    started = time.perf_counter()
+    question = QUESTIONS[turn]
+    results = await asyncio.gather(*(_turn(session, i, question) for i in ids))
+    phase.add_wave(turn, [sample for sample, _ in results], time.perf_counter() - started)
+    return [answer for _, answer in results]
+
+
+async def _raw_wave(
+    session: aiohttp.ClientSession,
+    model: str,
+    histories: list[list[dict[str, str]]],
+    max_tokens: int,
+    turn: int,
+    phase: Phase,
+) -> None:
+    """The same chat histories to /v1/chat/completions, sent at once."""
+    started = time.perf_counter()
+    samples = await asyncio.gather(
+        *(_raw(session, model, list(history), max_tokens) for history in histories)
+    )
+    phase.add_wave(turn, samples, time.perf_counter() - started)
+
+
+async def _round(
+    session: aiohttp.ClientSession,
+    model: str,
+    conversations: int,
+    turns: int,
+    max_tokens: int,
+    ours: Phase,
+    raw: Phase,
+) -> None:
+    """`conversations` new conversations, turn by turn: each turn a wave of their messages sent
+    at once, and a wave of the same chat histories to /v1/chat/completions (first on every
+    other turn)."""
+    ids = await asyncio.gather(
+        *(_new_conversation(session, model, max_tokens) for _ in range(conversations))
+    )
+    histories: list[list[dict[str, str]]] = [[] for _ in ids]
+    for turn in range(turns):
+        for history in histories:
+            history.append({"role": "user", "content": QUESTIONS[turn]})
+        if turn % 2:
+            await _raw_wave(session, model, histories, max_tokens, turn, raw)
+            answers = await _conversation_wave(session, ids, turn, ours)
+        else:
+            answers = await _conversation_wave(session, ids, turn, ours)
+            await _raw_wave(session, model, histories, max_tokens, turn, raw)
+        for history, answer in zip(histories, answers, strict=True):
+            history.append({"role": "assistant", "content": answer})
+    ours.end_round()
+    raw.end_round()
+
+
 async def _measure(
     gateway: str,
     headers: dict[str, str],
@@ -220,41 +281,16 @@ async def _measure(
     async with aiohttp.ClientSession(
         gateway, headers=headers, timeout=timeout, connector=connector
     ) as session:
-        # Warm-up: the model loads, the first batch shapes are built.
+        # Warm-up: the model loads, the first batch shapes are built; then an untimed round
+        # (the first at full width on a fresh process and database runs slower).
         await _raw(session, model, [{"role": "user", "content": "Hello"}], 4)
-
-        async def converse(phase: Phase) -> list[list[dict[str, str]]]:
-            started = time.perf_counter()
-            results = await asyncio.gather(
-                *(_conversation(session, model, turns, max_tokens) for _ in range(conversations))
-            )
-            phase.add_run(
-                [s for samples, _ in results for s in samples], time.perf_counter() - started
-            )
-            return [history for _, histories in results for history in histories]
-
-        async def replay(phase: Phase, histories: list[list[dict[str, str]]]) -> None:
-            async def client(mine: list[list[dict[str, str]]]) -> list[Sample]:
-                return [await _raw(session, model, messages, max_tokens) for messages in mine]
-
-            started = time.perf_counter()
-            # One client per conversation, its turns one after the other, as the conversations ran.
-            per_client = [histories[i * turns : (i + 1) * turns] for i in range(conversations)]
-            replayed = await asyncio.gather(*(client(mine) for mine in per_client))
-            phase.add_run(
-                [s for samples in replayed for s in samples], time.perf_counter() - started
-            )
-
-        # An untimed conversation run first: the first run at full width on a fresh process
-        # and database was up to 1 s slower at TTFT p50 than the same phase later on. Then
-        # A-B-B-A: each phase runs once early and once late, so neither gains from drift.
-        await converse(Phase("warm-up"))
+        await _round(
+            session, model, conversations, turns, max_tokens, Phase("warm-up"), Phase("warm-up")
+        )
         ours = Phase("conversations")
         raw = Phase("raw /v1/chat/completions")
-        histories = await converse(ours)
-        await replay(raw, histories)
-        await replay(raw, histories)
-        await converse(ours)
+        for _ in range(ROUNDS):
+            await _round(session, model, conversations, turns, max_tokens, ours, raw)
     return ours, raw
 
 
@@ -315,7 +351,7 @@ def _report(
         f"(whole run {total:.0f} s)",
         *machine,
         f"{'phase':<28}{'requests':>9}{'TTFT p50':>10}{'TTFT p95':>10}{'tok/s':>9}"
-        f"{'tokens':>8}{'errors':>8}  TTFT p50 of each run",
+        f"{'tokens':>8}{'errors':>8}  TTFT p50 of each round",
     ]
     for phase in (ours, raw):
         runs = " / ".join(f"{p50:.0f}" for p50 in phase.run_p50s)
@@ -324,6 +360,12 @@ def _report(
             f"{phase.ttft_ms(95):>8.0f}ms{phase.tokens_per_s:>9.1f}{phase.tokens:>8}"
             f"{phase.errors:>8}  {runs} ms"
         )
+    lines.append("TTFT p50 per turn, conversations / raw, each round:")
+    for turn, p50s in ours.turn_p50s.items():
+        pairs = ", ".join(
+            f"{a:.0f} / {b:.0f}" for a, b in zip(p50s, raw.turn_p50s[turn], strict=True)
+        )
+        lines.append(f"  turn {turn + 1}: {pairs} ms")
     ratio = ours.tokens_per_s / raw.tokens_per_s if raw.tokens_per_s else float("nan")
     overhead = ours.ttft_ms(50) - raw.ttft_ms(50)
     throughput_ok = ratio >= TARGET_THROUGHPUT_RATIO
