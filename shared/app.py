@@ -15,7 +15,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 
-from shared import shutdown
+from shared import heap, shutdown
 from shared.db import create_engine, create_sessionmaker
 from shared.errors import ERROR_RESPONSES, install_error_handlers
 from shared.events import EventRelay
@@ -60,8 +60,10 @@ def create_service_app(
             )
         try:
             async with resources(app):
+                heap.settle()
                 yield
         finally:
+            heap.thaw()
             if relay_task is not None:
                 relay_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.inference.models import (
     SEARCH_CONFIG,
+    Attachment,
     Conversation,
     ConversationParticipant,
     Message,
@@ -33,6 +34,23 @@ async def get_conversation(
     if for_update:
         statement = statement.with_for_update()
     return await session.scalar(statement)
+
+
+async def get_for_turn(
+    session: AsyncSession, conversation_id: uuid.UUID
+) -> tuple[Conversation, bool] | None:
+    """The conversation, locked, and whether it has attachments (one query: a turn needs both,
+    and most conversations have none to read)."""
+    has_attachments = (
+        select(Attachment.id).where(Attachment.conversation_id == Conversation.id).exists()
+    )
+    statement = (
+        select(Conversation, has_attachments)
+        .where(Conversation.id == conversation_id)
+        .with_for_update(of=Conversation)
+    )
+    row = (await session.execute(statement)).one_or_none()
+    return None if row is None else (row[0], bool(row[1]))
 
 
 async def add_conversation(session: AsyncSession, conversation: Conversation) -> Conversation:

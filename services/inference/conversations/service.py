@@ -178,6 +178,25 @@ class ConversationService:
         conversation = await repository.get_conversation(
             session, conversation_id, for_update=for_update
         )
+        return await self._check_access(session, caller, conversation, write=write)
+
+    async def for_turn(
+        self, session: AsyncSession, caller: Identity, conversation_id: uuid.UUID
+    ) -> tuple[Conversation, bool]:
+        """The conversation, locked, if `caller` may send messages to it; and whether it has
+        attachments."""
+        found = await repository.get_for_turn(session, conversation_id)
+        conversation, has_attachments = found or (None, False)
+        return await self._check_access(session, caller, conversation, write=True), has_attachments
+
+    async def _check_access(
+        self,
+        session: AsyncSession,
+        caller: Identity,
+        conversation: Conversation | None,
+        *,
+        write: bool,
+    ) -> Conversation:
         if conversation is None or conversation.deleted_at is not None:
             raise ConversationNotFound("No such conversation.")
         if conversation.owner_id == caller.user_id:

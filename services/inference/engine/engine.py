@@ -61,6 +61,7 @@ from services.inference.engine.tuning import (
     tune,
     usable_cpus,
 )
+from shared import heap
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -550,6 +551,6 @@ class Engine:
         """Drop the engine's references to the model (the backend holds the only one)."""
         if self._scheduler.detach():
             if collect:
-                gc.collect()
+                heap.release()  # the model's cycles may be in the frozen heap
             if self._device.type == "cuda":
                 torch.cuda.empty_cache()

@@ -15,7 +15,6 @@ and the old one leaves by LRU or through `unload(model_key)`.
 from __future__ import annotations
 
 import asyncio
-import gc
 import hashlib
 import json
 import logging
@@ -32,6 +31,7 @@ import anyio
 from services.inference.engine.arrivals import Arrivals
 from services.inference.engine.errors import ModelFileCorrupt, ModelTooLarge
 from services.inference.engine.params import EngineOptions
+from shared import heap
 from shared.model_files import estimate_parameter_bytes
 from shared.storage.base import Storage, validate_key
 
@@ -216,6 +216,7 @@ class ModelRegistry:
                 name=model_key,
             )
             engine.follow(self.arrivals)
+            heap.settle()  # the model lives until it is unloaded, which releases it
             self.loads += 1
             self._engines[model_key] = _Loaded(engine, engine.parameter_bytes, directory)
             self._engines.move_to_end(model_key)
@@ -252,7 +253,7 @@ class ModelRegistry:
         # All at once, and the garbage collected once after the last: a full collection per
         # engine took seconds each in a large process.
         await asyncio.gather(*(engine.close(collect=False) for engine in engines))
-        await asyncio.to_thread(gc.collect)
+        await asyncio.to_thread(heap.release)
 
     # ---- files ----------------------------------------------------------------------------------
 

@@ -227,7 +227,9 @@ class Generations:
 
     async def _consume(self, ctx: InferenceContext, job: Job, deltas: _Deltas) -> None:
         settings = ctx.settings
-        saved = time.monotonic()
+        # Counted from the first text: before it there is nothing to save, and a save due just
+        # as the first token lands (a long prefill) would delay its delivery.
+        saved: float | None = None
         async for event in job.tokens:
             if job.lease_lost:
                 raise LeaseLost
@@ -240,7 +242,9 @@ class Generations:
             text = storable(event.text)
             job.parts.append(text)
             deltas.add(text)
-            if time.monotonic() - saved >= settings.message_persist_seconds:
+            if saved is None:
+                saved = time.monotonic()
+            elif time.monotonic() - saved >= settings.message_persist_seconds:
                 saved = time.monotonic()
                 async with session_scope(ctx.sessionmaker) as session:
                     await repository.save_partial(session, job.message_id, job.text)

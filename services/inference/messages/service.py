@@ -68,7 +68,7 @@ from shared.sse import ServerSentEvent, event_stream
 
 _PARAMETERS = ("temperature", "top_k", "top_p", "max_tokens", "stop", "seed")
 _STOP_WAIT_SECONDS = 10.0
-_MODEL_HINTS = 10_000  # conversations whose model is remembered (see `_early_checks`)
+_MODEL_HINTS = 10_000  # conversations whose model is remembered (see `_early_access`)
 
 T = TypeVar("T")
 
@@ -144,7 +144,7 @@ def _max_tokens_too_large(window: int) -> UnprocessableEntity:
 
 class MessageService:
     def __init__(self) -> None:
-        # conversation id -> the model its last turn here used (see `_early_checks`)
+        # conversation id -> the model its last turn here used (see `_early_access`)
         self._model_hints: OrderedDict[uuid.UUID, str] = OrderedDict()
 
     # ---- sending -------------------------------------------------------------------------------
@@ -162,22 +162,27 @@ class MessageService:
         with ctx.registry.arrivals.expecting() as arrival:
             try:
                 async with (
-                    self._early_checks(ctx, caller, conversation_id) as checks,
+                    self._early_access(ctx, caller, conversation_id) as access,
                     session_scope(ctx.sessionmaker) as session,
                 ):
-                    conversation = await conversation_service.accessible(
-                        session, caller, conversation_id, write=True, for_update=True
+                    conversation, has_attachments = await conversation_service.for_turn(
+                        session, caller, conversation_id
                     )
                     parent_id = (
                         body.parent_id
                         if "parent_id" in body.model_fields_set
                         else conversation.current_message_id
                     )
-                    async with _meanwhile(checks(conversation.model_ref)) as m:
+                    async with _meanwhile(access(conversation.model_ref)) as m:
                         path = await self._path_after(session, conversation, parent_id)
                         content = await self._content(session, caller, conversation, body)
-                        attachments = await attachment_service.context_for(session, conversation.id)
+                        attachments = (
+                            await attachment_service.context_for(session, conversation.id)
+                            if has_attachments
+                            else []
+                        )
                         model = await m
+                    await self._check_quota(ctx, session, caller, model)
                     user = Message(
                         id=uuid.uuid4(),
                         conversation_id=conversation.id,
@@ -238,10 +243,11 @@ class MessageService:
                         raise AnswerInProgress("This answer is still being written; stop it first.")
                     assert old.parent_id is not None
                     ref = body.model or conversation.model_ref
-                    async with _meanwhile(self._turn_model(ctx, caller, ref)) as m:
+                    async with _meanwhile(conversation_service.usable_model(ctx, caller, ref)) as m:
                         path = await repository.path_to(session, conversation.id, old.parent_id)
                         attachments = await attachment_service.context_for(session, conversation.id)
                         model = await m
+                    await self._check_quota(ctx, session, caller, model)
                     job, answer = await self._prepare(
                         ctx,
                         session,
@@ -268,40 +274,43 @@ class MessageService:
         return await self._respond(ctx, request, job, answer, None, body.stream)
 
     @contextlib.asynccontextmanager
-    async def _early_checks(
+    async def _early_access(
         self, ctx: InferenceContext, caller: Identity, conversation_id: uuid.UUID
     ) -> AsyncIterator[Callable[[str], Coroutine[Any, Any, ModelAccess]]]:
-        """A turn's model checks (`_turn_model`: an HTTP call to the model hub, a quota query),
-        started before the conversation is read, on the model it used last time in this process
-        (a hint), so they overlap the reads. Yields `checks(ref)`: their result for the model
-        the conversation names, the early ones if the hint was right, else run now. Whatever they
-        find is only seen once the caller may see the conversation."""
+        """A turn's model access check (an HTTP call to the model hub), started before the
+        conversation is read, on the model it used last time in this process (a hint), so that
+        it overlaps the reads. Yields `access(ref)`: the check for the model the conversation
+        names, the early one if the hint was right, else run now. Whatever it finds is only
+        seen once the caller may see the conversation."""
         hint = self._model_hints.get(conversation_id)
-        early = asyncio.create_task(self._turn_model(ctx, caller, hint)) if hint else None
+        early = (
+            asyncio.create_task(conversation_service.usable_model(ctx, caller, hint))
+            if hint
+            else None
+        )
 
-        async def checks(ref: str) -> ModelAccess:
+        async def access(ref: str) -> ModelAccess:
             self._model_hints[conversation_id] = ref
             self._model_hints.move_to_end(conversation_id)
             if len(self._model_hints) > _MODEL_HINTS:
                 self._model_hints.popitem(last=False)
             if early is not None and ref == hint:
                 return await early
-            return await self._turn_model(ctx, caller, ref)
+            return await conversation_service.usable_model(ctx, caller, ref)
 
         try:
-            yield checks
+            yield access
         finally:
             if early is not None:
                 early.cancel()
                 await asyncio.gather(early, return_exceptions=True)
 
-    async def _turn_model(self, ctx: InferenceContext, caller: Identity, ref: str) -> ModelAccess:
-        """The model a turn uses, once the caller may use it and has tokens left today."""
-        model = await conversation_service.usable_model(ctx, caller, ref)
-        await usage_service.check_quota(
-            ctx.sessionmaker, caller, ctx.settings.daily_token_quota, model
-        )
-        return model
+    async def _check_quota(
+        self, ctx: InferenceContext, session: AsyncSession, caller: Identity, model: ModelAccess
+    ) -> None:
+        """In the turn's own transaction: a session of its own would cost a connection
+        checkout and a transaction more on every turn."""
+        await usage_service.check_quota(session, caller, ctx.settings.daily_token_quota, model)
 
     async def _path_after(
         self, session: AsyncSession, conversation: Conversation, parent_id: uuid.UUID | None

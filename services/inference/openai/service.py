@@ -51,6 +51,7 @@ from services.inference.usage.service import (
     usage_source,
 )
 from shared.auth.identity import Identity
+from shared.db import session_scope
 from shared.errors import (
     BadRequest,
     Conflict,
@@ -284,9 +285,8 @@ class OpenAIService:
                 f"{model.ref} has no ready version yet (status: {model.status}); try again once "
                 "validation has finished."
             )
-        await usage_service.check_quota(
-            ctx.sessionmaker, caller, ctx.settings.daily_token_quota, model
-        )
+        async with session_scope(ctx.sessionmaker) as session:
+            await usage_service.check_quota(session, caller, ctx.settings.daily_token_quota, model)
         slot = await self.acquire_slot(ctx, caller)
         prefix = "chatcmpl" if endpoint is UsageEndpoint.CHAT_COMPLETIONS else "cmpl"
         return Generation(caller, model, endpoint, f"{prefix}-{uuid.uuid4().hex}", slot)

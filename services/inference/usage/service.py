@@ -109,43 +109,38 @@ class UsageService:
         return default or None
 
     async def check_quota(
-        self,
-        sessionmaker: async_sessionmaker[AsyncSession],
-        caller: Identity,
-        default: int,
-        model: ModelAccess,
+        self, session: AsyncSession, caller: Identity, default: int, model: ModelAccess
     ) -> None:
         """Before any work starts: 429 once the caller's tokens of the day are spent, or what
         the model's owner lets others spend on it (the owner is bound only by their own
         quota)."""
         since = _day_start()
-        async with session_scope(sessionmaker) as session:
-            quota = await self.quota_for(session, caller.user_id, default)
-            if quota is not None:
-                used = await repository.tokens_used(session, since, user_id=caller.user_id)
-                if used >= quota:
-                    raise _spent(f"Your daily quota of {quota} tokens is spent ({used} used)")
-            if caller.user_id == model.owner_id:
-                return
-            caps: list[tuple[int | None, dict[str, uuid.UUID], str]] = [
-                (
-                    model.user_daily_token_cap,
-                    {"user_id": caller.user_id},
-                    "allows each user {cap} tokens a day, and you have used {used}",
-                ),
-                (
-                    model.daily_token_cap,
-                    {"except_user": model.owner_id},
-                    "allows {cap} tokens a day to all users together, and they are spent",
-                ),
-            ]
-            for cap, whose, rule in caps:
-                if cap is None:
-                    continue
-                used = await repository.tokens_used(session, since, model_id=model.id, **whose)
-                if used >= cap:
-                    message = f"{model.ref} {rule.format(cap=cap, used=used)}"
-                    raise _spent(message, ModelCapReached)
+        quota = await self.quota_for(session, caller.user_id, default)
+        if quota is not None:
+            used = await repository.tokens_used(session, since, user_id=caller.user_id)
+            if used >= quota:
+                raise _spent(f"Your daily quota of {quota} tokens is spent ({used} used)")
+        if caller.user_id == model.owner_id:
+            return
+        caps: list[tuple[int | None, dict[str, uuid.UUID], str]] = [
+            (
+                model.user_daily_token_cap,
+                {"user_id": caller.user_id},
+                "allows each user {cap} tokens a day, and you have used {used}",
+            ),
+            (
+                model.daily_token_cap,
+                {"except_user": model.owner_id},
+                "allows {cap} tokens a day to all users together, and they are spent",
+            ),
+        ]
+        for cap, whose, rule in caps:
+            if cap is None:
+                continue
+            used = await repository.tokens_used(session, since, model_id=model.id, **whose)
+            if used >= cap:
+                message = f"{model.ref} {rule.format(cap=cap, used=used)}"
+                raise _spent(message, ModelCapReached)
 
     async def record_row(
         self, sessionmaker: async_sessionmaker[AsyncSession], row: UsageRow, usage: Usage

@@ -4,7 +4,9 @@ ask at once, least-recently-used eviction under a memory budget."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
+import weakref
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from services.inference.engine import (
     SamplingParams,
 )
 from services.inference.engine.registry import estimate_parameter_bytes, parse_device, parse_dtype
+from shared import heap
 from shared.storage.local import LocalStorage
 from tests.models_hub.tiny_models import build_tiny_gpt2, build_tiny_llama
 
@@ -206,3 +209,24 @@ def test_settings_parsing() -> None:
     assert parse_dtype("bf16", "cpu") == torch.bfloat16
     with pytest.raises(ValueError, match="dtype"):
         parse_dtype("int3", "cpu")
+
+
+async def test_an_unloaded_model_is_freed_though_the_heap_was_frozen_after_its_load(
+    tmp_path: Path, stored: tuple[LocalStorage, dict[str, Any]]
+) -> None:
+    """The registry freezes the heap after a load (shared/heap.py), so that collections skip
+    the model; unloading it must still give its memory back."""
+    storage, files = stored
+    registry = ModelRegistry(storage, tmp_path / "cache", memory_budget_bytes=1 << 30)
+    try:
+        engine = await registry.get("a", "models/llama/servable", files["llama"])
+        assert gc.get_freeze_count() > 0
+        model = engine._scheduler._backend._model
+        model.loop_back = [model]  # a cycle, as some architectures' modules make
+        weights = weakref.ref(next(model.parameters()))
+        del engine, model
+        assert await registry.unload("a")
+        assert weights() is None
+    finally:
+        await registry.close()
+        heap.thaw()

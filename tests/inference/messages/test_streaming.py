@@ -4,6 +4,7 @@ sweeper that ends answers whose owner died."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import uuid
 
@@ -236,3 +237,41 @@ async def test_stopping_an_answer_whose_owner_died_ends_it_cancelled(
     events = await buffer.buffered(ctx.redis, message_id)
     assert stopped["content"] == buffer.buffered_text(events)
     assert stopped["content"].startswith(_text(seen))
+
+
+async def test_a_streaming_answers_text_is_saved_in_its_row_as_it_is_written(
+    client, platform, owner, llama, monkeypatch
+):
+    """Every INFERENCE_MESSAGE_PERSIST_SECONDS, counted from the first token: someone reading
+    the conversation sees the text so far while the answer streams. (Tokens are handed on
+    slowly here, so the answer is still streaming when it is read.)"""
+    from services.inference.messages import service
+
+    original_tokens = service.engine_tokens
+
+    async def slowly(stream):
+        async for event in original_tokens(stream):
+            await asyncio.sleep(0.05)
+            yield event
+
+    monkeypatch.setattr(service, "engine_tokens", slowly)
+    app = platform.apps["inference"]
+    original = app.state.inference
+    settings = original.settings.model_copy(update={"message_persist_seconds": 0.2})
+    app.state.inference = dataclasses.replace(original, settings=settings)
+    try:
+        conversation = await new_conversation(client, owner, llama, parameters=LONG)
+        seen = await _started(client, owner, conversation["id"], deltas=1)
+        message_id = seen[0].data["message"]["id"]
+        await asyncio.sleep(0.6)
+        partial = await _message(client, owner, conversation["id"], message_id)
+        await client.post(
+            f"/api/v1/conversations/{conversation['id']}/messages/{message_id}/stop",
+            headers=owner.headers,
+        )
+        final = await _message(client, owner, conversation["id"], message_id)
+    finally:
+        app.state.inference = original
+    assert partial["status"] == "streaming"
+    assert partial["content"]
+    assert final["content"].startswith(partial["content"])
