@@ -52,6 +52,11 @@ TUNING_STEP_SECONDS = Gauge(
     "Decode step time measured at load for each candidate configuration, by batch size.",
     ["model", "dtype", "packing", "threads", "batch"],
 )
+TUNING_PREFILL_SECONDS = Gauge(
+    "llmnet_inference_tuning_prefill_seconds",
+    "Prefill time of one 128-token prompt measured at load for each candidate configuration.",
+    ["model", "dtype", "packing", "threads"],
+)
 STEP_THREADS = Gauge(
     "llmnet_inference_step_threads",
     "Threads a measured engine's decoding steps run with, per band of batch rows (chosen by "
@@ -81,6 +86,7 @@ def export_engine_configs(models: Mapping[str, Mapping[str, Any]]) -> None:
     ENGINE_CONFIG.clear()
     STEP_THREADS.clear()
     TUNING_STEP_SECONDS.clear()
+    TUNING_PREFILL_SECONDS.clear()
     TUNING_SECONDS.clear()
     for key, stats in models.items():
         tuning = stats.get("tuning") or {}
@@ -115,6 +121,13 @@ def export_engine_configs(models: Mapping[str, Mapping[str, Any]]) -> None:
                     threads=str(trial["threads"] or ""),
                     batch=str(batch),
                 ).set(value / 1000)
+            if trial.get("prefill_ms") is not None:
+                TUNING_PREFILL_SECONDS.labels(
+                    model=key,
+                    dtype=trial["dtype"],
+                    packing=_linear(trial),
+                    threads=str(trial["threads"] or ""),
+                ).set(trial["prefill_ms"] / 1000)
         cpu = tuning.get("cpu")
         if cpu:
             CPU.info(

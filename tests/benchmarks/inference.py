@@ -418,14 +418,24 @@ async def engine_config(bench: BenchEnv) -> dict[str, str] | None:
 
     config: dict[str, str] | None = None
     steps: list[str] = []
+    trials: dict[str, list[str]] = {}  # the load-time measurement, per candidate
     for line in text.splitlines():
+        value = line.rsplit(" ", 1)[-1]
         if line.startswith("llmnet_inference_engine_config{"):
             config = labels(line)
         elif line.startswith("llmnet_inference_step_threads{"):
-            threads = int(float(line.rsplit(" ", 1)[1]))
-            steps.append(f"{labels(line)['rows']} rows: {threads}")
+            steps.append(f"{labels(line)['rows']} rows: {int(float(value))}")
+        elif line.startswith(
+            ("llmnet_inference_tuning_step_seconds{", "llmnet_inference_tuning_prefill")
+        ):
+            found = labels(line)
+            what = f"step at {found['batch']}" if "batch" in found else "prefill"
+            candidate = f"{found['dtype']} {found['packing']} x{found['threads']}"
+            trials.setdefault(candidate, []).append(f"{what} {float(value) * 1000:.0f} ms")
     if config is not None and steps:
         config["step_threads"] = ", ".join(steps)
+    if config is not None and trials:
+        config["trials"] = "; ".join(f"{k}: {', '.join(v)}" for k, v in trials.items())
     return config
 
 
@@ -442,6 +452,7 @@ def describe_configuration(config: dict[str, str] | None) -> str:
             if get("step_threads")
             else ""
         )
+        + (f"\nmeasured at load: {get('trials')}" if get("trials") else "")
     )
 
 

@@ -13,12 +13,13 @@ natively (AMX, AVX-512 BF16). So `tune` tries the configurations that matter on 
 Each model variant (dtype x packing) is first checked against the float32 reference on probe
 prompts: its greedy tokens must be the reference's, token for token, or the variant is rejected
 (a model whose bf16 output drifts is served in float32, and the log says so). A variant that
-agrees is then timed for a few decode steps at batch 1 and at a larger batch (`batch`): every
-variant at the most threads first, then the fastest variant at the other thread counts (timing
-the whole grid would cost its product, and the dtype and packing that win rarely depend on the
-thread count). The fastest agreeing candidate wins: the score is the sum of its step time at
-each batch size relative to the best measured at that size, so neither single streams nor full
-batches are sacrificed. The reference variant is measured first, so there is always a choice.
+agrees is then timed for a few decode steps at batch 1 and at a larger batch (`batch`), and
+for one prefill (`PREFILL_TIMING_TOKENS`): every variant at the most threads first, then the
+fastest variant at the other thread counts (timing the whole grid would cost its product, and
+the dtype and packing that win rarely depend on the thread count). The fastest agreeing
+candidate wins: the score is the sum of its step time at each batch size and of its prefill
+time, each relative to the best measured, so neither single streams, full batches nor prompts
+are sacrificed. The reference variant is measured first, so there is always a choice.
 
 The whole search is time-boxed (`budget_s`, checked before each variant and each measurement:
 it may run past it by one of them; one warm-up step before it is not counted), except that one
@@ -98,6 +99,12 @@ PROBE_TOKENS = 8
 #: Decode steps timed per measurement (after one warm-up step), over a prompt this long.
 TIMED_STEPS = 3
 TIMING_PROMPT_TOKENS = 8
+#: The timed prefill: one prompt this long. A new turn's prompt is hundreds of tokens, and its
+#: prefill is where a dtype whose matmuls run in hardware gains most: decode steps alone, close
+#: between packed float32 and bf16 on AVX-512 BF16, chose float32 on one run and bf16 on the
+#: next, and float32's prefill there is 1.5x slower (time to first token 3.4 s against 2.0 s for
+#: 16 conversations). Shorter prompts hide it under each layer's fixed cost (1.3x at 64 tokens).
+PREFILL_TIMING_TOKENS = 128
 #: The flags that matter for CPU inference, reported as they are found in /proc/cpuinfo.
 CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16")
 
@@ -371,18 +378,36 @@ def decode_step_seconds(model: PreTrainedModel, batch: int, steps: int = TIMED_S
     return statistics.median(times[1:] or times)
 
 
+def prefill_seconds(model: PreTrainedModel, tokens: int = PREFILL_TIMING_TOKENS) -> float:
+    """Time of a prefill of one `tokens`-long prompt (measured on a model that has run: a first
+    pass at a new shape was no slower than the next)."""
+    from transformers import DynamicCache
+
+    device = next(model.parameters()).device
+    vocab = _vocab(model)
+    ids = torch.tensor([[(7 * i + 3) % vocab for i in range(tokens)]], device=device)
+    with torch.inference_mode():
+        cache = DynamicCache(config=model.config)
+        _sync(device)
+        started = time.perf_counter()
+        _forward(model, ids, cache)
+        _sync(device)
+        return time.perf_counter() - started
+
+
 # ---- the report ---------------------------------------------------------------------------------
 
 
 @dataclass
 class TrialResult:
     """One candidate's outcome: its step times (milliseconds) at batch 1 and at the report's
-    batch size, or why it was not measured."""
+    batch size and its prefill time, or why it was not measured."""
 
     candidate: Candidate
     status: Status
     step_ms_1: float | None = None
     step_ms_batch: float | None = None
+    prefill_ms: float | None = None
     detail: str = ""
 
     def as_dict(self) -> dict[str, Any]:
@@ -394,6 +419,7 @@ class TrialResult:
             "status": self.status,
             "step_ms_1": self.step_ms_1,
             "step_ms_batch": self.step_ms_batch,
+            "prefill_ms": self.prefill_ms,
             "detail": self.detail,
         }
 
@@ -431,15 +457,20 @@ def _ms(seconds: float) -> float:
 
 
 def _best(measured: Sequence[TrialResult]) -> Candidate | None:
-    """The candidate with the lowest sum of its step times at batch 1 and at the larger batch,
-    each relative to the best measured at that size (the first one on a tie)."""
+    """The candidate with the lowest sum of its step times at batch 1 and at the larger batch
+    and its prefill time, each relative to the best measured (the first one on a tie)."""
     if not measured:
         return None
     best_1 = min(t.step_ms_1 or 0.0 for t in measured) or 1e-9
     best_batch = min(t.step_ms_batch or 0.0 for t in measured) or 1e-9
+    best_prefill = min(t.prefill_ms or 0.0 for t in measured) or 1e-9
 
     def score(trial: TrialResult) -> float:
-        return (trial.step_ms_1 or 0.0) / best_1 + (trial.step_ms_batch or 0.0) / best_batch
+        return (
+            (trial.step_ms_1 or 0.0) / best_1
+            + (trial.step_ms_batch or 0.0) / best_batch
+            + (trial.prefill_ms or 0.0) / best_prefill
+        )
 
     return min(measured, key=score).candidate
 
@@ -518,10 +549,11 @@ def tune(
             with _threads(candidate.threads):
                 one = decode_step_seconds(subject, 1)
                 full = decode_step_seconds(subject, batch)
+                prefill = prefill_seconds(subject)
         except Exception as exc:
             trials.append(TrialResult(candidate, "failed", detail=f"{type(exc).__name__}: {exc}"))
             return
-        trials.append(TrialResult(candidate, "measured", _ms(one), _ms(full)))
+        trials.append(TrialResult(candidate, "measured", _ms(one), _ms(full), _ms(prefill)))
 
     # Warm-up outside the time box: a process's first forward pass sets kernels up (~1 s).
     with contextlib.suppress(Exception):
@@ -576,7 +608,8 @@ def tune(
             name,
             trial.candidate.label,
             trial.status,
-            f" ({trial.step_ms_1} ms/step at 1, {trial.step_ms_batch} ms at {batch})"
+            f" ({trial.step_ms_1} ms/step at 1, {trial.step_ms_batch} ms at {batch}, prefill of "
+            f"{PREFILL_TIMING_TOKENS} tokens {trial.prefill_ms} ms)"
             if trial.status == "measured"
             else f" ({trial.detail})",
         )

@@ -23,6 +23,7 @@ class TrialRead(BaseModel):
     status: Literal["measured", "rejected", "skipped", "failed"]
     step_ms_1: float | None = Field(description="Decode step at batch 1, milliseconds.")
     step_ms_batch: float | None = Field(description="Decode step at the tuning batch size.")
+    prefill_ms: float | None = Field(description="Prefill of one 128-token prompt, milliseconds.")
     detail: str = Field(description="Why it was rejected, skipped or failed.")
 
 

@@ -16,8 +16,10 @@ from services.inference.engine import Engine, EngineOptions, SamplingParams
 from services.inference.engine.tuning import (
     Candidate,
     CpuFeatures,
+    TrialResult,
     TuningReport,
     Variant,
+    _best,
     apply_variant,
     cpu_features,
     plan,
@@ -75,6 +77,7 @@ def test_load_measures_candidates_and_keeps_a_measured_one(
     measured = [t for t in report.trials if t.status == "measured"]
     assert measured
     assert all((t.step_ms_1 or 0) > 0 and (t.step_ms_batch or 0) > 0 for t in measured)
+    assert all((t.prefill_ms or 0) > 0 for t in measured)
     assert report.chosen in [t.candidate for t in measured]
     assert engine.dtype == report.chosen.variant.dtype
     assert engine.cpu_threads == report.chosen.threads
@@ -381,3 +384,16 @@ def test_cpu_features_reads_the_flags_that_matter(tmp_path: Path) -> None:
     assert features.flags == ("avx2", "fma", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16")
     assert features.native_bf16
     assert not cpu_features(tmp_path / "missing").native_bf16
+
+
+def test_a_much_faster_prefill_outweighs_slightly_slower_steps() -> None:
+    """On AVX-512 BF16 without AMX, bf16 decode steps can be a little slower than packed
+    float32 while its prefill (a new turn's prompt) is far faster: bf16 serves."""
+    fp32 = Candidate(Variant("float32", packed=True), 2)
+    bf16 = Candidate(Variant("bfloat16"), 2)
+    trials = [
+        TrialResult(fp32, "measured", step_ms_1=18.0, step_ms_batch=25.0, prefill_ms=60.0),
+        TrialResult(bf16, "measured", step_ms_1=19.0, step_ms_batch=26.0, prefill_ms=35.0),
+    ]
+    assert _best(trials) == bf16
+    assert _best([*trials[:1], TrialResult(bf16, "measured", 19.0, 26.0, 58.0)]) == fp32

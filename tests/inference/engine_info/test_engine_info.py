@@ -45,6 +45,7 @@ async def test_admins_read_each_models_measured_configuration(
     measured = [t for t in tuning["trials"] if t["status"] == "measured"]
     assert measured
     assert all(t["step_ms_1"] > 0 and t["step_ms_batch"] > 0 for t in measured)
+    assert all(t["prefill_ms"] > 0 for t in measured)
     chosen = (model["dtype"], model["threads"])
     assert chosen in {(t["dtype"], t["threads"]) for t in measured}
 
@@ -90,4 +91,9 @@ async def test_metrics_show_the_choice(
     ]
     assert any('batch="1"' in line for line in steps)
     assert any('batch="8"' in line for line in steps)
+    assert any(
+        line.startswith("llmnet_inference_tuning_prefill_seconds{")
+        and f'model="{llama["version_id"]}"' in line
+        for line in text.splitlines()
+    )
     assert "llmnet_inference_cpu_info{" in text
