@@ -29,8 +29,9 @@ are computed only once a variant needs them. It runs where the model is loaded (
 on a thread of its own that ends afterwards, so no OpenMP team outlives it and the engine's
 thread later runs as the tuner measured: see `engine._on_own_thread`) and needs memory for the
 reference plus one variant at a time. SmolLM2-135M on the shared 2-core test machine (AVX-512
-BF16, no AMX): ~3.5 s for fp32, bf16 and packed fp32 at 2 threads and packed fp32 at 1; it
-chose packed fp32 at 2 threads (18 ms/step alone, 25 ms at 8 rows, vs 39/62 ms dense fp32).
+BF16, no AMX): 4.5-5.9 s for fp32, bf16 and packed fp32 at 2 threads (the budget skipped bf16
+at 1); it chose bf16 at 2 threads in three loads of three (33-37 ms/step alone, 40-42 ms at 8
+rows, 134-137 ms for the prefill, against 39-44, 41-47 and 216-242 ms for packed fp32).
 
 Threads: torch's thread count is process-wide in part. `torch.set_num_threads(n)` sets the
 OpenMP thread count of the *calling* thread (OpenMP keeps it per thread) and, process-wide, the
