@@ -166,14 +166,14 @@ def build_tiny_llama(
     return dest
 
 
-def build_tiny_gpt2(dest: Path, *, seed: int = 0) -> Path:
+def build_tiny_gpt2(dest: Path, *, seed: int = 0, positions: int = 256) -> Path:
     """A 2-layer GPT-2 with random weights, saved as a Hugging Face folder in `dest`."""
     tokenizer = build_tokenizer(dest)
     ids = _token_ids(tokenizer)
     torch.manual_seed(seed)
     config = GPT2Config(
         vocab_size=len(tokenizer),
-        n_positions=256,
+        n_positions=positions,
         n_embd=64,
         n_layer=2,
         n_head=4,

@@ -43,6 +43,7 @@ from services.inference.engine.params import EngineOptions, SamplingParams, Toke
 from services.inference.engine.prefix_cache import PrefixCache
 from services.inference.engine.prompts import (
     chat_prompt_ids,
+    context_length,
     declare_control_tokens,
     text_prompt_ids,
 )
@@ -72,8 +73,6 @@ logger = logging.getLogger("llmnet.inference.engine")
 
 T = TypeVar("T")
 
-_DEFAULT_CONTEXT = 2048
-
 
 def model_parameter_bytes(model: torch.nn.Module) -> int:
     """Bytes held by the model's parameters and buffers (tied weights counted once), and by
@@ -101,18 +100,6 @@ def _on_own_thread(work: Callable[[], T]) -> T:
     one worker is joined when the `with` block shuts it down."""
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="llmnet-engine-load") as pool:
         return pool.submit(work).result()
-
-
-def _context_length(model: PreTrainedModel, tokenizer: Any) -> int:
-    config = model.config.get_text_config(decoder=True)
-    for name in ("max_position_embeddings", "n_positions", "n_ctx", "max_seq_len", "seq_length"):
-        value = getattr(config, name, None)
-        if isinstance(value, int) and value > 0:
-            return value
-    limit = getattr(tokenizer, "model_max_length", None)
-    if isinstance(limit, int) and 0 < limit < 10_000_000:
-        return limit
-    return _DEFAULT_CONTEXT
 
 
 def _as_ids(value: Any) -> set[int]:
@@ -222,7 +209,7 @@ class Engine:
         self._tokenizer = tokenizer
         declare_control_tokens(tokenizer)
         self._device = next(model.parameters()).device
-        self._context_length = _context_length(model, tokenizer)
+        self._context_length = context_length(model, tokenizer)
         self._eos = _eos_token_ids(model, tokenizer)
         self._decode = make_decoder(tokenizer)
         onednn = self.options.cpu_onednn

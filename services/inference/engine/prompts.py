@@ -28,9 +28,9 @@ import jinja2
 from services.inference.engine.errors import InvalidPrompt
 
 if TYPE_CHECKING:
-    from transformers import PreTrainedTokenizerBase
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-__all__ = ["chat_prompt_ids", "declare_control_tokens", "text_prompt_ids"]
+__all__ = ["chat_prompt_ids", "context_length", "declare_control_tokens", "text_prompt_ids"]
 
 
 def declare_control_tokens(tokenizer: PreTrainedTokenizerBase) -> None:
@@ -84,3 +84,19 @@ def text_prompt_ids(tokenizer: PreTrainedTokenizerBase, text: str) -> list[int]:
         "input_ids"
     ]
     return ids
+
+
+_DEFAULT_CONTEXT = 2048
+
+
+def context_length(model: PreTrainedModel, tokenizer: Any = None) -> int:
+    """The longest sequence the model takes: its config's, else the tokenizer's, else 2048."""
+    config = model.config.get_text_config(decoder=True)
+    for name in ("max_position_embeddings", "n_positions", "n_ctx", "max_seq_len", "seq_length"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    limit = getattr(tokenizer, "model_max_length", None)
+    if isinstance(limit, int) and 0 < limit < 10_000_000:
+        return limit
+    return _DEFAULT_CONTEXT

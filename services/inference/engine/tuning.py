@@ -68,6 +68,7 @@ from services.inference.engine.cpu import (
     onednn_available,
     pack_linear_layers,
 )
+from services.inference.engine.prompts import context_length
 from services.inference.engine.quantization import int8_available, quantize_linear_int8
 
 if TYPE_CHECKING:
@@ -386,6 +387,7 @@ def prefill_seconds(model: PreTrainedModel, tokens: int = PREFILL_TIMING_TOKENS)
 
     device = next(model.parameters()).device
     vocab = _vocab(model)
+    tokens = min(tokens, context_length(model))
     ids = torch.tensor([[(7 * i + 3) % vocab for i in range(tokens)]], device=device)
     with torch.inference_mode():
         cache = DynamicCache(config=model.config)

@@ -397,3 +397,17 @@ def test_a_much_faster_prefill_outweighs_slightly_slower_steps() -> None:
     ]
     assert _best(trials) == bf16
     assert _best([*trials[:1], TrialResult(bf16, "measured", 19.0, 26.0, 58.0)]) == fp32
+
+
+def test_a_model_with_a_short_context_is_measured_within_it(
+    tmp_path: Path, loaded: list[Engine]
+) -> None:
+    """The timed prefill is cut to the model's context (GPT-2's positions are a table)."""
+    engine = Engine.load(
+        build_tiny_gpt2(tmp_path / "short", positions=48), options=EngineOptions(tune_seconds=10)
+    )
+    loaded.append(engine)
+    assert engine.tuning is not None
+    measured = [t for t in engine.tuning.trials if t.status == "measured"]
+    assert measured
+    assert all((t.prefill_ms or 0) > 0 for t in measured)
