@@ -142,6 +142,15 @@ def _max_tokens_too_large(window: int) -> UnprocessableEntity:
     )
 
 
+async def _attachments(
+    session: AsyncSession, conversation: Conversation, has_attachments: bool
+) -> list[AttachmentContext]:
+    """The conversation's attachments as context; no query when it has none."""
+    if not has_attachments:
+        return []
+    return await attachment_service.context_for(session, conversation.id)
+
+
 class MessageService:
     def __init__(self) -> None:
         # conversation id -> the model its last turn here used (see `_early_access`)
@@ -176,11 +185,7 @@ class MessageService:
                     async with _meanwhile(access(conversation.model_ref)) as m:
                         path = await self._path_after(session, conversation, parent_id)
                         content = await self._content(session, caller, conversation, body)
-                        attachments = (
-                            await attachment_service.context_for(session, conversation.id)
-                            if has_attachments
-                            else []
-                        )
+                        attachments = await _attachments(session, conversation, has_attachments)
                         model = await m
                     await self._check_quota(ctx, session, caller, model)
                     user = Message(
@@ -235,8 +240,8 @@ class MessageService:
         with ctx.registry.arrivals.expecting() as arrival:
             try:
                 async with session_scope(ctx.sessionmaker) as session:
-                    conversation = await conversation_service.accessible(
-                        session, caller, conversation_id, write=True, for_update=True
+                    conversation, has_attachments = await conversation_service.for_turn(
+                        session, caller, conversation_id
                     )
                     old = await self._answer(session, conversation.id, message_id)
                     if old.status == MessageStatus.STREAMING:
@@ -245,7 +250,7 @@ class MessageService:
                     ref = body.model or conversation.model_ref
                     async with _meanwhile(conversation_service.usable_model(ctx, caller, ref)) as m:
                         path = await repository.path_to(session, conversation.id, old.parent_id)
-                        attachments = await attachment_service.context_for(session, conversation.id)
+                        attachments = await _attachments(session, conversation, has_attachments)
                         model = await m
                     await self._check_quota(ctx, session, caller, model)
                     job, answer = await self._prepare(
