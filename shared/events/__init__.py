@@ -25,7 +25,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.db import after_commit, session_scope, utcnow
@@ -102,8 +102,10 @@ def record_event(
 class EventRelay:
     """Moves committed outbox rows to Redis Streams, in id order, until stopped.
 
-    Several relays (one per service process) may run at once: rows are claimed with
-    SKIP LOCKED. While Redis is away rows stay unpublished and are retried every poll.
+    Several relays (one per service process) may run at once. They take turns (a transaction
+    advisory lock): with SKIP LOCKED alone, one relay could publish a row while another was
+    still publishing the row before it, and a reader of two quick changes would end on the
+    older one. While Redis is away rows stay unpublished and are retried every poll.
     """
 
     def __init__(
@@ -129,6 +131,9 @@ class EventRelay:
     async def publish_pending(self) -> int:
         """Publish one batch; returns how many events went out."""
         async with session_scope(self._sessionmaker) as session:
+            await session.execute(
+                select(func.pg_advisory_xact_lock(func.hashtextextended("llmnet.event_relay", 0)))
+            )
             rows = (
                 await session.scalars(
                     select(OutboxEvent)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -62,6 +64,35 @@ async def test_events_are_published_only_after_commit(outbox):
     assert await relay.publish_pending() == 1
     entries = await outbox.redis.xrange("llmnet:events:test")
     assert [fields["type"] for _, fields in entries] == ["test.kept"]
+
+
+async def test_relays_of_several_processes_keep_the_commit_order(outbox):
+    """Every service process runs a relay: while one publishes an event, another must not
+    publish the next one first (a live feed would end on the older of two counts)."""
+    for n in range(30):
+        async with session_scope(outbox.sessionmaker) as session:
+            record_event(session, "test.step", {"n": n}, source="tests")
+    # One process is slower to reach Redis than the other.
+    slow = Redis.from_url(REDIS_URL, decode_responses=True)
+    xadd = slow.xadd
+
+    async def late_xadd(*args: Any, **kwargs: Any) -> Any:
+        await asyncio.sleep(0.02)
+        return await xadd(*args, **kwargs)
+
+    slow.xadd = late_xadd  # type: ignore[method-assign]
+    relays = [EventRelay(outbox.sessionmaker, r, batch_size=1) for r in (slow, outbox.redis)]
+
+    async def drain(relay: EventRelay) -> None:
+        while await relay.publish_pending():
+            pass
+
+    try:
+        await asyncio.gather(*(drain(relay) for relay in relays))
+    finally:
+        await slow.aclose()
+    entries = await outbox.redis.xrange("llmnet:events:test")
+    assert [json.loads(fields["payload"])["n"] for _, fields in entries] == list(range(30))
 
 
 async def test_consumer_group_receives_each_event_once_in_order(outbox):

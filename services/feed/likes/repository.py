@@ -10,6 +10,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.feed.models import Post, PostLike
+from services.feed.posts.repository import Counts
 
 
 async def add_like(session: AsyncSession, post_id: uuid.UUID, user_id: uuid.UUID) -> bool:
@@ -36,15 +37,16 @@ async def remove_like(
     return liked_at
 
 
-async def add_to_count(session: AsyncSession, post_id: uuid.UUID, delta: int) -> int:
+async def add_to_count(session: AsyncSession, post_id: uuid.UUID, delta: int) -> Counts:
     query = (
         update(Post)
         .where(Post.id == post_id)
         .values(like_count=Post.like_count + delta)
-        .returning(Post.like_count)
+        .returning(Post.like_count, Post.reply_count)
         .execution_options(synchronize_session=False)
     )
-    return int(await session.scalar(query) or 0)
+    row = (await session.execute(query)).one()
+    return Counts(row.like_count, row.reply_count)
 
 
 async def like_count(session: AsyncSession, post_id: uuid.UUID) -> int:

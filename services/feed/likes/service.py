@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.feed.deps import FeedContext
 from services.feed.likes import repository
 from services.feed.models import Post, PostStatus
+from services.feed.posts.repository import Counts
 from services.feed.posts.service import PostNotPublished, post_service
 from shared.auth.identity import Identity
 from shared.events import record_event
@@ -31,6 +32,7 @@ def _record(
     event_type: str,
     post: Post,
     caller: Identity,
+    counts: Counts,
     liked_at: datetime | None = None,
 ) -> None:
     payload: dict[str, Any] = {
@@ -39,6 +41,7 @@ def _record(
         "username": caller.username,
         "owner_id": str(post.owner_id),
         "model_id": str(post.model_id) if post.model_id else None,
+        "counts": counts._asdict(),
     }
     if liked_at is not None:
         # Trending takes the like back from the hour it was credited to.
@@ -54,8 +57,9 @@ class LikeService:
         if post.deleted or post.status != PostStatus.PUBLISHED:
             raise PostNotPublished("Only a published post can be liked.")
         if await repository.add_like(session, post.id, caller.user_id):
-            count = await repository.add_to_count(session, post.id, 1)
-            _record(session, "post.liked", post, caller)
+            counts = await repository.add_to_count(session, post.id, 1)
+            _record(session, "post.liked", post, caller, counts)
+            count = counts.like_count
         else:
             count = await repository.like_count(session, post.id)
         return LikeState(post_id=post.id, liked=True, like_count=count)
@@ -66,9 +70,10 @@ class LikeService:
         post = await post_service.visible(session, ctx, caller, post_id)
         liked_at = await repository.remove_like(session, post.id, caller.user_id)
         if liked_at is not None:
-            count = await repository.add_to_count(session, post.id, -1)
+            counts = await repository.add_to_count(session, post.id, -1)
             # Open live feeds show the new count; trending takes the like back.
-            _record(session, "post.unliked", post, caller, liked_at)
+            _record(session, "post.unliked", post, caller, counts, liked_at)
+            count = counts.like_count
         else:
             count = await repository.like_count(session, post.id)
         return LikeState(post_id=post.id, liked=False, like_count=count)

@@ -13,6 +13,7 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.feed.models import Post
+from services.feed.posts.repository import Counts
 from shared.events import record_event
 
 POST_PUBLISHED = "post.published"
@@ -23,7 +24,15 @@ def _id(value: uuid.UUID | None) -> str | None:
     return str(value) if value is not None else None
 
 
-def record_published(session: AsyncSession, post: Post, parent: Post | None) -> None:
+def _counts(counts: Counts | None) -> dict[str, int] | None:
+    # The parent's counts as this change left them: a live feed shows them as they were right
+    # after the event, not as a later read finds them.
+    return counts._asdict() if counts is not None else None
+
+
+def record_published(
+    session: AsyncSession, post: Post, parent: Post | None, parent_counts: Counts | None = None
+) -> None:
     record_event(
         session,
         POST_PUBLISHED,
@@ -37,16 +46,23 @@ def record_published(session: AsyncSession, post: Post, parent: Post | None) -> 
             "root_id": str(post.root_id),
             "parent_owner_id": _id(parent.owner_id if parent else None),
             "parent_model_id": _id(parent.model_id if parent else None),
+            "counts": _counts(parent_counts),
         },
         source="feed",
     )
 
 
 def record_deleted(
-    session: AsyncSession, post: Post, parent: Post | None, *, placeholder: bool, uncounted: bool
+    session: AsyncSession,
+    post: Post,
+    parent: Post | None,
+    *,
+    placeholder: bool,
+    parent_counts: Counts | None = None,
 ) -> None:
     """`placeholder`: the post stays as a "deleted" placeholder (its replies hold the thread);
-    `uncounted`: the parent's reply count went down by one (a published reply went)."""
+    `parent_counts`: given when the parent's reply count went down by one (a published reply
+    went)."""
     record_event(
         session,
         POST_DELETED,
@@ -60,7 +76,8 @@ def record_deleted(
             "parent_owner_id": _id(parent.owner_id if parent else None),
             "parent_model_id": _id(parent.model_id if parent else None),
             "placeholder": placeholder,
-            "uncounted": uncounted,
+            "uncounted": parent_counts is not None,
+            "counts": _counts(parent_counts),
         },
         source="feed",
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.exc import IntegrityError
@@ -94,14 +94,24 @@ async def finish(session: AsyncSession, post_id: uuid.UUID, **values: Any) -> Po
     return await session.scalar(query)
 
 
-async def add_replies(session: AsyncSession, post_id: uuid.UUID, delta: int) -> None:
+class Counts(NamedTuple):
+    """A post's counts as the statement that changed them left them (its row locked until
+    commit, so they are exact)."""
+
+    like_count: int
+    reply_count: int
+
+
+async def add_replies(session: AsyncSession, post_id: uuid.UUID, delta: int) -> Counts:
     query = (
         update(Post)
         .where(Post.id == post_id)
         .values(reply_count=func.greatest(Post.reply_count + delta, 0))
+        .returning(Post.like_count, Post.reply_count)
         .execution_options(synchronize_session=False)
     )
-    await session.execute(query)
+    row = (await session.execute(query)).one()
+    return Counts(row.like_count, row.reply_count)
 
 
 async def fail_stuck(session: AsyncSession, before: datetime, reason: str) -> Sequence[uuid.UUID]:

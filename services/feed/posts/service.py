@@ -235,8 +235,8 @@ class PostService:
         )
         stored = await repository.add_post(session, post)
         if stored is post:
-            await repository.add_replies(session, parent.id, 1)
-            record_published(session, post, parent)
+            counts = await repository.add_replies(session, parent.id, 1)
+            record_published(session, post, parent, counts)
         return stored
 
     async def rerun(
@@ -381,12 +381,12 @@ class PostService:
             locked.deleted = True
             locked.content = None
             locked.prompt = None
-            record_deleted(session, locked, parent, placeholder=True, uncounted=False)
+            record_deleted(session, locked, parent, placeholder=True)
             return
-        uncounted = locked.parent_id is not None and locked.status == PostStatus.PUBLISHED
-        if uncounted and locked.parent_id is not None:
-            await repository.add_replies(session, locked.parent_id, -1)
-        record_deleted(session, locked, parent, placeholder=False, uncounted=uncounted)
+        counts = None
+        if locked.parent_id is not None and locked.status == PostStatus.PUBLISHED:
+            counts = await repository.add_replies(session, locked.parent_id, -1)
+        record_deleted(session, locked, parent, placeholder=False, parent_counts=counts)
         await repository.delete_post(session, locked.id)
 
 

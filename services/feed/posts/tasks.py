@@ -106,11 +106,11 @@ async def generate_post(ctx: dict[str, Any], post_id: str, caller: dict[str, Any
         )
         if published is None:
             return "skipped"
-        parent = None
+        parent, counts = None, None
         if published.parent_id is not None:
-            await repository.add_replies(session, published.parent_id, 1)
+            counts = await repository.add_replies(session, published.parent_id, 1)
             parent = await repository.get_post(session, published.parent_id)
-        record_published(session, published, parent)
+        record_published(session, published, parent, counts)
     return "published"
 
 

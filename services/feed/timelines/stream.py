@@ -197,7 +197,10 @@ async def _event_for(
     if kind == "post":
         body = _shared.get("post", event.id, lambda: read(post).model_dump_json())
         return ServerSentEvent(event="post", id=event.id, raw_data=body)
-    counts = PostCounts(post_id=post.id, like_count=post.like_count, reply_count=post.reply_count)
+    # The counts this event left (recorded with it); the post's own for an event recorded
+    # before events carried them.
+    left = payload.get("counts") or {"like_count": post.like_count, "reply_count": post.reply_count}
+    counts = PostCounts(post_id=post.id, **left)
     return ServerSentEvent(event="counts", id=event.id, data=counts)
 
 

@@ -1,5 +1,6 @@
 """What reaches an open live feed beside new posts: counts after an unlike or a deleted reply
-(SSE and WebSocket), and follow changes applied at once (not at the next periodic re-read)."""
+(SSE and WebSocket), each as its change left them, and follow changes applied at once (not at
+the next periodic re-read)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from websockets.asyncio.client import connect
 from services.feed.timelines import stream
 from tests.factories import user_session
 from tests.feed.conftest import publish, ready_model
-from tests.feed.timelines.helpers import settle
+from tests.feed.timelines.helpers import relayed, settle
 from tests.feed.timelines.test_stream import Listener
 from tests.feed.timelines.test_websocket import _next, _url
 
@@ -35,6 +36,31 @@ async def test_an_unlike_and_a_deleted_reply_update_live_counts(client, worker_c
     assert [e["event"] for e in events] == ["counts"] * 4
     assert [(e["data"]["like_count"], e["data"]["reply_count"]) for e in events] == [
         (1, 0),
+        (0, 0),
+        (0, 1),
+        (0, 0),
+    ]
+
+
+async def test_a_feed_resumed_after_quick_changes_shows_each_as_it_left_the_counts(
+    client, worker_ctx, owner, llama
+):
+    """Read only after every change has committed, each event still shows its own step."""
+    fan = await user_session(client)
+    await client.post(f"/api/v1/models/{llama['id']}/follow", headers=fan.headers)
+    post = await publish(client, worker_ctx, owner, llama)
+    path = f"/api/v1/posts/{post['id']}"
+    async with Listener(client, fan.headers) as live:
+        await client.post(f"{path}/like", headers=fan.headers)
+        [liked] = await live.wait_for(1)
+
+    await client.delete(f"{path}/like", headers=fan.headers)
+    reply = await client.post(f"{path}/replies", json={"text": "Hi."}, headers=fan.headers)
+    await client.delete(f"/api/v1/posts/{reply.json()['id']}", headers=fan.headers)
+    await relayed(worker_ctx)
+    async with Listener(client, {**fan.headers, "Last-Event-ID": liked["id"]}) as resumed:
+        events = await resumed.wait_for(3)
+    assert [(e["data"]["like_count"], e["data"]["reply_count"]) for e in events] == [
         (0, 0),
         (0, 1),
         (0, 0),
