@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, select, text
+from sqlalchemy import ColumnElement, bindparam, delete, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.inference.models import (
@@ -36,20 +36,24 @@ async def get_conversation(
     return await session.scalar(statement)
 
 
+# Built once, as every turn runs it (see messages/repository.py's `_PATH`).
+_FOR_TURN = (
+    select(
+        Conversation,
+        select(Attachment.id).where(Attachment.conversation_id == Conversation.id).exists(),
+    )
+    .where(Conversation.id == bindparam("conversation_id"))
+    .with_for_update(of=Conversation)
+)
+
+
 async def get_for_turn(
     session: AsyncSession, conversation_id: uuid.UUID
 ) -> tuple[Conversation, bool] | None:
     """The conversation, locked, and whether it has attachments (one query: a turn needs both,
     and most conversations have none to read)."""
-    has_attachments = (
-        select(Attachment.id).where(Attachment.conversation_id == Conversation.id).exists()
-    )
-    statement = (
-        select(Conversation, has_attachments)
-        .where(Conversation.id == conversation_id)
-        .with_for_update(of=Conversation)
-    )
-    row = (await session.execute(statement)).one_or_none()
+    result = await session.execute(_FOR_TURN, {"conversation_id": conversation_id})
+    row = result.one_or_none()
     return None if row is None else (row[0], bool(row[1]))
 
 

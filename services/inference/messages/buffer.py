@@ -8,14 +8,19 @@
   Every event is written by a script that checks the lease first, so once the lease is gone
   (expired, or claimed by the sweeper) the old owner can add nothing: what the stream holds
   when the sweeper claims it is the whole answer, and nothing is lost or added after.
-- Stop is a push onto a list the lease holder blocks on (`BLPOP`, which also paces the lease
-  renewal), so it reaches the owner on whichever replica it runs.
+- Stop reaches the owner on whichever replica it runs: it is announced on one stream of stops
+  that each process reads with a single blocking `XREAD` (`StopSignals`), not a blocking
+  command per answer, and left on a list of the answer's that every lease renewal checks (a
+  stop sent before its answer's watcher began still arrives, at the next renewal).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import enum
 import json
+import logging
 import uuid
 import weakref
 from collections.abc import AsyncIterator
@@ -37,15 +42,22 @@ redis.call('EXPIRE', KEYS[2], tonumber(ARGV[4]))
 return id
 """
 _RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
-end
-return 0
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
+if redis.call('EXISTS', KEYS[2]) == 1 then return 2 end
+return 1
 """
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
+
+
+STOPS_KEY = "llmnet:inference:stops"  # every stop, for the process that runs its answer
+_STOPS_KEPT = 10_000
+_RETRY_SECONDS = 1.0
+
+logger = logging.getLogger("llmnet.inference.messages")
 
 
 class InvalidLastEventId(BadRequest):
@@ -93,7 +105,6 @@ class _PublishBatch:
     trip for all of them costs the process far less than one each."""
 
     def __init__(self, redis: Redis) -> None:
-        self._script = redis.register_script(_PUBLISH)
         self._redis = redis
         self._calls: list[tuple[list[str], list[str], asyncio.Future[Any]]] = []
 
@@ -115,7 +126,9 @@ class _PublishBatch:
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
                 for keys, args, _ in calls:
-                    await self._script(keys=keys, args=args, client=pipe)
+                    # EVAL, not a registered script: a pipeline asks SCRIPT EXISTS before every
+                    # send of one, a second round trip per batch.
+                    pipe.eval(_PUBLISH, len(keys), *keys, *args)
                 results = await pipe.execute(raise_on_error=False)
         except BaseException as exc:
             for _, _, future in calls:
@@ -142,6 +155,12 @@ def _batch_for(redis: Redis) -> _PublishBatch:
     if batch is None:
         batch = _BATCHES[redis] = _PublishBatch(redis)
     return batch
+
+
+class Renewal(enum.IntEnum):
+    LOST = 0
+    KEPT = 1
+    STOPPED = 2  # kept, and a stop is waiting
 
 
 class Lease:
@@ -178,9 +197,12 @@ class Lease:
         """Take the lease if nobody holds it."""
         return bool(await self.redis.set(self.key, self.token, nx=True, ex=self.ttl))
 
-    async def renew(self) -> bool:
-        """Extend it; False when it is not ours any more (expired, or claimed)."""
-        return bool(await self.redis.eval(_RENEW, 1, self.key, self.token, str(self.ttl)))  # type: ignore[misc]
+    async def renew(self) -> Renewal:
+        """Extend it, unless it is not ours any more (expired, or claimed); and say whether a
+        stop is waiting."""
+        keys = [self.key, stop_key(self.message_id)]
+        result = await self.redis.eval(_RENEW, len(keys), *keys, self.token, str(self.ttl))  # type: ignore[misc]
+        return Renewal(int(result))
 
     async def release(self) -> None:
         await self.redis.eval(_RELEASE, 1, self.key, self.token)  # type: ignore[misc]
@@ -207,12 +229,55 @@ async def signal_stop(redis: Redis, message_id: uuid.UUID, ttl: int) -> None:
     async with redis.pipeline(transaction=True) as pipe:
         pipe.rpush(key, "stop")
         pipe.expire(key, ttl)
+        pipe.xadd(STOPS_KEY, {"message_id": str(message_id)}, maxlen=_STOPS_KEPT, approximate=True)
         await pipe.execute()
 
 
-async def wait_for_stop(redis: Redis, message_id: uuid.UUID, seconds: float) -> bool:
-    """Block up to `seconds` for a stop signal."""
-    return await redis.blpop([stop_key(message_id)], timeout=seconds) is not None  # type: ignore[misc, arg-type]
+class StopSignals:
+    """The stops of the answers this process runs, read from the stops stream by one task for
+    the whole process: a blocking command per answer would hold a connection each, and
+    cancelling one when its answer ends drops the connection (a reconnect on every turn)."""
+
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+        self._waiting: dict[uuid.UUID, asyncio.Event] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def watch(self, message_id: uuid.UUID) -> asyncio.Event:
+        """Set when a stop for `message_id` arrives; `unwatch` once the answer has ended."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._read(), name="answer-stops")
+        event = self._waiting[message_id] = asyncio.Event()
+        return event
+
+    def unwatch(self, message_id: uuid.UUID) -> None:
+        self._waiting.pop(message_id, None)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def _read(self) -> None:
+        after: str | None = None
+        while True:
+            try:
+                if after is None:
+                    newest = await self._redis.xrevrange(STOPS_KEY, count=1)
+                    after = _text(newest[0][0]) if newest else "0-0"
+                answer = await self._redis.xread({STOPS_KEY: after}, block=BLOCK_MS, count=256)
+            except Exception:
+                # The position is kept: nothing is skipped once Redis answers again (and the
+                # renewals see the stop lists meanwhile).
+                logger.warning("answer stops: Redis read failed, retrying", exc_info=True)
+                await asyncio.sleep(_RETRY_SECONDS)
+                continue
+            for _, entries in answer or []:
+                for entry_id, fields in entries:
+                    after = _text(entry_id)
+                    with contextlib.suppress(KeyError, ValueError):
+                        self._waiting[uuid.UUID(_text(fields["message_id"]))].set()
 
 
 async def buffered(redis: Redis, message_id: uuid.UUID) -> list[BufferedEvent]:

@@ -6,7 +6,7 @@ answer's Redis stream (`buffer`), saves the partial text every few seconds, and 
 writes the message's final state and metadata with its ledger row (one transaction), frees the
 caller's slot and writes the `done` event.
 
-A watcher beside it renews the lease and waits for a stop signal: a stop cancels the consumer
+A watcher beside it waits for a stop and renews the lease: a stop cancels the consumer
 (the message ends `cancelled` with its partial text); a lost lease (the process stalled past
 the TTL and the sweeper took over) cancels it too, and the task then leaves the message to the
 sweeper. Process shutdown cancels the tasks: their messages end `failed`, text kept.
@@ -170,6 +170,7 @@ class Generations:
 
     def __init__(self) -> None:
         self._tasks: dict[uuid.UUID, asyncio.Task[None]] = {}
+        self._stops: buffer.StopSignals | None = None  # made with the first answer
 
     def start(self, ctx: InferenceContext, job: Job) -> None:
         task = asyncio.create_task(self._run(ctx, job), name=f"answer-{job.message_id}")
@@ -185,6 +186,8 @@ class Generations:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if self._stops is not None:
+            await self._stops.close()
 
     async def _run(self, ctx: InferenceContext, job: Job) -> None:
         deltas = _Deltas(job, ctx.settings.message_stream_ttl_seconds)
@@ -250,17 +253,30 @@ class Generations:
                     await repository.save_partial(session, job.message_id, job.text)
 
     async def _watch(self, ctx: InferenceContext, job: Job, consumer: asyncio.Task[None]) -> None:
-        """Renew the lease every third of its TTL; wait for a stop in between."""
+        """Wait for a stop; renew the lease every third of its TTL (the lease was just taken)."""
         pause = min(job.lease.ttl / 3, buffer.BLOCK_MS / 1000)
-        while not job.finished:
-            if not await job.lease.renew():
-                job.lease_lost = True
-                consumer.cancel()
-                return
-            if await buffer.wait_for_stop(ctx.redis, job.message_id, pause):
-                job.stopped = True
-                consumer.cancel()
-                return
+        stop = self._stops_of(ctx).watch(job.message_id)
+        try:
+            while not job.finished:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(pause):
+                        await stop.wait()
+                renewal = buffer.Renewal.STOPPED if stop.is_set() else await job.lease.renew()
+                if renewal is buffer.Renewal.LOST:
+                    job.lease_lost = True
+                    consumer.cancel()
+                    return
+                if renewal is buffer.Renewal.STOPPED:
+                    job.stopped = True
+                    consumer.cancel()
+                    return
+        finally:
+            self._stops_of(ctx).unwatch(job.message_id)
+
+    def _stops_of(self, ctx: InferenceContext) -> buffer.StopSignals:
+        if self._stops is None:
+            self._stops = buffer.StopSignals(ctx.redis)
+        return self._stops
 
     async def _end(
         self, ctx: InferenceContext, job: Job, status: MessageStatus, error: str | None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import func, literal, select, update
+from sqlalchemy import Select, bindparam, func, literal, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,14 +20,13 @@ async def get_message(
     )
 
 
-async def path_to(
-    session: AsyncSession, conversation_id: uuid.UUID, message_id: uuid.UUID
-) -> list[Message]:
-    """The messages from the root down to `message_id`, root first; empty when the message is
-    not in this conversation."""
+def _path_statement() -> Select[Message]:
     ancestors = (
         select(Message.id, Message.parent_id, literal(0).label("depth"))
-        .where(Message.id == message_id, Message.conversation_id == conversation_id)
+        .where(
+            Message.id == bindparam("message_id"),
+            Message.conversation_id == bindparam("conversation_id"),
+        )
         .cte("ancestors", recursive=True)
     )
     ancestors = ancestors.union_all(
@@ -35,12 +34,25 @@ async def path_to(
             ancestors, Message.id == ancestors.c.parent_id
         )
     )
-    rows = await session.scalars(
+    return (
         select(Message)
         .join(ancestors, Message.id == ancestors.c.id)
         .order_by(ancestors.c.depth.desc())
     )
-    return list(rows)
+
+
+# Built once: every turn reads its path, and building this statement (and its cache key) anew
+# cost more CPU than running it.
+_PATH = _path_statement()
+
+
+async def path_to(
+    session: AsyncSession, conversation_id: uuid.UUID, message_id: uuid.UUID
+) -> list[Message]:
+    """The messages from the root down to `message_id`, root first; empty when the message is
+    not in this conversation."""
+    params = {"message_id": message_id, "conversation_id": conversation_id}
+    return list(await session.scalars(_PATH, params))
 
 
 async def finish(

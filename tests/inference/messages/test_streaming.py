@@ -128,6 +128,52 @@ async def test_stop_leaves_a_cancelled_message_with_its_partial_text(
     assert json.loads(events[-1].data)["status"] == "cancelled"
 
 
+async def test_a_stop_on_the_stops_stream_wakes_only_its_answers_watcher(platform):
+    redis = platform.redis
+    stops = buffer.StopSignals(redis)
+    mine, other = uuid.uuid4(), uuid.uuid4()
+    try:
+        stopped, untouched = stops.watch(mine), stops.watch(other)
+        await asyncio.sleep(0.2)  # the reader has found where the stream ends
+        await buffer.signal_stop(redis, mine, ttl=60)
+        await asyncio.wait_for(stopped.wait(), 5)
+        assert not untouched.is_set()
+    finally:
+        await stops.close()
+
+
+async def test_a_stop_the_stream_did_not_announce_is_seen_at_the_next_renewal(
+    client, platform, owner, llama, monkeypatch
+):
+    """A stop left on the answer's list alone (its announcement missed while Redis was away,
+    or sent before the watcher began) still ends the answer: each lease renewal checks it."""
+    from services.inference.messages import service
+
+    original_tokens = service.engine_tokens
+
+    async def slowly(stream):
+        async for event in original_tokens(stream):
+            await asyncio.sleep(0.05)
+            yield event
+
+    monkeypatch.setattr(service, "engine_tokens", slowly)
+    app = platform.apps["inference"]
+    original = app.state.inference
+    settings = original.settings.model_copy(update={"message_heartbeat_seconds": 3})
+    app.state.inference = dataclasses.replace(original, settings=settings)
+    try:
+        conversation = await new_conversation(client, owner, llama, parameters=LONG)
+        seen = await _started(client, owner, conversation["id"], deltas=1)
+        message_id = seen[0].data["message"]["id"]
+        await platform.redis.rpush(buffer.stop_key(uuid.UUID(message_id)), "stop")
+        events = await asyncio.wait_for(_watch(client, owner, conversation["id"], message_id), 20)
+    finally:
+        app.state.inference = original
+    assert events[-1].event == "done"
+    assert events[-1].data["status"] == "cancelled"
+    assert events[-1].data["completion_tokens"] < 220
+
+
 async def test_a_dead_owners_answer_fails_with_its_text_after_the_sweep(
     client, platform, owner, llama
 ):
