@@ -4,6 +4,7 @@ sweeper that ends answers whose owner died."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import uuid
@@ -60,6 +61,31 @@ async def _watch(client, owner, conversation_id, message_id, last_event_id=None)
         owner,
         headers=headers,
     )
+
+
+@contextlib.contextmanager
+def _slow_answers(platform, monkeypatch, **settings):
+    """Tokens handed on slowly (answers stay streaming long enough to act on), with these
+    inference settings; the settings are put back by hand (Starlette's State is not restored
+    by monkeypatch)."""
+    from services.inference.messages import service
+
+    original_tokens = service.engine_tokens
+
+    async def slowly(stream):
+        async for event in original_tokens(stream):
+            await asyncio.sleep(0.05)
+            yield event
+
+    monkeypatch.setattr(service, "engine_tokens", slowly)
+    app = platform.apps["inference"]
+    original = app.state.inference
+    changed = original.settings.model_copy(update=settings)
+    app.state.inference = dataclasses.replace(original, settings=changed)
+    try:
+        yield
+    finally:
+        app.state.inference = original
 
 
 def _text(events):
@@ -147,28 +173,12 @@ async def test_a_stop_the_stream_did_not_announce_is_seen_at_the_next_renewal(
 ):
     """A stop left on the answer's list alone (its announcement missed while Redis was away,
     or sent before the watcher began) still ends the answer: each lease renewal checks it."""
-    from services.inference.messages import service
-
-    original_tokens = service.engine_tokens
-
-    async def slowly(stream):
-        async for event in original_tokens(stream):
-            await asyncio.sleep(0.05)
-            yield event
-
-    monkeypatch.setattr(service, "engine_tokens", slowly)
-    app = platform.apps["inference"]
-    original = app.state.inference
-    settings = original.settings.model_copy(update={"message_heartbeat_seconds": 3})
-    app.state.inference = dataclasses.replace(original, settings=settings)
-    try:
+    with _slow_answers(platform, monkeypatch, message_heartbeat_seconds=3):
         conversation = await new_conversation(client, owner, llama, parameters=LONG)
         seen = await _started(client, owner, conversation["id"], deltas=1)
         message_id = seen[0].data["message"]["id"]
         await platform.redis.rpush(buffer.stop_key(uuid.UUID(message_id)), "stop")
         events = await asyncio.wait_for(_watch(client, owner, conversation["id"], message_id), 20)
-    finally:
-        app.state.inference = original
     assert events[-1].event == "done"
     assert events[-1].data["status"] == "cancelled"
     assert events[-1].data["completion_tokens"] < 220
@@ -291,21 +301,7 @@ async def test_a_streaming_answers_text_is_saved_in_its_row_as_it_is_written(
     """Every INFERENCE_MESSAGE_PERSIST_SECONDS, counted from the first token: someone reading
     the conversation sees the text so far while the answer streams. (Tokens are handed on
     slowly here, so the answer is still streaming when it is read.)"""
-    from services.inference.messages import service
-
-    original_tokens = service.engine_tokens
-
-    async def slowly(stream):
-        async for event in original_tokens(stream):
-            await asyncio.sleep(0.05)
-            yield event
-
-    monkeypatch.setattr(service, "engine_tokens", slowly)
-    app = platform.apps["inference"]
-    original = app.state.inference
-    settings = original.settings.model_copy(update={"message_persist_seconds": 0.2})
-    app.state.inference = dataclasses.replace(original, settings=settings)
-    try:
+    with _slow_answers(platform, monkeypatch, message_persist_seconds=0.2):
         conversation = await new_conversation(client, owner, llama, parameters=LONG)
         seen = await _started(client, owner, conversation["id"], deltas=1)
         message_id = seen[0].data["message"]["id"]
@@ -316,8 +312,6 @@ async def test_a_streaming_answers_text_is_saved_in_its_row_as_it_is_written(
             headers=owner.headers,
         )
         final = await _message(client, owner, conversation["id"], message_id)
-    finally:
-        app.state.inference = original
     assert partial["status"] == "streaming"
     assert partial["content"]
     assert final["content"].startswith(partial["content"])
