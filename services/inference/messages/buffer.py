@@ -21,6 +21,7 @@ import contextlib
 import enum
 import json
 import logging
+import time
 import uuid
 import weakref
 from collections.abc import AsyncIterator
@@ -55,6 +56,7 @@ return 0
 
 STOPS_KEY = "llmnet:inference:stops"  # every stop, for the process that runs its answer
 _STOPS_KEPT = 10_000
+_STOPS_LOOKBACK_MS = 60_000  # covers clock skew between this host and Redis's
 _RETRY_SECONDS = 1.0
 
 logger = logging.getLogger("llmnet.inference.messages")
@@ -246,7 +248,11 @@ class StopSignals:
     def watch(self, message_id: uuid.UUID) -> asyncio.Event:
         """Set when a stop for `message_id` arrives; `unwatch` once the answer has ended."""
         if self._task is None:
-            self._task = asyncio.create_task(self._read(), name="answer-stops")
+            # From a little before now (stream ids are milliseconds), not from wherever the
+            # stream ends once the reader first gets to ask: a stop sent in between is read.
+            # Older stops only ever wake the answers they name.
+            start = f"{int(time.time() * 1000) - _STOPS_LOOKBACK_MS}-0"
+            self._task = asyncio.create_task(self._read(start), name="answer-stops")
         event = self._waiting[message_id] = asyncio.Event()
         return event
 
@@ -259,13 +265,9 @@ class StopSignals:
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
 
-    async def _read(self) -> None:
-        after: str | None = None
+    async def _read(self, after: str) -> None:
         while True:
             try:
-                if after is None:
-                    newest = await self._redis.xrevrange(STOPS_KEY, count=1)
-                    after = _text(newest[0][0]) if newest else "0-0"
                 answer = await self._redis.xread({STOPS_KEY: after}, block=BLOCK_MS, count=256)
             except Exception:
                 # The position is kept: nothing is skipped once Redis answers again (and the

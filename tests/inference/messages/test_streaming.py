@@ -160,7 +160,6 @@ async def test_a_stop_on_the_stops_stream_wakes_only_its_answers_watcher(platfor
     mine, other = uuid.uuid4(), uuid.uuid4()
     try:
         stopped, untouched = stops.watch(mine), stops.watch(other)
-        await asyncio.sleep(0.2)  # the reader has found where the stream ends
         await buffer.signal_stop(redis, mine, ttl=60)
         await asyncio.wait_for(stopped.wait(), 5)
         assert not untouched.is_set()
