@@ -8,7 +8,7 @@ delete). Everyone else, and everyone once it is deleted, gets 404: a conversatio
 private.
 
 Titles: a conversation created without one has the empty title until its first user message,
-when `derive_title` (called by the messages domain as it stores that message) sets the message's
+when `advance` (called by the messages domain as it stores that message) sets the message's
 opening words (`title_from`). A given title is never replaced: an empty title is how a derived
 one is told from a given one.
 """
@@ -234,10 +234,19 @@ class ConversationService:
     def title_from(self, text: str) -> str:
         return title_from(text)
 
-    def derive_title(self, conversation: Conversation, text: str) -> None:
-        """Give an untitled conversation the title of its first user message (`text`)."""
-        if not conversation.title:
-            conversation.title = title_from(text)
+    async def advance(
+        self,
+        session: AsyncSession,
+        conversation: Conversation,
+        current_message_id: uuid.UUID,
+        user_text: str | None = None,
+    ) -> None:
+        """Move the current branch to a new message; `user_text`, the turn's user message,
+        titles a conversation that has no title yet."""
+        title = conversation.title
+        if not title and user_text is not None:
+            title = title_from(user_text)
+        await repository.advance(session, conversation, current_message_id, title)
 
     # ---- models and parameters ------------------------------------------------------------------
 

@@ -106,20 +106,15 @@ class _Deltas:
                 return
 
 
-async def engine_tokens(stream: GenerationStream) -> AsyncGenerator[TokenEvent]:
-    """The engine's events; closing the generator aborts an unfinished request."""
-    async with stream:
-        async for event in stream:
-            yield event
-
-
 @dataclass
 class Job:
     """One answer on its way."""
 
     message_id: uuid.UUID
     generation: Generation  # who, which model, slot, counts and timings
-    tokens: AsyncGenerator[TokenEvent]
+    # A provider's events, or the engine's stream (closing it aborts the request, even one
+    # that has not started: an async generator that never started cannot run its cleanup).
+    tokens: AsyncGenerator[TokenEvent] | GenerationStream
     lease: buffer.Lease
     parts: list[str] = field(default_factory=list)
     stopped: bool = False

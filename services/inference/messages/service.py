@@ -14,7 +14,7 @@ import contextlib
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from fastapi import Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -34,7 +34,7 @@ from services.inference.messages.context import (
     fit,
     system_text,
 )
-from services.inference.messages.generation import Job, engine_tokens, finalise_orphan
+from services.inference.messages.generation import Job, finalise_orphan
 from services.inference.messages.schemas import (
     FeedbackRead,
     FeedbackSummary,
@@ -65,6 +65,9 @@ from shared.db import session_scope
 from shared.errors import Conflict, NotFound, UnprocessableEntity
 from shared.models_client import ModelAccess
 from shared.sse import ServerSentEvent, event_stream
+
+if TYPE_CHECKING:
+    from services.inference.engine import GenerationStream
 
 _PARAMETERS = ("temperature", "top_k", "top_p", "max_tokens", "stop", "seed")
 _STOP_WAIT_SECONDS = 10.0
@@ -197,16 +200,17 @@ class MessageService:
                         content=content,
                         status=MessageStatus.COMPLETE,
                         parameters={},
+                        trimmed_messages=0,
+                        trimmed_tokens=0,
                     )
-                    session.add(user)  # written with the answer, after the engine has the prompt
-                    conversation_service.derive_title(conversation, content)
                     job, answer = await self._prepare(
                         ctx,
                         session,
                         caller,
                         conversation,
                         model,
-                        [*path, user],
+                        path,
+                        user,
                         attachments,
                         body.parameters,
                         arrival,
@@ -260,6 +264,7 @@ class MessageService:
                         conversation,
                         model,
                         path,
+                        None,
                         attachments,
                         body.parameters,
                         arrival,
@@ -381,13 +386,15 @@ class MessageService:
         conversation: Conversation,
         model: ModelAccess,
         path: list[Message],
+        user: Message | None,
         attachments: list[AttachmentContext],
         overrides: SamplingParameters,
         arrival: Arrival,
     ) -> tuple[Job, Message]:
         """Everything before the answer runs: the caller's slot, the context, the engine request
         (queued first, so the model starts while the rows are written), the assistant message
-        (streaming) and its lease. Undone if anything fails."""
+        (streaming), written with `user` (the turn's new user message, after `path`; none when
+        regenerating), and its lease. Undone if anything fails."""
         parameters = _merged(model, conversation, overrides)
         conversation_service.check_parameters(parameters, model, ctx.settings)
         slot = await openai_service.acquire_slot(ctx, caller)
@@ -395,17 +402,18 @@ class MessageService:
         generation = Generation(
             caller, model, UsageEndpoint.CHAT_COMPLETIONS, f"msg-{answer_id}", slot
         )
-        tokens: AsyncGenerator[TokenEvent] | None = None
+        tokens: AsyncGenerator[TokenEvent] | GenerationStream | None = None
         lease = buffer.Lease(ctx.redis, answer_id, ctx.settings.message_heartbeat_seconds, "answer")
         try:
             system = system_text(conversation.system_prompt or model.system_prompt, attachments)
+            context_path = path if user is None else [*path, user]
             context, tokens = await self._tokens(
-                ctx, model, system, path, parameters, answer_id, arrival
+                ctx, model, system, context_path, parameters, answer_id, arrival
             )
             answer = Message(
                 id=answer_id,
                 conversation_id=conversation.id,
-                parent_id=path[-1].id,
+                parent_id=context_path[-1].id,
                 role=MessageRole.ASSISTANT,
                 author_id=caller.user_id,
                 content="",
@@ -418,9 +426,9 @@ class MessageService:
                 trimmed_messages=context.trimmed_messages,
                 trimmed_tokens=context.trimmed_tokens,
             )
-            session.add(answer)
-            conversation.current_message_id = answer.id
-            await session.flush()
+            await repository.add_messages(session, [answer] if user is None else [user, answer])
+            text = None if user is None else user.content
+            await conversation_service.advance(session, conversation, answer.id, text)
             # Before the commit: a streaming message is never without its lease.
             await lease.acquire()
         except BaseException:
@@ -440,7 +448,7 @@ class MessageService:
         parameters: dict[str, Any],
         answer_id: uuid.UUID,
         arrival: Arrival,
-    ) -> tuple[Context, AsyncGenerator[TokenEvent]]:
+    ) -> tuple[Context, AsyncGenerator[TokenEvent] | GenerationStream]:
         settings = ctx.settings
         explicit = parameters.get("max_tokens")
         if model.source == UsageSource.REMOTE and model.remote is not None:
@@ -482,7 +490,7 @@ class MessageService:
         stream = engine.generate(
             str(answer_id), context.prompt_ids, _sampling(parameters, max_tokens), arrival
         )
-        return context, engine_tokens(stream)
+        return context, stream
 
     async def _respond(
         self,

@@ -5,8 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from services.inference.conversations.service import conversation_service, title_from
-from services.inference.models import Conversation
+from services.inference.conversations.service import title_from
 from tests.factories import user_session
 from tests.inference.conversations.conftest import BASE, add_message, create_conversation
 
@@ -184,15 +183,6 @@ def test_title_from_takes_the_opening_words():
     assert len(derived) <= 61
     assert " " not in derived[-2:]
     assert title_from("   ") == "Untitled conversation"
-
-
-def test_derive_title_keeps_a_given_title():
-    given = Conversation(title="Given")
-    conversation_service.derive_title(given, "first message")
-    assert given.title == "Given"
-    untitled = Conversation(title="")
-    conversation_service.derive_title(untitled, "first message")
-    assert untitled.title == "first message"
 
 
 async def test_an_unknown_conversation_is_404(client, owner):

@@ -125,3 +125,18 @@ async def test_first_message_titles_an_untitled_conversation(client, owner, llam
     await send(client, owner, conversation["id"], content="Planning a trip to Lisbon")
     read = await _conversation(client, owner, conversation["id"])
     assert read["title"] == "Planning a trip to Lisbon"
+
+
+async def test_a_given_title_is_kept_and_a_derived_one_stays(client, owner, llama):
+    given = await new_conversation(client, owner, llama, title="Given")
+    await send(client, owner, given["id"], content="Planning a trip to Lisbon")
+    read = await _conversation(client, owner, given["id"])
+    assert read["title"] == "Given"
+    untitled = await new_conversation(client, owner, llama)
+    first = await send(client, owner, untitled["id"], content="Planning a trip to Lisbon")
+    await send(client, owner, untitled["id"], content="What about Porto?")
+    read = await _conversation(client, owner, untitled["id"])
+    assert read["title"] == "Planning a trip to Lisbon"
+    # Later turns move the current branch along (the next turn follows the newest answer).
+    assert read["current_message_id"] != first.json()["message"]["id"]
+    assert read["current_message_id"] == read["messages"][-1]["id"]

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 from sqlalchemy import func, select
 
+from services.inference.messages import buffer
 from services.inference.models import UsageRecord
+from shared.errors import ServiceUnavailable
 from tests.inference.messages.conftest import (
     chat_ids,
+    inference,
     new_conversation,
     send,
     stream_events,
@@ -111,3 +117,38 @@ async def test_one_ledger_row_per_answer(client, platform, owner, llama):
     async with platform.sessionmaker() as session:
         rows = await session.scalar(select(func.count()).select_from(UsageRecord))
     assert rows == 2
+
+
+async def test_a_turn_that_fails_after_queueing_its_answer_aborts_it(
+    client, platform, owner, llama, monkeypatch
+):
+    """The engine request is queued before the turn's rows are written: should the rest fail,
+    the request is aborted, not left generating for nobody."""
+    ctx = inference(platform)
+
+    async def redis_away(self):
+        raise ServiceUnavailable("The message buffer is unavailable; retry.", retry_after=1)
+
+    monkeypatch.setattr(buffer.Lease, "acquire", redis_away)
+    conversation = await new_conversation(
+        client, owner, llama, parameters={"temperature": 0, "max_tokens": 64}
+    )
+
+    def engine_stats() -> dict[str, Any]:
+        stats: dict[str, Any] = ctx.registry.stats()["models"].get(llama["version_id"], {})
+        return stats
+
+    ended_before = engine_stats().get("requests_finished", {})
+    refused = await send(client, owner, conversation["id"], content="hello")
+    assert refused.status_code == 503, refused.text
+    for _ in range(200):
+        stats = engine_stats()
+        if stats["running"] == stats["waiting"] == 0:
+            break
+        await asyncio.sleep(0.05)
+    # Aborted (whether it had started or was still queued), not run to its 64 tokens.
+    ended = stats["requests_finished"]
+    assert ended.get("length", 0) == ended_before.get("length", 0)
+    assert ended.get("stop", 0) == ended_before.get("stop", 0)
+    detail = await client.get(f"/api/v1/conversations/{conversation['id']}", headers=owner.headers)
+    assert detail.json()["messages"] == []

@@ -68,16 +68,16 @@ def _slow_answers(platform, monkeypatch, **settings):
     """Tokens handed on slowly (answers stay streaming long enough to act on), with these
     inference settings; the settings are put back by hand (Starlette's State is not restored
     by monkeypatch)."""
-    from services.inference.messages import service
+    from services.inference.engine.engine import GenerationStream
 
-    original_tokens = service.engine_tokens
+    next_event = GenerationStream.__anext__
 
     async def slowly(stream):
-        async for event in original_tokens(stream):
-            await asyncio.sleep(0.05)
-            yield event
+        event = await next_event(stream)
+        await asyncio.sleep(0.05)
+        return event
 
-    monkeypatch.setattr(service, "engine_tokens", slowly)
+    monkeypatch.setattr(GenerationStream, "__anext__", slowly)
     app = platform.apps["inference"]
     original = app.state.inference
     changed = original.settings.model_copy(update=settings)
