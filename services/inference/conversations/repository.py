@@ -77,8 +77,14 @@ async def advance(
 ) -> None:
     """Set the conversation's current message and title (and its activity time) with one
     statement; the loaded object shows the new values without being written again."""
-    params = {"advance_id": conversation.id, "advance_current": current_message_id}
-    await session.execute(_ADVANCE, {**params, "advance_title": title})
+    await session.execute(
+        _ADVANCE,
+        {
+            "advance_id": conversation.id,
+            "advance_current": current_message_id,
+            "advance_title": title,
+        },
+    )
     set_committed_value(conversation, "current_message_id", current_message_id)
     set_committed_value(conversation, "title", title)
 

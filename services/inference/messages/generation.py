@@ -49,6 +49,10 @@ if TYPE_CHECKING:
     from services.inference.deps import InferenceContext
     from services.inference.engine import GenerationStream
 
+    # A provider's events, or the engine's stream (closing it aborts the request, even one
+    # that has not started: an async generator that never started cannot run its cleanup).
+    TokenSource = AsyncGenerator[TokenEvent] | GenerationStream
+
 logger = logging.getLogger("llmnet.inference.messages")
 
 _USAGE_STATUS = {
@@ -112,9 +116,7 @@ class Job:
 
     message_id: uuid.UUID
     generation: Generation  # who, which model, slot, counts and timings
-    # A provider's events, or the engine's stream (closing it aborts the request, even one
-    # that has not started: an async generator that never started cannot run its cleanup).
-    tokens: AsyncGenerator[TokenEvent] | GenerationStream
+    tokens: TokenSource
     lease: buffer.Lease
     parts: list[str] = field(default_factory=list)
     stopped: bool = False

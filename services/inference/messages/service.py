@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from fastapi import Request, Response
@@ -24,7 +24,7 @@ from services.inference.attachments.service import AttachmentContext, attachment
 from services.inference.conversations.schemas import MessageRead, SamplingParameters
 from services.inference.conversations.service import conversation_service
 from services.inference.deps import InferenceContext
-from services.inference.engine import Arrival, SamplingParams, TokenEvent
+from services.inference.engine import Arrival, SamplingParams
 from services.inference.messages import buffer, repository
 from services.inference.messages.context import (
     Context,
@@ -67,7 +67,7 @@ from shared.models_client import ModelAccess
 from shared.sse import ServerSentEvent, event_stream
 
 if TYPE_CHECKING:
-    from services.inference.engine import GenerationStream
+    from services.inference.messages.generation import TokenSource
 
 _PARAMETERS = ("temperature", "top_k", "top_p", "max_tokens", "stop", "seed")
 _STOP_WAIT_SECONDS = 10.0
@@ -402,7 +402,7 @@ class MessageService:
         generation = Generation(
             caller, model, UsageEndpoint.CHAT_COMPLETIONS, f"msg-{answer_id}", slot
         )
-        tokens: AsyncGenerator[TokenEvent] | GenerationStream | None = None
+        tokens: TokenSource | None = None
         lease = buffer.Lease(ctx.redis, answer_id, ctx.settings.message_heartbeat_seconds, "answer")
         try:
             system = system_text(conversation.system_prompt or model.system_prompt, attachments)
@@ -448,7 +448,7 @@ class MessageService:
         parameters: dict[str, Any],
         answer_id: uuid.UUID,
         arrival: Arrival,
-    ) -> tuple[Context, AsyncGenerator[TokenEvent] | GenerationStream]:
+    ) -> tuple[Context, TokenSource]:
         settings = ctx.settings
         explicit = parameters.get("max_tokens")
         if model.source == UsageSource.REMOTE and model.remote is not None:
