@@ -36,8 +36,9 @@ class InferenceSettings(CommonSettings):
     )
     cpu_packing: Literal["auto", "on", "off"] = Field(
         default="auto",
-        description="oneDNN packing of fp32 linear layers on CPU: on/off pins it; auto: measured "
-        "at load (INFERENCE_TUNE_SECONDS > 0), else packed from 512x512 weights on.",
+        description="oneDNN packing of fp32 and bf16 linear layers on CPU: on/off pins it; auto: "
+        "measured at load (INFERENCE_TUNE_SECONDS > 0), else fp32 packed from 512x512 weights "
+        "on.",
     )
     cpu_quantization: Literal["auto", "on", "off"] = Field(
         default="off",

@@ -21,18 +21,21 @@ level). The same prompts go to:
   this module run with `--engine-alone`), at 1 and 16 clients, with the options the benchmark
   gives the service and the dtype and linear layers it chose: what the service costs on top.
 
-All run on CPU on the same weights (the safetensors are the GGUF's, dequantized) and are
-measured one after the other, each with nothing else busy: naive and transformers serve in
-float32, the static batch in llmnet's dtype, llmnet in the configuration its engine chose by
-measuring at load (dtype, oneDNN packing, threads: services/inference/engine/tuning.py). The
-report starts with the machine line (CPU model, the flags that matter, usable CPUs) and that
-choice. Per request: time to first token from the moment it was sent (time spent queued
-counts), the gaps between content chunks, the completion tokens (the usage chunk). Targets,
-each PASS or FAIL: one stream >= 1.2x naive's tokens/s; at 16 streams >= 10x naive's
-tokens/s, >= 1.0x the static batch's, and a TTFT p95 <= 0.6x transformers serve's; at 32
-streams >= 15x naive's tokens/s and >= 1.5x transformers serve's; at 16 streams >= 0.85x
-the engine alone's tokens/s. llmnet's single stream against llama.cpp's is printed as a
-ratio, for information.
+All run on CPU on the same weights (the safetensors are the GGUF's, dequantized): naive and
+transformers serve in float32, the static batch in llmnet's dtype, llmnet in the configuration
+its engine chose by measuring at load (dtype, oneDNN packing, threads:
+services/inference/engine/tuning.py). All are started first and stay up; then each level is
+measured in `ROUNDS` rounds, every system in each round one after the other with nothing else
+busy (`measure_rounds`), so that each ratio compares measurements seconds apart on a machine
+whose speed wanders over minutes. Rows and targets pool the rounds; each round's ratio is shown
+too. llmnet's clients take turns among `USERS` users. The report starts with the machine line
+(CPU model, the flags that matter, usable CPUs) and llmnet's choice. Per request: time to first
+token from the moment it was sent (time spent queued counts), the gaps between content chunks,
+the completion tokens (the usage chunk). Targets, each PASS or FAIL: one stream >= 1.2x naive's
+tokens/s; at 16 streams >= 10x naive's tokens/s, >= 1.0x the static batch's, and a TTFT p95
+<= 0.6x transformers serve's; at 32 streams >= 15x naive's tokens/s and >= 1.5x transformers
+serve's; at 16 streams >= 0.85x the engine alone's tokens/s. llmnet's single stream against
+llama.cpp's is printed as a ratio, for information.
 
 `python -m tests.benchmarks.inference` runs this benchmark alone; `--levels 1,4` a quick one.
 """
@@ -43,6 +46,7 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import importlib.util
 import itertools
 import json
@@ -51,10 +55,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import aiohttp
 
@@ -83,6 +87,8 @@ ENGINE_ALONE_LEVELS = (1, 16)  # what HTTP costs a lone stream, and at the targe
 # request, one slow first token (426 ms against 66-97 ms in other runs) decided the level.
 SINGLE_STREAM_REQUESTS = 3
 WARMUP_CLIENTS = (1, 4)  # one alone, then a small batch
+ROUNDS = 3  # each level, every system back to back in each round (measure_rounds)
+USERS = 4  # llmnet's clients take turns among them
 SERVICE_ENV = {
     "INFERENCE_MAX_BATCH_SIZE": "32",
     "INFERENCE_MAX_WAITING": "64",
@@ -90,6 +96,7 @@ SERVICE_ENV = {
     "INFERENCE_DEVICE": "cpu",
 }
 READY_TIMEOUT = 300.0
+PLATFORM = ["accounts", "models_hub", "inference", "gateway"]
 
 OURS, NAIVE, PEER = "llmnet", "naive", "transformers serve"
 STATIC, LLAMA_CPP, ENGINE_ALONE = "static batch", "llama.cpp", "engine alone"
@@ -113,6 +120,7 @@ class Level:
     clients: int
     samples: list[Sample]
     elapsed: float
+    round: int = 0
 
     @property
     def ok(self) -> list[Sample]:
@@ -146,11 +154,18 @@ class Level:
         return self.tokens / self.elapsed if self.elapsed > 0 else float("nan")
 
 
+def pooled(rounds: list[Level]) -> Level:
+    """A level's rounds as one: every sample, and the rounds' time added up."""
+    first = rounds[0]
+    samples = [sample for level in rounds for sample in level.samples]
+    return Level(first.system, first.clients, samples, sum(level.elapsed for level in rounds))
+
+
 @dataclass
 class Target:
     url: str  # the server's base URL; requests go to {url}/v1/completions
     model: str
-    headers: dict[str, str] = field(default_factory=dict)
+    users: list[dict[str, str]] = field(default_factory=lambda: [{}])  # headers, one per user
 
 
 def _body(model: str) -> dict[str, Any]:
@@ -164,7 +179,7 @@ def _body(model: str) -> dict[str, Any]:
     }
 
 
-async def _one(session: aiohttp.ClientSession, target: Target) -> Sample:
+async def _one(session: aiohttp.ClientSession, target: Target, headers: dict[str, str]) -> Sample:
     sample = Sample()
     chunks = 0
     usage_tokens: int | None = None
@@ -172,7 +187,7 @@ async def _one(session: aiohttp.ClientSession, target: Target) -> Sample:
     started = time.perf_counter()
     try:
         async with session.post(
-            f"{target.url}/v1/completions", json=_body(target.model), headers=target.headers
+            f"{target.url}/v1/completions", json=_body(target.model), headers=headers
         ) as response:
             if response.status != 200:
                 sample.error = f"HTTP {response.status}: {(await response.text())[:300]}"
@@ -207,45 +222,105 @@ async def _one(session: aiohttp.ClientSession, target: Target) -> Sample:
     return sample
 
 
-async def _level(
-    session: aiohttp.ClientSession, target: Target, system: str, clients: int
-) -> Level:
-    start = asyncio.Event()
-
-    async def client() -> list[Sample]:
-        await start.wait()
-        return [await _one(session, target) for _ in range(_requests_per_client(clients))]
-
-    tasks = [asyncio.ensure_future(client()) for _ in range(clients)]
-    await asyncio.sleep(0)  # every client is waiting on the event: they start together
-    started = time.perf_counter()
-    start.set()
-    samples = [sample for mine in await asyncio.gather(*tasks) for sample in mine]
-    return Level(system, clients, samples, time.perf_counter() - started)
-
-
 def _requests_per_client(clients: int) -> int:
     return SINGLE_STREAM_REQUESTS if clients == 1 else 1
 
 
-async def _measure(
-    system: str,
-    target: Target,
-    levels: tuple[int, ...],
-    warmup_clients: tuple[int, ...] = WARMUP_CLIENTS,
-) -> list[Level]:
-    timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=600)
-    connector = aiohttp.TCPConnector(limit=max(levels) * 2)
-    async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
-        for clients in warmup_clients:
-            warmup = await _level(session, target, system, clients)
+class System(Protocol):
+    """Something measured at a level: `clients` clients asking at the same moment."""
+
+    name: str
+
+    async def level(self, clients: int) -> Level: ...
+
+
+@dataclass
+class Server:
+    """An OpenAI-style server; its clients take turns among the target's users."""
+
+    name: str
+    target: Target
+    session: aiohttp.ClientSession
+
+    async def level(self, clients: int) -> Level:
+        start = asyncio.Event()
+
+        async def client(headers: dict[str, str]) -> list[Sample]:
+            await start.wait()
+            requests = _requests_per_client(clients)
+            return [await _one(self.session, self.target, headers) for _ in range(requests)]
+
+        users = self.target.users
+        tasks = [asyncio.ensure_future(client(users[i % len(users)])) for i in range(clients)]
+        await asyncio.sleep(0)  # every client is waiting on the event: they start together
+        started = time.perf_counter()
+        start.set()
+        samples = [sample for mine in await asyncio.gather(*tasks) for sample in mine]
+        return Level(self.name, clients, samples, time.perf_counter() - started)
+
+    async def warm_up(self, levels: tuple[int, ...] = WARMUP_CLIENTS) -> None:
+        for clients in levels:
+            warmup = await self.level(clients)
             if warmup.errors:
                 raise RuntimeError(f"the warm-up failed: {warmup.first_error}")
-        results = []
-        for clients in levels:
-            results.append(await _level(session, target, system, clients))
-            print(f"  {_row(results[-1])}", file=sys.stderr, flush=True)
-    return results
+
+
+@dataclass
+class Worker:
+    """This module in a process of its own (`--static-batch`, `--engine-alone`): it loads and
+    warms up, prints a ready line, then measures one level for each line it reads (the
+    clients) and prints it as a JSON line."""
+
+    name: str
+    process: asyncio.subprocess.Process
+    read: Callable[[dict[str, Any]], Level]
+    log: Path
+
+    async def line(self) -> dict[str, Any]:
+        assert self.process.stdout is not None
+        line = await self.process.stdout.readline()
+        if not line:
+            await self.process.wait()
+            raise RuntimeError(f"exited with status {self.process.returncode}:\n{_tail(self.log)}")
+        return cast(dict[str, Any], json.loads(line))
+
+    async def level(self, clients: int) -> Level:
+        assert self.process.stdin is not None
+        self.process.stdin.write(f"{clients}\n".encode())
+        await self.process.stdin.drain()
+        return self.read(await self.line())
+
+
+Opening = contextlib.AbstractAsyncContextManager[System]  # a system started, stopped on exit
+
+
+async def measure_rounds(
+    systems: list[System], levels: tuple[int, ...], failures: dict[str, str]
+) -> list[Level]:
+    """Each level `ROUNDS` times; in a round every system measures it, back to back, in an
+    order reversed every other round. The machine's speed wanders by tens of percent over
+    minutes (the static batch alone: 188, then 166, then 133 tok/s three minutes apart), so a
+    ratio is only as good as the closeness in time of what it compares. Naive serves one
+    request at a time: past one client its level lasts `clients` requests in a row and its
+    tokens/s does not depend on the clients, so it runs once per level, in the middle round.
+    A system that fails is recorded in `failures` and measures nothing more."""
+    measured: list[Level] = []
+    for clients in levels:
+        for round_ in range(ROUNDS):
+            for system in systems if round_ % 2 == 0 else systems[::-1]:
+                if system.name in failures or not _compared_at(system.name, clients):
+                    continue
+                if system.name == NAIVE and clients > 1 and round_ != ROUNDS // 2:
+                    continue
+                try:
+                    level = await system.level(clients)
+                except Exception as exc:
+                    failures[system.name] = f"{type(exc).__name__}: {exc}"
+                    continue
+                level.round = round_
+                measured.append(level)
+                print(f"  round {round_ + 1}  {_row(level)}", file=sys.stderr, flush=True)
+    return measured
 
 
 # ---- the systems --------------------------------------------------------------------------------
@@ -376,12 +451,6 @@ async def _prepare_model(bench: BenchEnv) -> tuple[str, Path]:
     return f"{owner_name}/{DEMO_SLUG}", folder
 
 
-async def _measure_ours(bench: BenchEnv, model: str, levels: tuple[int, ...]) -> list[Level]:
-    user = await bench_user(bench, "bench")
-    target = Target(bench.urls["gateway"], model, user.gateway_headers)
-    return await _measure(OURS, target, levels)
-
-
 async def tuned_and_pinned(folder: Path, **changed: Any) -> tuple[Any, Any]:
     """Two engines on the same weights: one tuned at load as the service does, and one with its
     choices (dtype, threads, packing) pinned and the `changed` engine options set, so the two
@@ -461,90 +530,126 @@ async def chosen_configuration(bench: BenchEnv) -> str:
     return describe_configuration(await engine_config(bench))
 
 
-async def _measure_naive(folder: Path, work: Path, levels: tuple[int, ...]) -> list[Level]:
+@contextlib.asynccontextmanager
+async def _serving(
+    name: str,
+    argv: list[str],
+    env: dict[str, str],
+    url: str,
+    model: str,
+    session: aiohttp.ClientSession,
+    log: Path,
+    probe: str = "/health",
+    warmup: tuple[int, ...] = WARMUP_CLIENTS,
+) -> AsyncIterator[Server]:
+    """A reference server in a process of its own, answering and warmed up."""
+    with _process(argv, env, log) as process:
+        try:
+            await _wait_ready(url, process, log, probe)
+        except RuntimeError as exc:
+            raise RuntimeError(f"`{' '.join(argv)}` {exc}") from exc
+        server = Server(name, Target(url, model), session)
+        try:
+            await server.warm_up(warmup)
+        except RuntimeError as exc:
+            if process.poll() is None:
+                raise
+            status = process.returncode  # negative: the signal that ended it
+            raise RuntimeError(
+                f"exited with status {status} in the warm-up:\n{_tail(log)}"
+            ) from exc
+        yield server
+
+
+def _naive(folder: Path, work: Path, session: aiohttp.ClientSession) -> Opening:
     port = free_port()
-    url = f"http://127.0.0.1:{port}"
     argv = [sys.executable, "-m", "tests.benchmarks.inference", "--naive-server"]
     argv += [str(folder), "--port", str(port)]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    log = work / "naive.log"
-    with _process(argv, env, log) as process:
-        await _wait_ready(url, process, log)
-        return await _measure(NAIVE, Target(url, "naive"), levels)
-
-
-async def _measure_peer(folder: Path, work: Path, levels: tuple[int, ...]) -> list[Level]:
-    port = free_port()
     url = f"http://127.0.0.1:{port}"
+    return _serving(NAIVE, argv, env, url, "naive", session, work / "naive.log")
+
+
+def _peer(folder: Path, work: Path, session: aiohttp.ClientSession) -> Opening:
+    port = free_port()
     argv = [str(Path(sys.executable).parent / "transformers"), "serve", "--continuous-batching"]
     argv += ["--device", "cpu", "--dtype", "float32", "--host", "127.0.0.1", "--port", str(port)]
     argv += ["--log-level", "warning", str(folder)]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    log = work / "transformers-serve.log"
-    with _process(argv, env, log) as process:
-        try:
-            await _wait_ready(url, process, log)
-        except RuntimeError as exc:
-            raise RuntimeError(f"`{' '.join(argv[1:])}` {exc}") from exc
-        results = await _measure(PEER, Target(url, str(folder)), levels)
-        if process.poll() is not None:
-            raise RuntimeError(f"exited during the run:\n{_tail(log)}")
-        return results
+    url = f"http://127.0.0.1:{port}"
+    return _serving(PEER, argv, env, url, str(folder), session, work / "transformers-serve.log")
 
 
-async def _measure_static(
-    folder: Path, work: Path, levels: tuple[int, ...], dtype: str, threads: int
-) -> list[Level]:
-    """One batched `model.generate` per level, in its own process (its threads have the CPUs to
-    themselves): `--static-batch` prints each level as a JSON line."""
-    argv = ["--static-batch", str(folder), "--dtype", dtype, "--threads", str(threads)]
-    return await _levels_of(argv, levels, work / "static-batch.log", _static_level)
+def _llama_cpp(work: Path, session: aiohttp.ClientSession) -> Opening:
+    """llama-cpp-python's OpenAI-compatible server on the demo GGUF, one stream at a time."""
+    from services.models_hub.seed import demo_gguf
+
+    gguf = demo_gguf()
+    assert gguf is not None
+    port = free_port()
+    threads = str(_llama_cpp_threads())
+    argv = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf)]
+    argv += ["--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048"]
+    argv += ["--n_threads", threads, "--n_threads_batch", threads]
+    url = f"http://127.0.0.1:{port}"
+    log = work / "llama-cpp.log"
+    # Requests one at a time, warm-up included: a new request interrupts a running one.
+    return _serving(
+        LLAMA_CPP, argv, {**os.environ}, url, gguf.name, session, log, "/v1/models", (1,)
+    )
 
 
-async def _measure_engine_alone(
-    folder: Path,
-    work: Path,
-    levels: tuple[int, ...],
-    dtype: str,
-    packing: str,
-    service_env: dict[str, str],
-) -> list[Level]:
-    """llmnet's engine without HTTP, in its own process with the inference service's
-    environment: `--engine-alone` prints each level as a JSON line."""
-    argv = ["--engine-alone", str(folder), "--dtype", dtype, "--packing", packing]
-    return await _levels_of(argv, levels, work / "engine-alone.log", _engine_level, service_env)
-
-
-async def _levels_of(
+@contextlib.asynccontextmanager
+async def _worker(
+    name: str,
     argv: list[str],
-    levels: tuple[int, ...],
+    read: Callable[[dict[str, Any]], Level],
     log: Path,
-    level: Callable[[dict[str, Any]], Level],
     base_env: dict[str, str] | None = None,
-) -> list[Level]:
-    """Run this module with `argv` and the levels (in `base_env`, else this process's
-    environment); each JSON line it prints is one level."""
+) -> AsyncIterator[Worker]:
+    """This module run with `argv` (in `base_env`, else this process's environment), loaded
+    and warmed up; closing its input ends it."""
     argv = [sys.executable, "-m", "tests.benchmarks.inference", *argv]
-    argv += ["--levels", ",".join(map(str, levels))]
     base = os.environ if base_env is None else base_env
     env = {**base, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    results = []
     with log.open("wb") as errors:
         process = await asyncio.create_subprocess_exec(
-            *argv, env=env, stdout=asyncio.subprocess.PIPE, stderr=errors
+            *argv,
+            env=env,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=errors,
+            limit=2**22,  # a level's JSON line
         )
-        assert process.stdout is not None
-        try:
-            async for line in process.stdout:
-                results.append(level(json.loads(line)))
-                print(f"  {_row(results[-1])}", file=sys.stderr, flush=True)
-        except BaseException:
-            process.kill()
-            await process.wait()
-            raise
-        if await process.wait() != 0:
-            raise RuntimeError(f"exited with status {process.returncode}:\n{_tail(log)}")
-    return results
+    worker = Worker(name, process, read, log)
+    try:
+        await worker.line()  # ready
+        yield worker
+    finally:
+        if process.returncode is None:
+            assert process.stdin is not None
+            process.stdin.close()
+            try:
+                await asyncio.wait_for(process.wait(), 30)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+
+
+def _static(folder: Path, work: Path, dtype: str, threads: int) -> Opening:
+    """Batched `model.generate`, in its own process (its threads have the CPUs to themselves
+    while it measures)."""
+    argv = ["--static-batch", str(folder), "--dtype", dtype, "--threads", str(threads)]
+    return _worker(STATIC, argv, _static_level, work / "static-batch.log")
+
+
+def _engine_alone_worker(
+    folder: Path, work: Path, dtype: str, packing: str, service_env: dict[str, str]
+) -> Opening:
+    """llmnet's engine without HTTP, in its own process with the inference service's
+    environment."""
+    argv = ["--engine-alone", str(folder), "--dtype", dtype, "--packing", packing]
+    return _worker(ENGINE_ALONE, argv, _engine_level, work / "engine-alone.log", service_env)
 
 
 def _engine_level(measured: dict[str, Any]) -> Level:
@@ -587,48 +692,74 @@ def _llama_cpp_threads() -> int:
     return min(usable, psutil.cpu_count(logical=False) or usable)
 
 
-async def _measure_llama_cpp(work: Path, levels: tuple[int, ...]) -> list[Level]:
-    """llama-cpp-python's OpenAI-compatible server on the demo GGUF, one stream at a time."""
-    from services.models_hub.seed import demo_gguf
+def _openings(
+    levels: tuple[int, ...],
+    folder: Path,
+    work: Path,
+    session: aiohttp.ClientSession,
+    config: dict[str, str] | None,
+    service_env: dict[str, str],
+    failures: dict[str, str],
+) -> list[tuple[str, Callable[[], Opening]]]:
+    """The references these levels compare with, to start in this order; one that cannot run
+    here goes in `failures`."""
+    # The batched ceiling for the dtype llmnet serves in (float32 when it did not say).
+    dtype, threads = _static_dtype_threads(config)
+    openings: list[tuple[str, Callable[[], Opening]]] = [
+        (NAIVE, functools.partial(_naive, folder, work, session)),
+        (PEER, functools.partial(_peer, folder, work, session)),
+    ]
+    if any(n in STATIC_LEVELS for n in levels):
+        openings.append((STATIC, functools.partial(_static, folder, work, dtype, threads)))
+    if any(n in ENGINE_ALONE_LEVELS for n in levels):
+        if config is None:
+            failures[ENGINE_ALONE] = f"{OURS} reported no configuration to run it in"
+        else:
+            packing = config.get("packing") or "dense"
+            alone = functools.partial(
+                _engine_alone_worker, folder, work, dtype, packing, service_env
+            )
+            openings.append((ENGINE_ALONE, alone))
+    if any(n in LLAMA_CPP_LEVELS for n in levels):
+        if (missing := llama_cpp_missing()) is not None:
+            failures[LLAMA_CPP] = missing
+        else:
+            openings.append((LLAMA_CPP, functools.partial(_llama_cpp, work, session)))
+    return openings
 
-    gguf = demo_gguf()
-    assert gguf is not None
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    threads = str(_llama_cpp_threads())
-    argv = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf)]
-    argv += ["--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048"]
-    argv += ["--n_threads", threads, "--n_threads_batch", threads]
-    log = work / "llama-cpp.log"
-    with _process(argv, {**os.environ}, log) as process:
-        await _wait_ready(url, process, log, probe="/v1/models")
-        # Requests one at a time, warm-up included: a new request interrupts a running one.
-        results = await _measure(LLAMA_CPP, Target(url, gguf.name), levels, warmup_clients=(1,))
-        if process.poll() is not None:
-            raise RuntimeError(f"exited during the run:\n{_tail(log)}")
-        return results
+
+def _static_dtype_threads(config: dict[str, str] | None) -> tuple[str, int]:
+    """The dtype and threads llmnet chose (float32 and torch's default, 0, when unknown)."""
+    return (config or {}).get("dtype") or "float32", int((config or {}).get("threads") or 0)
 
 
 async def run(levels: tuple[int, ...] = LEVELS) -> list[str]:
     await reset_redis_db()
-    results: dict[str, list[Level]] = {}
     failures: dict[str, str] = {}
-    with tempfile.TemporaryDirectory() as tmp:
+    measured: list[Level] = []
+    config: dict[str, str] | None = None
+    chosen = f"{OURS} configuration: not reported ({OURS} did not run)"
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=600)
+    with tempfile.TemporaryDirectory() as tmp, _scoped_environ(SERVICE_ENV):
         work = Path(tmp)
         started = time.perf_counter()
-        config: dict[str, str] | None = None
-        chosen = f"{OURS} configuration: not reported ({OURS} did not run)"
-        service_env: dict[str, str] = {}
-        with _scoped_environ(SERVICE_ENV):
-            async with bench_database() as database_url:
-                names = ["accounts", "models_hub", "inference", "gateway"]
-                with services(database_url, work, names) as bench:
-                    service_env = bench.env
-                    model, folder = await _prepare_model(bench)
-                    prepared = time.perf_counter() - started
-                    print(f"{OURS} (through the gateway):", file=sys.stderr, flush=True)
+        async with bench_database() as database_url:
+            with services(database_url, work, PLATFORM) as bench:
+                model, folder = await _prepare_model(bench)
+                prepared = time.perf_counter() - started
+                connector = aiohttp.TCPConnector(limit=max(levels) * 2)
+                async with (
+                    aiohttp.ClientSession(timeout=timeout, connector=connector) as session,
+                    contextlib.AsyncExitStack() as stack,
+                ):
+                    users = [await bench_user(bench, f"bench{i}") for i in range(USERS)]
+                    headers = [user.gateway_headers for user in users]
+                    ours = Server(OURS, Target(bench.urls["gateway"], model, headers), session)
+                    systems: list[System] = []
+                    print(f"{OURS}: loading and tuning", file=sys.stderr, flush=True)
                     try:
-                        results[OURS] = await _measure_ours(bench, model, levels)
+                        await ours.warm_up()
+                        systems.append(ours)
                     except Exception as exc:
                         failures[OURS] = f"{type(exc).__name__}: {exc}"
                     try:
@@ -636,53 +767,30 @@ async def run(levels: tuple[int, ...] = LEVELS) -> list[str]:
                         chosen = describe_configuration(config)
                     except aiohttp.ClientError as exc:
                         chosen = f"{OURS} configuration: unknown ({exc})"
-        # The batched ceiling for the dtype llmnet serves in (float32 when it did not say).
-        dtype = (config or {}).get("dtype") or "float32"
-        threads = int((config or {}).get("threads") or 0)  # 0: torch's default
-        references: list[tuple[str, Callable[[], Awaitable[list[Level]]]]] = [
-            (NAIVE, lambda: _measure_naive(folder, work, levels)),
-            (PEER, lambda: _measure_peer(folder, work, levels)),
-        ]
-        static_levels = tuple(n for n in levels if n in STATIC_LEVELS)
-        if static_levels:
-            references.append(
-                (STATIC, lambda: _measure_static(folder, work, static_levels, dtype, threads))
-            )
-        alone_levels = tuple(n for n in levels if n in ENGINE_ALONE_LEVELS)
-        if alone_levels and config is None:
-            failures[ENGINE_ALONE] = f"{OURS} reported no configuration to run it in"
-        elif alone_levels:
-            packing = config.get("packing") or "dense"
-            references.append(
-                (
-                    ENGINE_ALONE,
-                    lambda: _measure_engine_alone(
-                        folder, work, alone_levels, dtype, packing, service_env
-                    ),
-                )
-            )
-        llama_levels = tuple(n for n in levels if n in LLAMA_CPP_LEVELS)
-        skipped = llama_cpp_missing() if llama_levels else "no single stream in --levels"
-        if skipped is None:
-            references.append((LLAMA_CPP, lambda: _measure_llama_cpp(work, llama_levels)))
-        # The references run after the platform's processes have stopped: nothing else busy.
-        for system, measure in references:
-            print(f"{system}:", file=sys.stderr, flush=True)
-            try:
-                results[system] = await measure()
-            except Exception as exc:
-                failures[system] = f"{type(exc).__name__}: {exc}"
+                    # Every system stays up, idle while another one measures.
+                    openings = _openings(levels, folder, work, session, config, bench.env, failures)
+                    for system, opening in openings:
+                        print(f"{system}: starting", file=sys.stderr, flush=True)
+                        try:
+                            systems.append(await stack.enter_async_context(opening()))
+                        except Exception as exc:
+                            failures[system] = f"{type(exc).__name__}: {exc}"
+                    measured = await measure_rounds(systems, levels, failures)
         total = time.perf_counter() - started
     like = "llmnet reported none" if config is None else "as llmnet"
+    dtype, threads = _static_dtype_threads(config)
     notes = [
         f"{NAIVE}, {PEER}: float32, torch's default threads",
         f"{STATIC}: one model.generate of all the level's prompts, {dtype}, "
         f"{threads or 'default'} threads ({like})",
-        f"{LLAMA_CPP}: " + (skipped or f"Q4_1 GGUF, {_llama_cpp_threads()} threads"),
+        f"{LLAMA_CPP}: Q4_1 GGUF, {_llama_cpp_threads()} threads",
         f"{ENGINE_ALONE}: llmnet's engine in a process of its own, no HTTP, {dtype} and linear "
         f"layers {(config or {}).get('packing') or 'n/a'} pinned ({like}), threads tuned",
+        f"each level: {ROUNDS} rounds, every system back to back in each (every other round in "
+        f"reverse order); {NAIVE} past one client once, in the middle round; {OURS}'s clients "
+        f"take turns among {USERS} users",
     ]
-    return _report(results, failures, prepared, total, [machine_line(), chosen, *notes], levels)
+    return _report(measured, failures, prepared, total, [machine_line(), chosen, *notes], levels)
 
 
 # ---- the report ---------------------------------------------------------------------------------
@@ -695,40 +803,46 @@ def _row(r: Level) -> str:
     )
 
 
-Check = Callable[[Level, Level], tuple[str, bool]]
-
-
 def _ratio(a: float, b: float) -> float:
     return a / b if b else float("nan")
 
 
-def _throughput(factor: float) -> Check:
-    def check(ours: Level, ref: Level) -> tuple[str, bool]:
-        ratio = _ratio(ours.tokens_per_s, ref.tokens_per_s)
-        return (
-            f"{ours.tokens_per_s:.1f} vs {ref.tokens_per_s:.1f} tok/s = {ratio:.2f}x",
-            ratio >= factor,
-        )
+@dataclass(frozen=True)
+class Check:
+    """llmnet's `metric` against a reference's: at least (else at most) `factor` times it, over
+    the pooled rounds; each round's ratio is shown beside it."""
 
-    return check
+    metric: Callable[[Level], float]
+    unit: str
+    factor: float
+    at_least: bool = True
+
+    def ratio(self, ours: Level, ref: Level) -> float:
+        return _ratio(self.metric(ours), self.metric(ref))
+
+    def __call__(self, ours: list[Level], ref: list[Level]) -> tuple[str, bool]:
+        mine, theirs = pooled(ours), pooled(ref)
+        ratio = self.ratio(mine, theirs)
+        text = f"{self.metric(mine):.1f} vs {self.metric(theirs):.1f} {self.unit} = {ratio:.2f}x"
+        paired = [self.ratio(a, b) for a in ours for b in ref if a.round == b.round]
+        if len(paired) > 1:
+            text += " (by round: " + ", ".join(f"{r:.2f}x" for r in paired) + ")"
+        return text, ratio >= self.factor if self.at_least else ratio <= self.factor
+
+
+def _throughput(factor: float) -> Check:
+    return Check(lambda level: level.tokens_per_s, "tok/s", factor)
 
 
 def _first_token(factor: float) -> Check:
-    def check(ours: Level, ref: Level) -> tuple[str, bool]:
-        mine, theirs = ours.ttft_ms(95), ref.ttft_ms(95)
-        return (
-            f"{mine:.0f} vs {theirs:.0f} ms = {_ratio(mine, theirs):.3f}x",
-            mine <= factor * theirs,
-        )
-
-    return check
+    return Check(lambda level: level.ttft_ms(95), "ms", factor, at_least=False)
 
 
 REFERENCES = (NAIVE, PEER, STATIC, LLAMA_CPP, ENGINE_ALONE)
 
 
 def _compared_at(system: str, clients: int) -> bool:
-    """Whether the reference measures this many concurrent clients at all."""
+    """Whether the system measures this many concurrent clients at all."""
     if system == STATIC:
         return clients in STATIC_LEVELS
     if system == LLAMA_CPP:
@@ -739,7 +853,7 @@ def _compared_at(system: str, clients: int) -> bool:
 
 
 def _report(
-    results: dict[str, list[Level]],
+    measured: list[Level],
     failures: dict[str, str],
     prepared: float,
     total: float,
@@ -752,34 +866,40 @@ def _report(
         f"{SINGLE_STREAM_REQUESTS}, one after the other)",
         *machine,
         f"(model seeded and converted in {prepared:.0f} s; whole run {total:.0f} s)",
+        "each row: the level's rounds pooled (their tokens over their time added up)",
         f"{'system':<19}{'clients':>8}{'TTFT p50':>11}{'TTFT p95':>11}{'ITL p50':>10}"
-        f"{'tok/s':>9}{'tokens':>8}{'min/req':>9}{'errors':>7}",
+        f"{'tok/s':>9}{'tokens':>8}{'min/req':>9}{'errors':>7}  tok/s by round",
         f"{'':<27}{'ms':>11}{'ms':>11}{'ms':>10}",
     ]
+    rounds: dict[tuple[str, int], list[Level]] = {}
+    for level in measured:
+        rounds.setdefault((level.system, level.clients), []).append(level)
     for system in (OURS, *REFERENCES):
-        for r in results.get(system, []):
-            lines.append(_row(r))
-            if r.first_error:
-                lines.append(f"    first error: {r.first_error}")
+        for clients in run_levels:
+            if (mine := rounds.get((system, clients))) is None:
+                continue
+            by_round = " / ".join(f"{level.tokens_per_s:.1f}" for level in mine)
+            lines.append(f"{_row(pooled(mine))}  {by_round}")
+            if error := next((e for level in mine if (e := level.first_error)), None):
+                lines.append(f"    first error: {error}")
     for system, reason in failures.items():
         lines.append(f"{system}: did not run: {reason}")
 
-    levels = {(r.system, r.clients): r for rs in results.values() for r in rs}
-    lines.append("ratios (llmnet / reference): tokens/s, TTFT p95")
-    if OURS not in results:
+    lines.append("ratios (llmnet / reference, pooled rounds): tokens/s, TTFT p95")
+    if not any(system == OURS for system, _ in rounds):
         lines.append(f"  none: {OURS} did not run")
     for clients in run_levels:
-        ours = levels.get((OURS, clients))
-        if ours is None:
+        if (ours_rounds := rounds.get((OURS, clients))) is None:
             continue
+        ours = pooled(ours_rounds)
         parts = []
         for system in REFERENCES:
             if not _compared_at(system, clients):
                 continue
-            ref = levels.get((system, clients))
-            if ref is None:
+            if (ref_rounds := rounds.get((system, clients))) is None:
                 parts.append(f"vs {system}: n/a")
                 continue
+            ref = pooled(ref_rounds)
             parts.append(
                 f"vs {system}: {_ratio(ours.tokens_per_s, ref.tokens_per_s):5.2f}x tok/s, "
                 f"{_ratio(ours.ttft_ms(95), ref.ttft_ms(95)):6.3f}x TTFT p95"
@@ -790,7 +910,7 @@ def _report(
         text: str, clients: int, system: str, check: Check, without_ours: str = "FAIL"
     ) -> tuple[str, bool] | None:
         """The comparison's value and verdict, or None after a line saying why there is none."""
-        ours, ref = levels.get((OURS, clients)), levels.get((system, clients))
+        ours, ref = rounds.get((OURS, clients)), rounds.get((system, clients))
         if clients not in run_levels:
             lines.append(f"{text}: n/a ({clients} streams not measured in this run)")
             return None
@@ -800,9 +920,10 @@ def _report(
             lines.append(f"{text}: {verdict} ({missing} did not run, see above)")
             return None
         value, ok = check(ours, ref)
-        if ours.errors or ref.errors:
+        errors = sum(level.errors for level in ours), sum(level.errors for level in ref)
+        if any(errors):
             ok = False
-            value += f", errors: {OURS} {ours.errors}, {system} {ref.errors}"
+            value += f", errors: {OURS} {errors[0]}, {system} {errors[1]}"
         return value, ok
 
     def target(text: str, clients: int, system: str, check: Check) -> None:
@@ -959,11 +1080,10 @@ def _naive_app(folder: Path) -> Any:
 # ---- the static batch: `python -m tests.benchmarks.inference --static-batch FOLDER` -----------
 
 
-def _static_batch(
-    folder: Path, dtype: str, threads: int, levels: tuple[int, ...]
-) -> Iterator[dict[str, Any]]:
-    """One `model.generate` of the prompt repeated `clients` times per level, after a warm-up:
-    the wall time, each row's new tokens (to its end of text), and when each step ended."""
+def _static_batch(folder: Path, dtype: str, threads: int) -> Callable[[int], dict[str, Any]]:
+    """A level, once warmed up: one `model.generate` of the prompt repeated `clients` times,
+    measured as the wall time, each row's new tokens (to its end of text), and when each step
+    ended."""
     import torch
     from transformers import StoppingCriteria, StoppingCriteriaList
 
@@ -1014,16 +1134,20 @@ def _static_batch(
 
     for clients in WARMUP_CLIENTS:
         generate(clients)
-    for clients in levels:
-        yield generate(clients)
+    return generate
+
+
+async def _answer_levels(measure: Callable[[int], Awaitable[dict[str, Any]]]) -> None:
+    """A `Worker`'s side: a ready line, then one level per line read, until the input ends."""
+    print(json.dumps({"ready": True}), flush=True)
+    while line := await asyncio.to_thread(sys.stdin.readline):
+        print(json.dumps(await measure(int(line))), flush=True)
 
 
 # ---- the engine alone: `python -m tests.benchmarks.inference --engine-alone FOLDER` -----------
 
 
-async def _engine_alone(
-    folder: Path, dtype: str, packing: str, levels: tuple[int, ...]
-) -> list[dict[str, Any]]:
+async def _engine_alone(folder: Path, dtype: str, packing: str) -> None:
     """llmnet's engine in this process, with the service's engine options (this process has its
     environment), the dtype and linear layers the service chose pinned (its threads tuned at
     load and per step, as there): the clients of each level call `Engine.generate` at once,
@@ -1073,7 +1197,7 @@ async def _engine_alone(
     try:
         for clients in WARMUP_CLIENTS:
             await level(clients)
-        return [await level(clients) for clients in levels]
+        await _answer_levels(level)
     finally:
         await engine.close()
 
@@ -1100,14 +1224,16 @@ def main() -> None:
         app = _naive_app(args.naive_server)
         web.run_app(app, host="127.0.0.1", port=args.port, print=None, access_log=None)
     elif args.static_batch is not None:
-        for level in _static_batch(args.static_batch, args.dtype, args.threads, args.levels):
-            print(json.dumps(level), flush=True)
+        generate = _static_batch(args.static_batch, args.dtype, args.threads)
+
+        async def level(clients: int) -> dict[str, Any]:
+            return generate(clients)
+
+        asyncio.run(_answer_levels(level))
     elif args.engine_alone is not None:
         import uvloop
 
-        alone = _engine_alone(args.engine_alone, args.dtype, args.packing, args.levels)
-        for level in uvloop.run(alone):
-            print(json.dumps(level), flush=True)
+        uvloop.run(_engine_alone(args.engine_alone, args.dtype, args.packing))
     else:
         import uvloop
 

@@ -95,11 +95,11 @@ class EngineOptions:
         not plain attention, e.g. linear-attention or shared-KV layers); "auto" picks.
     kv_headroom: decode steps the KV buffers are grown by at a time.
     queue_retry_after_s: the smallest Retry-After a QueueFull asks for.
-    cpu_onednn: pack the linear layers' weights for oneDNN on CPU (float32), 1.5-2x faster per
-        step on SmolLM2-135M (see engine/cpu.py). "auto" packs layers of 512 x 512 weights and
-        more, in models the engine loaded itself (`Engine.load`, the registry), never in a model
-        object it was handed; "on" packs every linear layer of any model (changed in place);
-        "off" never packs.
+    cpu_onednn: pack the linear layers' weights for oneDNN on CPU (float32 and bfloat16),
+        1.5-2x faster per step on SmolLM2-135M (see engine/cpu.py). "auto" packs float32 layers
+        of 512 x 512 weights and more (bfloat16 ones of any size), in models the engine loaded
+        itself (`Engine.load`, the registry), never in a model object it was handed; "on" packs
+        every linear layer of any model (changed in place); "off" never packs.
     cpu_quantization: int8 linear weights on CPU (float32 models; see quantization.py). "off"
         never; "on" always, in models the engine loaded itself; "auto" makes int8 one more
         candidate of the load-time measurement, kept only if it agrees and is fastest.

@@ -5,7 +5,8 @@ one machine can halve single-stream speed on another, and leaves bf16 unused on 
 natively (AMX, AVX-512 BF16). So `tune` tries the configurations that matter on the device:
 
 - CPU: the dtype (float32, plus bfloat16 where the CPU has `avx512_bf16` or `amx_bf16`), oneDNN
-  packing of the linear layers (float32 only, see `cpu.py`) on and off, int8 linear weights
+  packing of the linear layers (float32, and bfloat16 where oneDNN runs it; see `cpu.py`) on
+  and off, int8 linear weights
   when INFERENCE_CPU_QUANTIZATION asks for them (see `quantization.py`), and the intra-op thread
   count (1, 2, 4, ... up to the CPUs this process may use);
 - GPU: the dtype (bfloat16 where supported, float16, float32).
@@ -65,8 +66,8 @@ import torch
 from services.inference.engine.cpu import (
     MIN_PACKED_ELEMENTS,
     PackingBroke,
-    onednn_available,
     pack_linear_layers,
+    packable,
 )
 from services.inference.engine.prompts import context_length
 from services.inference.engine.quantization import int8_available, quantize_linear_int8
@@ -240,10 +241,11 @@ def plan(
         dtypes.append("bfloat16")
     variants: list[Variant] = []
     for name in dtypes:
-        # oneDNN packing is a float32 kernel: other dtypes stay dense
-        options = [False] if name != "float32" or not onednn_available() else [False, True]
+        # oneDNN packs float32 and (where it runs bf16) bfloat16 layers; others stay dense
+        can_pack = packable(getattr(torch, name))
+        options = [False, True] if can_pack else [False]
         if packing is not None:
-            options = [packing] if name == "float32" else [False]
+            options = [packing and can_pack]
         variants.extend(Variant(name, packed) for packed in options)
     if "float32" in dtypes and quantization != "off" and int8_available():
         int8 = Variant("float32", quantized=True)
@@ -566,9 +568,13 @@ def tune(
     # 1. Every variant (dtype x packing) at the most threads, the reference first: it needs no
     #    agreement check, and it is measured whatever the budget (there is always a choice).
     most = threads[-1]
-    #    Dense variants before packed and int8 ones: a dtype change is cheap to build and gains
-    #    most.
-    for variant in sorted(variants, key=lambda v: (v != reference, v.packed, v.quantized)):
+    #    Then the other dtypes before the reference's (a lower precision gains most), packed
+    #    before dense (packed bf16 beat dense bf16 at every shape measured), int8 last: what the
+    #    budget leaves out is what least likely wins.
+    for variant in sorted(
+        variants,
+        key=lambda v: (v != reference, v.dtype == reference.dtype, not v.packed, v.quantized),
+    ):
         candidate = Candidate(variant, most)
         if spent():
             trials.append(TrialResult(candidate, "skipped", detail=skipped))

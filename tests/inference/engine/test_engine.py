@@ -26,6 +26,7 @@ from services.inference.engine import (
     SamplingParams,
     TokenEvent,
 )
+from services.inference.engine.cpu import packable
 from services.inference.engine.scheduler import CHUNK_SHARE_OF_STEP
 from shared.model_files import ModelFileError
 from shared.model_loading import load_causal_lm
@@ -293,6 +294,29 @@ async def test_onednn_packed_model_equals_generate(tiny_llama: Tiny, make_engine
     auto = Engine.load(tiny_llama.directory)
     assert auto.cpu_linear == "dense"
     await auto.close()
+
+
+async def test_packed_bf16_model_equals_the_dense_bf16_one(tiny_llama: Tiny) -> None:
+    # Where oneDNN runs bf16, a bf16 model's linear layers are packed too, every one of them
+    # (the tiny model's are all small), with the dense bf16 model's greedy output.
+    engines = [
+        Engine.load(tiny_llama.directory, dtype=torch.bfloat16, options=options)
+        for options in (
+            EngineOptions(max_batch_size=8, cpu_onednn="off"),
+            EngineOptions(max_batch_size=8, cpu_onednn="auto"),
+        )
+    ]
+    dense, packed = engines
+    try:
+        assert dense.cpu_linear == "dense"
+        assert packed.cpu_linear == ("onednn" if packable(torch.bfloat16) else "dense")
+        for prompt in PROMPTS:
+            expected = await collect(dense.generate("d", tiny_llama.ids(prompt), GREEDY))
+            got = await collect(packed.generate("p", tiny_llama.ids(prompt), GREEDY))
+            assert got.tokens == expected.tokens, prompt
+    finally:
+        for engine in engines:
+            await engine.close()
 
 
 async def test_a_model_broken_by_packing_is_loaded_again(

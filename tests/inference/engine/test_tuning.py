@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from services.inference.engine import Engine, EngineOptions, SamplingParams
+from services.inference.engine.cpu import packable
 from services.inference.engine.tuning import (
     Candidate,
     CpuFeatures,
@@ -242,6 +243,24 @@ def test_the_time_box_skips_what_it_did_not_reach(llama: tuple[Any, Any]) -> Non
     assert report.chosen.variant == Variant("float32")
 
 
+def test_the_time_box_reaches_the_likeliest_winners_first(llama: tuple[Any, Any]) -> None:
+    model, tokenizer = llama
+    variants = [
+        Variant("float32"),
+        Variant("float32", packed=True),
+        Variant("bfloat16"),
+        Variant("bfloat16", packed=True),
+    ]
+    report = tune(model, tokenizer, variants, [1], sources=TUNED, budget_s=1e-9)
+    # after the reference: the lower precision, packed first; float32 packing last
+    assert [(t.candidate.variant, t.status) for t in report.trials] == [
+        (Variant("float32"), "measured"),
+        (Variant("bfloat16", packed=True), "skipped"),
+        (Variant("bfloat16"), "skipped"),
+        (Variant("float32", packed=True), "skipped"),
+    ]
+
+
 def test_gpu_dtypes_are_chosen_by_the_same_measurement(tmp_path: Path) -> None:
     # The GPU path (no thread counts, a dtype per variant) on CPU: every dtype is checked
     # against float32 and timed, and the choice is one that agreed.
@@ -264,7 +283,8 @@ def test_plan_offers_bf16_only_where_the_cpu_runs_it() -> None:
     assert {v.dtype for v in plain} == {"float32"}
     amx, counts = plan("cpu", features=_features("avx2", "amx_tile", "amx_bf16"))
     assert Variant("bfloat16") in amx
-    assert Variant("bfloat16", packed=True) not in amx
+    # packed bf16 is a candidate where oneDNN runs bf16 on this machine
+    assert (Variant("bfloat16", packed=True) in amx) == packable(torch.bfloat16)
     assert counts == [1, 2]
 
 
