@@ -1,16 +1,13 @@
 """inference: model runtime, OpenAI-compatible API, conversations."""
 
-import os
-
-# Before torch loads OpenMP (libgomp reads these once): its worker threads spin for a short,
-# bounded while after a parallel region, then sleep. A decoding step runs hundreds of small
-# regions back to back; workers that sleep after each (OMP_WAIT_POLICY=PASSIVE) pay a wake-up
-# per region, and workers that spin for libgomp's default ~300,000 turns take the cores the
-# event loop streams tokens on (single stream through the gateway on 2 CPUs: 72.8 ms per token
-# against 50.5 passive). 2,000 turns of the pause instruction (tens of microseconds) bridge the
-# gaps inside a step and end soon after it: the engine alone on the AVX-512 test machine, three
-# interleaved runs each, made 18.9 vs 15.1 tok/s at 1 stream and 160 vs 143 at 16 against
-# passive. libgomp spins only while its workers fit the CPUs (else it sleeps them at once), so
-# the engine loads on a thread that ends (engine.py). An operator's own setting of either wins.
-if "OMP_WAIT_POLICY" not in os.environ:
-    os.environ.setdefault("GOMP_SPINCOUNT", "2000")
+# OpenMP (torch's intra-op threads on CPU) is left at libgomp's own defaults: its workers spin
+# for a while after each parallel region, then sleep. A decoding step runs hundreds of small
+# regions back to back with Python between them, and a worker that has gone to sleep pays a
+# wake-up at the next one. An earlier override (GOMP_SPINCOUNT=2000, tuned on an AMD EPYC before
+# the engine chose its threads per step) made two-thread steps slower than one on a 2-CPU Xeon
+# with AMX, where the pause instruction takes longer: the engine alone at one stream made 12.7
+# tok/s with it, 20.4 at 10,000 turns, 23.0 at 50,000 and 25.1 at the default 300,000; through
+# the gateway, 17.0-17.4 against 18.6-20.9 tok/s at one stream and 192-209 against 229-242 at 16.
+# Spinning competes with the event loop that streams the tokens, which is what the engine's
+# per-step thread choice measures and answers (engine/threads.py). GOMP_SPINCOUNT and
+# OMP_WAIT_POLICY, set by an operator, are libgomp's own and apply as usual.
