@@ -11,7 +11,8 @@ Each turn of the loop:
    per turn, so serving goes on between windows).
 
 The event loop never runs the model. Requests are queued under a lock; results travel to each
-request's asyncio.Queue through `loop.call_soon_threadsafe` (one call per loop and turn).
+request's asyncio.Queue through `loop.call_soon_threadsafe` (one call per loop and turn), and
+the engine waits, at most `DELIVERY_WAIT_S`, for the loop to have taken them before it goes on.
 """
 
 from __future__ import annotations
@@ -90,9 +91,20 @@ class Request:
         return len(self.prompt_ids)
 
 
-def _deliver(items: list[tuple[Sink, Item]]) -> None:
+# After handing a turn's events to an event loop, the engine waits (at most this long) until
+# that loop has woken the streams they are for and let them write, before its next forward pass.
+# The loop's work then runs between passes instead of preempting one of the pass's OpenMP
+# threads, which stalls the other at the next barrier: through the gateway on 2 CPUs, two-thread
+# steps of 16 rows took 65 against 75 ms, of 32 rows 81 against 129 ms (16 streams: 230-249
+# against 212-242 tok/s; 32: 370-380 against 298-334).
+DELIVERY_WAIT_S = 0.005
+
+
+def _deliver(items: list[tuple[Sink, Item]], delivered: threading.Event) -> None:
     for sink, item in items:
         sink.put(item)
+    # Runs after the streams these items woke have taken their turn (FIFO ready queue).
+    items[0][0].loop.call_soon(delivered.set)
 
 
 class Scheduler:
@@ -282,10 +294,16 @@ class Scheduler:
         by_loop: dict[int, tuple[Any, list[tuple[Sink, Item]]]] = {}
         for sink, item in items:
             by_loop.setdefault(id(sink.loop), (sink.loop, []))[1].append((sink, item))
+        handed: list[threading.Event] = []
         for loop, batch in by_loop.values():
+            delivered = threading.Event()
             # A closed loop raises RuntimeError: nobody is listening any more.
             with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(_deliver, batch)
+                loop.call_soon_threadsafe(_deliver, batch, delivered)
+                handed.append(delivered)
+        deadline = time.perf_counter() + DELIVERY_WAIT_S
+        for delivered in handed:
+            delivered.wait(max(0.0, deadline - time.perf_counter()))
 
     def _flush(self) -> None:
         if self._outbox:

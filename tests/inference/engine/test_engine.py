@@ -319,6 +319,22 @@ async def test_packed_bf16_model_equals_the_dense_bf16_one(tiny_llama: Tiny) -> 
             await engine.close()
 
 
+async def test_a_busy_event_loop_does_not_hold_the_engine_up(
+    tiny_llama: Tiny, make_engine: Any
+) -> None:
+    # The engine waits for the event loop to take each step's events, but only briefly: while
+    # the loop is blocked, decoding goes on, and no token is lost.
+    engine = make_engine(tiny_llama)
+    stream = engine.generate("busy", tiny_llama.ids(PROMPTS[1]), GREEDY)
+    first = await anext(stream)
+    steps = engine.stats()["steps"]
+    time.sleep(0.5)  # noqa: ASYNC251 (blocking the loop on purpose: no event is taken)
+    assert engine.stats()["steps"] - steps >= 10
+    rest = [event async for event in stream]
+    tokens = [event.token_id for event in (first, *rest) if event.token_id is not None]
+    assert tokens == tiny_llama.reference(PROMPTS[1])
+
+
 async def test_a_model_broken_by_packing_is_loaded_again(
     tiny_llama: Tiny, monkeypatch: pytest.MonkeyPatch
 ) -> None:
