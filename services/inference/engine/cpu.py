@@ -33,7 +33,6 @@ __all__ = [
     "MIN_PACKED_ELEMENTS",
     "PackedLinear",
     "PackingBroke",
-    "onednn_available",
     "pack_linear_layers",
     "packable",
 ]

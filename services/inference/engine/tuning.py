@@ -6,9 +6,9 @@ natively (AMX, AVX-512 BF16). So `tune` tries the configurations that matter on 
 
 - CPU: the dtype (float32, plus bfloat16 where the CPU has `avx512_bf16` or `amx_bf16`), oneDNN
   packing of the linear layers (float32, and bfloat16 where oneDNN runs it; see `cpu.py`) on
-  and off, int8 linear weights
-  when INFERENCE_CPU_QUANTIZATION asks for them (see `quantization.py`), and the intra-op thread
-  count (1, 2, 4, ... up to the CPUs this process may use);
+  and off, int8 linear weights when INFERENCE_CPU_QUANTIZATION asks for them (see
+  `quantization.py`), and the intra-op thread count (1, 2, 4, ... up to the CPUs this process
+  may use);
 - GPU: the dtype (bfloat16 where supported, float16, float32).
 
 Each model variant (dtype x packing) is first checked against the float32 reference on probe
